@@ -1,0 +1,63 @@
+"""The recorder's exception hierarchy: the CLI catches RecorderError, anything else is a bug."""
+
+from __future__ import annotations
+
+
+class RecorderError(Exception):
+    """An expected failure with a one-line explanation for the operator."""
+
+    exit_code = 1
+    hint: str | None = None
+
+
+class UsageError(RecorderError):
+    """A command-line value that cannot be used (bad time, bad pattern, missing path)."""
+
+    exit_code = 2
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.hint = hint
+
+
+class ConfigError(RecorderError):
+    """A configuration value is unknown, of the wrong type, or out of range."""
+
+    exit_code = 2
+
+    def __init__(self, field: str, reason: str, source: str | None = None) -> None:
+        where = f" (in {source})" if source else ""
+        super().__init__(f"{field}: {reason}{where}")
+        self.field = field
+        self.reason = reason
+        self.source = source
+
+
+class JournalError(RecorderError):
+    """The journal directory cannot be used as asked."""
+
+
+class CorruptionError(JournalError):
+    """A record in the middle of a segment fails its length bound or checksum."""
+
+    def __init__(self, segment: str, offset: int, reason: str) -> None:
+        super().__init__(f"{segment}: corrupt record at offset {offset}: {reason}")
+        self.segment = segment
+        self.offset = offset
+        self.reason = reason
+        self.hint = "run `recorder verify` for a full report, `recorder repair` to move it aside"
+
+
+class LockedError(JournalError):
+    """Another recorder process holds the journal directory's lock."""
+
+    def __init__(self, directory: str, pid: int | None) -> None:
+        holder = f"process {pid}" if pid else "another process"
+        super().__init__(f"journal {directory} is locked by {holder}")
+        self.directory = directory
+        self.pid = pid
+        self.hint = "two recorders can never share a journal directory; give each its own"
+
+
+class BrokerError(RecorderError):
+    """The NATS broker cannot be reached, refused us, or rejected an operation."""

@@ -1,0 +1,1 @@
+"""The crash-safe journal: segment files of checksummed records (format in docs/journal-format.md)."""

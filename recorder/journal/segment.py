@@ -1,0 +1,200 @@
+"""Segment files on disk: naming, listing, gaps, cheap summaries, compression and fsync."""
+
+from __future__ import annotations
+
+import itertools
+import mmap
+import os
+import re
+import struct
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+import zstandard
+
+from recorder.journal.record import (
+    FOOTER_SIZE,
+    HEADER_SIZE,
+    Footer,
+    FrameError,
+    SegmentHeader,
+    decode_header,
+    find_footer,
+)
+
+SUFFIX: Final = ".seg"
+COMPRESSED_SUFFIX: Final = ".seg.zst"
+QUARANTINE_SUFFIX: Final = ".quarantine"
+_NAME: Final = re.compile(r"^(\d{8,})\.seg(\.zst)?$")
+# A zstd skippable frame (ignored by every zstd decoder) carries the segment's header and footer,
+# so a compressed segment can be summarised without decompressing it.
+_SKIPPABLE_MAGIC: Final = 0x184D2A5E
+_SKIPPABLE: Final = struct.Struct("<II")
+FILE_MODE: Final = 0o600
+DIR_MODE: Final = 0o700
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentFile:
+    number: int
+    path: Path
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def compressed(self) -> bool:
+        return self.path.name.endswith(COMPRESSED_SUFFIX)
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentSummary:
+    """What a segment says about itself without a scan: its header and, if sealed, its footer."""
+
+    file: SegmentFile
+    header: SegmentHeader | None
+    footer: Footer | None
+    size: int
+
+
+def segment_name(number: int) -> str:
+    return f"{number:08d}{SUFFIX}"
+
+
+def list_segments(directory: Path) -> list[SegmentFile]:
+    """Segments in write order; a plain file wins over a compressed twin left by a crash."""
+    found: dict[int, SegmentFile] = {}
+    try:
+        entries = list(os.scandir(directory))
+    except FileNotFoundError:
+        return []
+    for entry in entries:
+        match = _NAME.match(entry.name)
+        if not match:
+            continue
+        number = int(match.group(1))
+        segment = SegmentFile(number, Path(entry.path))
+        if number not in found or not segment.compressed:
+            found[number] = segment
+    return [found[number] for number in sorted(found)]
+
+
+def find_gaps(segments: list[SegmentFile]) -> list[tuple[int, int]]:
+    """Missing segment-number ranges (inclusive) between the first and last segment."""
+    gaps = []
+    for before, after in itertools.pairwise(segments):
+        if after.number != before.number + 1:
+            gaps.append((before.number + 1, after.number - 1))
+    return gaps
+
+
+def fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def ensure_dir(directory: Path) -> None:
+    """Create the journal directory owner-only: journals can hold Secret contents."""
+    directory.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+
+
+@contextmanager
+def segment_bytes(segment: SegmentFile) -> Iterator[bytes | mmap.mmap]:
+    """The segment's uncompressed bytes: mapped for plain files, decompressed for .zst."""
+    if segment.compressed:
+        yield _decompress(segment.path)
+        return
+    with segment.path.open("rb") as handle:
+        size = os.fstat(handle.fileno()).st_size
+        if size == 0:
+            yield b""
+            return
+        mapped = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+        try:
+            yield mapped
+        finally:
+            mapped.close()
+
+
+def summarize(segment: SegmentFile) -> SegmentSummary:
+    """Header and footer of a segment from its first and last bytes only."""
+    size = segment.path.stat().st_size
+    with segment.path.open("rb") as handle:
+        if segment.compressed:
+            head = _read_skippable(handle.read(_SKIPPABLE.size + HEADER_SIZE + FOOTER_SIZE))
+            if head is None:
+                return SegmentSummary(segment, None, None, size)
+            return SegmentSummary(segment, _header_or_none(head), find_footer(head), size)
+        head = handle.read(HEADER_SIZE)
+        footer = None
+        if size >= HEADER_SIZE + FOOTER_SIZE:
+            handle.seek(size - FOOTER_SIZE)
+            footer = find_footer(head + handle.read(FOOTER_SIZE))
+        return SegmentSummary(segment, _header_or_none(head), footer, size)
+
+
+def _header_or_none(data: bytes) -> SegmentHeader | None:
+    try:
+        return decode_header(data)
+    except FrameError:
+        return None
+
+
+def _read_skippable(data: bytes) -> bytes | None:
+    if len(data) < _SKIPPABLE.size:
+        return None
+    magic, length = _SKIPPABLE.unpack_from(data)
+    if magic != _SKIPPABLE_MAGIC or length != HEADER_SIZE + FOOTER_SIZE:
+        return None
+    return data[_SKIPPABLE.size : _SKIPPABLE.size + length]
+
+
+def _decompress(path: Path) -> bytes:
+    """Decompress a .seg.zst; a damaged stream gives the bytes that did decompress."""
+    with path.open("rb") as handle:
+        raw = handle.read()
+    output = bytearray()
+    reader = zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True)
+    try:
+        while chunk := reader.read(1 << 20):
+            output += chunk
+    except zstandard.ZstdError:
+        # What decompressed before the damage is still good data; the reader then reports the
+        # truncated end as damage at that offset.
+        pass
+    return bytes(output)
+
+
+def write_file_atomically(path: Path, data: bytes) -> None:
+    """Write `data` to `path` via tmp -> fsync -> rename -> fsync(dir)."""
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    tmp.replace(path)
+    fsync_dir(path.parent)
+
+
+def compress_segment(segment: SegmentFile, level: int = 3) -> SegmentFile:
+    """Replace a sealed segment by its zstd form; the skippable frame keeps it summarisable."""
+    data = segment.path.read_bytes()
+    head = data[:HEADER_SIZE] + data[-FOOTER_SIZE:]
+    compressor = zstandard.ZstdCompressor(level=level, write_checksum=True)
+    compressed = _SKIPPABLE.pack(_SKIPPABLE_MAGIC, len(head)) + head + compressor.compress(data)
+    target = segment.path.with_name(segment_name(segment.number) + ".zst")
+    write_file_atomically(target, compressed)
+    segment.path.unlink()
+    fsync_dir(segment.path.parent)
+    return SegmentFile(segment.number, target)

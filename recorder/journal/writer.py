@@ -1,0 +1,407 @@
+"""The journal writer: append-only segments, rotation, fsync policy, retention, compression."""
+
+from __future__ import annotations
+
+import enum
+import os
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from recorder import __version__
+from recorder.errors import JournalError
+from recorder.journal.lock import DirectoryLock
+from recorder.journal.maintenance import repair_segment
+from recorder.journal.record import (
+    FOOTER_SIZE,
+    HEADER_SIZE,
+    Footer,
+    Incoming,
+    Marker,
+    MarkerType,
+    SegmentHeader,
+    encode_footer,
+    encode_header,
+    encode_marker,
+    encode_messages,
+)
+from recorder.journal.retention import RetentionPolicy, plan_retention
+from recorder.journal.segment import (
+    FILE_MODE,
+    SegmentFile,
+    compress_segment,
+    ensure_dir,
+    fsync_dir,
+    list_segments,
+    segment_name,
+    summarize,
+)
+
+log = structlog.get_logger("recorder.journal")
+
+
+class FsyncPolicy(enum.StrEnum):
+    ALWAYS = "always"  # one fsync per appended batch (group commit)
+    INTERVAL = "interval"  # at most one fsync per interval, and on rotation and close
+    NEVER = "never"  # leave it to the kernel, except on rotation and close
+
+
+class Compression(enum.StrEnum):
+    NONE = "none"
+    ZSTD = "zstd"
+
+
+@dataclass(frozen=True, slots=True)
+class WriterOptions:
+    segment_max_bytes: int = 64 * 1024 * 1024
+    segment_max_age_ns: int = 3600 * 10**9
+    fsync: FsyncPolicy = FsyncPolicy.INTERVAL
+    fsync_interval_ns: int = 10**9
+    compression: Compression = Compression.NONE
+    retention: RetentionPolicy = field(default_factory=RetentionPolicy)
+
+
+class JournalWriteError(JournalError):
+    """Appending failed (disk full, permission lost, file size limit); nothing torn was left."""
+
+    def __init__(self, segment: str, errno: int | None, reason: str) -> None:
+        super().__init__(f"{segment}: write failed: {reason}")
+        self.segment = segment
+        self.errno = errno
+
+
+@dataclass(slots=True)
+class _ActiveSegment:
+    file: SegmentFile
+    fd: int
+    created_ns: int
+    size: int = HEADER_SIZE
+    records: int = 0
+    messages: int = 0
+    first_seq: int = 0
+    last_seq: int = 0
+    first_time_ns: int = 0
+    last_time_ns: int = 0
+
+    def footer(self) -> Footer:
+        return Footer(
+            self.first_seq,
+            self.last_seq,
+            self.first_time_ns,
+            self.last_time_ns,
+            self.records,
+            self.messages,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Recovery:
+    """What opening the journal found of the previous writer."""
+
+    previous_last_seq: int
+    clean: bool | None  # None: a new journal
+    repaired: tuple[str, ...]
+
+
+class JournalWriter:
+    """Appends records to DIR; not thread-safe: one thread (the daemon's writer) drives it."""
+
+    def __init__(
+        self,
+        directory: Path,
+        options: WriterOptions | None = None,
+        *,
+        clock: Callable[[], int] = time.time_ns,
+        instance_id: bytes | None = None,
+        fsync_observer: Callable[[float], None] | None = None,
+    ) -> None:
+        self.directory = directory
+        self.options = options or WriterOptions()
+        self.instance_id = instance_id or uuid.uuid4().bytes
+        self._clock = clock
+        self._lock = DirectoryLock(directory)
+        self._active: _ActiveSegment | None = None
+        self._next_seq = 1
+        self._dirty = False
+        self._last_sync_ns = 0
+        self._fsync_observer = fsync_observer
+        self._background = ThreadPoolExecutor(1, thread_name_prefix="journal-post-seal")
+        self._pending: list[Future[None]] = []
+        self._retention_lock = threading.Lock()
+        self.recovery: Recovery | None = None
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    def open(self, started_fields: dict[str, Any] | None = None) -> Recovery:
+        """Lock the directory, repair what a crashed writer left, start a new segment."""
+        ensure_dir(self.directory)
+        self._lock.acquire()
+        try:
+            recovery = self._recover()
+            self._next_seq = recovery.previous_last_seq + 1
+            self._open_segment(self._next_number())
+            if recovery.clean is False:
+                self.append_marker(
+                    MarkerType.STOPPED,
+                    {
+                        "clean": False,
+                        "detected": "at restart",
+                        "last_seq": recovery.previous_last_seq,
+                    },
+                )
+            self.append_marker(
+                MarkerType.STARTED,
+                {
+                    "instance": self.instance_id.hex(),
+                    "pid": os.getpid(),
+                    "version": __version__,
+                    **(started_fields or {}),
+                },
+            )
+        except BaseException:
+            self._lock.release()
+            raise
+        self.recovery = recovery
+        return recovery
+
+    def close(self, *, clean: bool = True, fields: dict[str, Any] | None = None) -> None:
+        """Write the stop marker, seal and fsync the segment, finish background work, unlock."""
+        if self._active is None:
+            return
+        try:
+            self.append_marker(MarkerType.STOPPED, {"clean": clean, **(fields or {})})
+        except JournalWriteError:
+            log.warning("stop_marker_not_written", segment=self._active.file.name)
+        self._seal()
+        self._background.shutdown(wait=True)
+        self._lock.release()
+
+    def abandon(self) -> None:
+        """Drop the files as a crash would (no marker, no seal, no fsync): for tests and repair."""
+        if self._active is not None:
+            os.close(self._active.fd)
+            self._active = None
+        self._background.shutdown(wait=True)
+        self._lock.release()
+
+    # -- appending --------------------------------------------------------------------------
+
+    @property
+    def next_seq(self) -> int:
+        return self._next_seq
+
+    @property
+    def active_segment(self) -> SegmentFile | None:
+        return self._active.file if self._active else None
+
+    def append_messages(self, items: list[Incoming]) -> int:
+        """Append a batch of messages; returns the sequence number of the last one."""
+        if not items:
+            return self._next_seq - 1
+        frames = encode_messages(self._next_seq, items)
+        self._append_frames(frames, [item[0] for item in items], messages=True)
+        return self._next_seq - 1
+
+    def append_marker(self, marker_type: MarkerType, fields: dict[str, Any] | None = None) -> int:
+        now = self._clock()
+        frame = encode_marker(Marker(self._next_seq, now, marker_type, fields or {}))
+        self._append_frames([frame], [now], messages=False)
+        return self._next_seq - 1
+
+    def _append_frames(self, frames: list[bytes], times: list[int], *, messages: bool) -> None:
+        active = self._require_active()
+        limit = self.options.segment_max_bytes - FOOTER_SIZE
+        start = 0
+        while start < len(frames):
+            active = self._require_active()
+            room = limit - active.size
+            end = start
+            while end < len(frames) and len(frames[end]) <= room:
+                room -= len(frames[end])
+                end += 1
+            if end == start:
+                if active.records:
+                    self.rotate("size")
+                    continue
+                end = start + 1  # a record larger than a whole segment gets one of its own
+            self._write(active, b"".join(frames[start:end]))
+            count = end - start
+            if not active.records:
+                active.first_seq, active.first_time_ns = self._next_seq, times[start]
+            active.records += count
+            active.messages += count if messages else 0
+            self._next_seq += count
+            active.last_seq, active.last_time_ns = self._next_seq - 1, times[end - 1]
+            start = end
+            if start < len(frames):
+                self.rotate("size")
+        self._after_write()
+
+    def _write(self, active: _ActiveSegment, data: bytes) -> None:
+        view = memoryview(data)
+        try:
+            while view:
+                view = view[os.write(active.fd, view) :]
+        except OSError as exc:
+            # Cut back to the last whole record so no torn record stays behind.
+            try:
+                os.ftruncate(active.fd, active.size)
+                os.lseek(active.fd, active.size, os.SEEK_SET)
+            except OSError as undo:
+                log.error("truncate_after_write_error_failed", error=str(undo))
+            raise JournalWriteError(active.file.name, exc.errno, exc.strerror or str(exc)) from exc
+        active.size += len(data)
+        self._dirty = True
+
+    # -- durability -------------------------------------------------------------------------
+
+    def _after_write(self) -> None:
+        policy = self.options.fsync
+        if policy is FsyncPolicy.ALWAYS:
+            self.sync()
+        elif policy is FsyncPolicy.INTERVAL:
+            self.sync_if_due()
+
+    def sync_if_due(self) -> None:
+        if self._dirty and self._clock() - self._last_sync_ns >= self.options.fsync_interval_ns:
+            self.sync()
+
+    def sync(self) -> None:
+        """Make every appended record durable now."""
+        active = self._active
+        if active is None or not self._dirty:
+            return
+        started = time.perf_counter()
+        os.fsync(active.fd)
+        self._dirty = False
+        self._last_sync_ns = self._clock()
+        if self._fsync_observer is not None:
+            self._fsync_observer(time.perf_counter() - started)
+
+    # -- rotation ---------------------------------------------------------------------------
+
+    def rotate_if_old(self) -> bool:
+        active = self._active
+        if active is None or not active.records:
+            return False
+        if self._clock() - active.created_ns < self.options.segment_max_age_ns:
+            return False
+        self.rotate("age")
+        return True
+
+    def rotate(self, reason: str = "demand") -> SegmentFile | None:
+        """Seal the active segment and open the next; a segment with no records is kept."""
+        active = self._require_active()
+        if not active.records:
+            return None
+        number = active.file.number
+        self._seal()
+        log.info("segment_rotated", segment=number, reason=reason)
+        return self._open_segment(number + 1)
+
+    def _seal(self) -> None:
+        active = self._require_active()
+        self._write(active, encode_footer(active.footer()))
+        os.fsync(active.fd)
+        self._dirty = False
+        os.close(active.fd)
+        self._active = None
+        self._pending = [future for future in self._pending if not future.done()]
+        self._pending.append(self._background.submit(self._after_seal, active.file))
+
+    def _after_seal(self, sealed: SegmentFile) -> None:
+        try:
+            if self.options.compression is Compression.ZSTD:
+                compress_segment(sealed)
+                log.info("segment_compressed", segment=sealed.number)
+            self.apply_retention()
+        except Exception as exc:  # noqa: BLE001 - background work must never take the writer down
+            log.error("post_seal_failed", segment=sealed.number, error=repr(exc))
+
+    def apply_retention(self) -> list[str]:
+        """Delete the oldest sealed segments beyond the retention bounds; never the active one."""
+        policy = self.options.retention
+        if not policy.enabled:
+            return []
+        with self._retention_lock:
+            active = self._active
+            sealed = [
+                summarize(segment)
+                for segment in list_segments(self.directory)
+                if active is None or segment.number != active.file.number
+            ]
+            sealed = [summary for summary in sealed if summary.footer is not None]
+            active_size = active.size if active else 0
+            deleted = []
+            for deletion in plan_retention(sealed, active_size, policy, self._clock()):
+                deletion.summary.file.path.unlink(missing_ok=True)
+                deleted.append(deletion.summary.file.name)
+                log.info(
+                    "segment_deleted",
+                    segment=deletion.summary.file.number,
+                    bytes=deletion.summary.size,
+                    reason=deletion.reason,
+                )
+            if deleted:
+                fsync_dir(self.directory)
+            return deleted
+
+    def wait_background(self) -> None:
+        for future in list(self._pending):
+            future.result()
+
+    def _open_segment(self, number: int) -> SegmentFile:
+        path = self.directory / segment_name(number)
+        created = self._clock()
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, FILE_MODE)
+        segment = SegmentFile(number, path)
+        header = encode_header(SegmentHeader(number, created, self.instance_id))
+        try:
+            os.write(fd, header)
+            os.fsync(fd)
+        except OSError as exc:
+            os.close(fd)
+            path.unlink(missing_ok=True)
+            raise JournalWriteError(path.name, exc.errno, exc.strerror or str(exc)) from exc
+        fsync_dir(self.directory)
+        self._active = _ActiveSegment(segment, fd, created)
+        self._last_sync_ns = created
+        return segment
+
+    def _require_active(self) -> _ActiveSegment:
+        if self._active is None:
+            raise JournalError(f"{self.directory}: journal writer is not open")
+        return self._active
+
+    def _next_number(self) -> int:
+        segments = list_segments(self.directory)
+        return segments[-1].number + 1 if segments else 1
+
+    def _recover(self) -> Recovery:
+        """Seal every segment a crashed writer left open and find where the sequence stands."""
+        segments = list_segments(self.directory)
+        if not segments:
+            return Recovery(0, None, ())
+        repaired = []
+        clean = True
+        summaries = [summarize(segment) for segment in segments]
+        for summary in summaries:
+            if summary.footer is None:
+                clean = False
+                repair_segment(summary.file)
+                repaired.append(summary.file.name)
+                log.warning("segment_repaired_at_start", segment=summary.file.number)
+        last_seq = 0
+        for segment in reversed(segments):
+            footer = summarize(segment).footer
+            if footer is not None and footer.records:
+                last_seq = footer.last_seq
+                break
+        return Recovery(last_seq, clean, tuple(repaired))
