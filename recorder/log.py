@@ -1,0 +1,137 @@
+"""Logging setup: JSON lines on stderr for machines, readable console output on a terminal."""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import re
+import sys
+from typing import Any, Final, TextIO, cast
+
+import structlog
+from structlog.typing import (
+    EventDict,
+    ExceptionRenderer,
+    FilteringBoundLogger,
+    Processor,
+    WrappedLogger,
+)
+
+from recorder.config import MASK, mask_url
+from recorder.errors import ConfigError
+
+LEVELS: Final = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+    "critical": logging.CRITICAL,
+}
+FORMATS: Final = ("auto", "json", "console")
+_SECRET_KEY: Final = re.compile(r"password|passwd|secret|token|seed|creds|credential|auth", re.I)
+# Structured tracebacks without local variables: locals may hold secrets and payloads.
+_EXCEPTIONS: Final = structlog.processors.ExceptionRenderer(
+    structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
+)
+# The stdlib handler we installed last, so reconfiguring replaces it without touching others.
+_installed: logging.Handler | None = None
+
+
+def _mask(key: str, value: Any) -> Any:
+    # File names of secrets are useful in logs; the secrets themselves never are.
+    if _SECRET_KEY.search(key) and not key.endswith(("_file", "_path")) and value not in (None, ""):
+        return MASK
+    if isinstance(value, str):
+        return mask_url(value) if "@" in value else value
+    if isinstance(value, dict):
+        return {k: _mask(str(k), v) for k, v in value.items()}
+    return value
+
+
+def mask_secrets(_logger: WrappedLogger, _method: str, event_dict: EventDict) -> EventDict:
+    """Replace values of secret-looking keys and passwords inside URLs with `***`."""
+    return {key: _mask(key, value) for key, value in event_dict.items()}
+
+
+def _isatty(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):  # no isatty, or already closed
+        return False
+
+
+def _console_tb(colors: bool) -> ExceptionRenderer:
+    if importlib.util.find_spec("rich") is None:
+        return structlog.dev.plain_traceback
+    # Locals may hold secrets and payloads, so tracebacks never show them.
+    if colors:
+        return structlog.dev.RichTracebackFormatter(show_locals=False)
+    return structlog.dev.RichTracebackFormatter(color_system=None, show_locals=False)
+
+
+def configure_logging(level: str = "info", fmt: str = "auto", stream: TextIO | None = None) -> None:
+    """Send structlog and stdlib logging to `stream` (default: the current sys.stderr).
+
+    `fmt` "auto" writes JSON lines unless the stream is a terminal; "json" and "console" force one.
+    """
+    if level not in LEVELS:
+        raise ConfigError("log.level", f"must be one of {', '.join(LEVELS)}, got {level!r}")
+    if fmt not in FORMATS:
+        raise ConfigError("log.format", f"must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    # Resolved at call time, not import time, so a replaced sys.stderr (pytest, the CLI) is used.
+    out = stream if stream is not None else sys.stderr
+    json_lines = fmt == "json" or (fmt == "auto" and not _isatty(out))
+    shared: list[Processor] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True, key="timestamp"),
+        mask_secrets,
+    ]
+    colors = _isatty(out)
+    renderer: list[Processor] = (
+        [_EXCEPTIONS, structlog.processors.JSONRenderer()]
+        if json_lines
+        else [structlog.dev.ConsoleRenderer(colors=colors, exception_formatter=_console_tb(colors))]
+    )
+    structlog.configure(
+        processors=[*shared, *renderer],
+        wrapper_class=structlog.make_filtering_bound_logger(LEVELS[level]),
+        logger_factory=structlog.WriteLoggerFactory(file=out),
+        # Module-level loggers are created at import, before this runs: let them see the change.
+        cache_logger_on_first_use=False,
+    )
+    _route_stdlib(out, LEVELS[level], shared, renderer)
+
+
+def _route_stdlib(
+    out: TextIO, level: int, shared: list[Processor], renderer: list[Processor]
+) -> None:
+    """Render stdlib records (nats-py, asyncio) like ours, so stderr stays one format."""
+    global _installed
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[structlog.stdlib.add_logger_name, *shared],
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *renderer],
+        )
+    )
+    root = logging.getLogger()
+    if _installed is not None:
+        root.removeHandler(_installed)
+    root.addHandler(handler)
+    root.setLevel(level)
+    _installed = handler
+
+
+def get_logger(subsystem: str) -> FilteringBoundLogger:
+    """Return a logger that tags each event with `subsystem` and follows later configuration."""
+    return cast(FilteringBoundLogger, structlog.get_logger(subsystem=subsystem))
+
+
+def reset_logging() -> None:
+    """Undo configure_logging: structlog defaults, and our stdlib handler removed (for tests)."""
+    global _installed
+    if _installed is not None:
+        logging.getLogger().removeHandler(_installed)
+        _installed = None
+    structlog.reset_defaults()
