@@ -23,6 +23,7 @@ LOG_FORMATS = ("auto", "json", "console")
 
 @app.callback()
 def _global_options(
+    ctx: typer.Context,
     log_level: Annotated[
         str | None,
         typer.Option(help="debug, info, warning or error (default: info, or RECORDER_LOG_LEVEL)."),
@@ -44,3 +45,5 @@ def _global_options(
             f"must be one of {', '.join(LOG_FORMATS)}", param_hint="--log-format"
         )
     configure_logging(level, fmt)
+    # `recorder run` hands the flags to its config loader, where they outrank file and env.
+    ctx.obj = {"log.level": log_level and level, "log.format": log_format and fmt}

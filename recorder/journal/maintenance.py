@@ -248,6 +248,10 @@ def verify_journal(directory: Path) -> VerifyReport:
             report.problems.append(
                 Problem(segment.name, 0, f"header says segment {scan.header.number}")
             )
+        if segment.compressed and not _summary_matches(segment, scan):
+            report.problems.append(
+                Problem(segment.name, 0, "damaged summary frame (copy of header and footer)")
+            )
         if scan.footer is None and not live and not scan.damages:
             report.problems.append(
                 Problem(segment.name, None, "not sealed (writer stopped uncleanly)")
@@ -308,7 +312,14 @@ def repair_journal(directory: Path) -> RepairReport:
 
 
 def _has_damage(segment: SegmentFile) -> bool:
-    return bool(scan_segment(segment).damages)
+    scan = scan_segment(segment)
+    return bool(scan.damages) or not _summary_matches(segment, scan)
+
+
+def _summary_matches(segment: SegmentFile, scan: SegmentScan) -> bool:
+    """Whether the header and footer summaries read agree with the segment's content."""
+    summary = summarize(segment)
+    return (summary.header, summary.footer) == (scan.header, scan.footer)
 
 
 def repair_segment(segment: SegmentFile) -> tuple[list[Quarantined], int]:
@@ -320,6 +331,12 @@ def repair_segment(segment: SegmentFile) -> tuple[list[Quarantined], int]:
     data, walk = _walk(segment)
     scan = walk.scan
     quarantined = [_quarantine(segment, data, damage) for damage in scan.damages]
+    if segment.compressed and scan.damages:
+        # Decompression stops at damage, so keep the whole compressed original (a zstd decoder
+        # can still get more out of it) before the segment is rewritten and the original removed.
+        raw = segment.path.read_bytes()
+        whole = Damage(segment.name, 0, len(raw), "compressed original of a damaged segment", False)
+        quarantined.append(_quarantine(segment, raw, whole))
     footer = Footer(
         scan.first_seq or 0,
         scan.last_seq or 0,

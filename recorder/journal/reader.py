@@ -134,7 +134,7 @@ def walk_frames(
         try:
             kind, body, following = read_frame(data, offset)
             if kind is Kind.FOOTER:
-                _check_tail(data, following)
+                _check_tail(data, offset, following)
         except FrameError as exc:
             resume = next_valid_frame(data, offset + 1)
             if resume is None:
@@ -151,8 +151,12 @@ def walk_frames(
         offset = following
 
 
-def _check_tail(data: bytes, footer_end: int) -> None:
-    if len(data) != footer_end + _TAIL_SIZE or data[-4:] != TAIL_MAGIC:
+def _check_tail(data: bytes, footer_start: int, footer_end: int) -> None:
+    if (
+        len(data) != footer_end + _TAIL_SIZE
+        or data[-4:] != TAIL_MAGIC
+        or int.from_bytes(data[footer_end : footer_end + 4], "little") != footer_end - footer_start
+    ):
         raise FrameError(footer_end, "bytes after the segment footer")
 
 
@@ -192,11 +196,12 @@ class JournalReader:
                     self.stats.segments_skipped += 1
                     continue
             self.stats.segments_read += 1
-            yield from self._segment_records(segment)
+            yield from self.segment_records(segment)
             if query.to_seq is not None and self._past_end:
                 return
 
-    def _segment_records(self, segment: SegmentFile) -> Iterator[tuple[Position, Record]]:
+    def segment_records(self, segment: SegmentFile) -> Iterator[tuple[Position, Record]]:
+        """The records of one segment that the query admits."""
         query = self.query
         with segment_bytes(segment) as raw:
             data = bytes(raw)

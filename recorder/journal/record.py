@@ -211,7 +211,8 @@ def read_frame(data: bytes | memoryview, offset: int) -> tuple[Kind, memoryview,
     """
     end = len(data)
     if end - offset < FRAME_OVERHEAD:
-        if bytes(data[offset:end]) != SYNC[: end - offset]:
+        present = min(end - offset, len(SYNC))
+        if bytes(data[offset : offset + present]) != SYNC[:present]:
             raise FrameError(offset, "bad sync marker")
         raise FrameError(offset, "record header cut short", torn=True)
     sync, length, crc, kind_byte = _FRAME.unpack_from(data, offset)

@@ -75,6 +75,7 @@ class JournalWriteError(JournalError):
         super().__init__(f"{segment}: write failed: {reason}")
         self.segment = segment
         self.errno = errno
+        self.written = 0  # how many of the batch's records did reach the journal
 
 
 @dataclass(slots=True)
@@ -127,6 +128,7 @@ class JournalWriter:
         self.instance_id = instance_id or uuid.uuid4().bytes
         self._clock = clock
         self._lock = DirectoryLock(directory)
+        self._lock_held = False
         self._active: _ActiveSegment | None = None
         self._next_seq = 1
         self._dirty = False
@@ -143,6 +145,7 @@ class JournalWriter:
         """Lock the directory, repair what a crashed writer left, start a new segment."""
         ensure_dir(self.directory)
         self._lock.acquire()
+        self._lock_held = True
         try:
             recovery = self._recover()
             self._next_seq = recovery.previous_last_seq + 1
@@ -166,6 +169,7 @@ class JournalWriter:
                 },
             )
         except BaseException:
+            self._lock_held = False
             self._lock.release()
             raise
         self.recovery = recovery
@@ -173,15 +177,29 @@ class JournalWriter:
 
     def close(self, *, clean: bool = True, fields: dict[str, Any] | None = None) -> None:
         """Write the stop marker, seal and fsync the segment, finish background work, unlock."""
-        if self._active is None:
+        if not self._lock_held:
             return
         try:
-            self.append_marker(MarkerType.STOPPED, {"clean": clean, **(fields or {})})
-        except JournalWriteError:
-            log.warning("stop_marker_not_written", segment=self._active.file.name)
-        self._seal()
-        self._background.shutdown(wait=True)
-        self._lock.release()
+            if self._active is not None:
+                self._close_active(clean, fields or {})
+        finally:
+            self._background.shutdown(wait=True)
+            self._lock_held = False
+            self._lock.release()
+
+    def _close_active(self, clean: bool, fields: dict[str, Any]) -> None:
+        active = self._require_active()
+        try:
+            self.append_marker(MarkerType.STOPPED, {"clean": clean, **fields})
+        except JournalWriteError as exc:
+            log.warning("stop_marker_not_written", segment=active.file.name, error=str(exc))
+        try:
+            self._seal()
+        except JournalWriteError as exc:
+            # Left unsealed: the next writer's recovery seals it; nothing written is lost.
+            log.error("segment_not_sealed", segment=active.file.name, error=str(exc))
+            os.close(active.fd)
+            self._active = None
 
     def abandon(self) -> None:
         """Drop the files as a crash would (no marker, no seal, no fsync): for tests and repair."""
@@ -189,6 +207,7 @@ class JournalWriter:
             os.close(self._active.fd)
             self._active = None
         self._background.shutdown(wait=True)
+        self._lock_held = False
         self._lock.release()
 
     # -- appending --------------------------------------------------------------------------
@@ -216,11 +235,18 @@ class JournalWriter:
         return self._next_seq - 1
 
     def _append_frames(self, frames: list[bytes], times: list[int], *, messages: bool) -> None:
-        active = self._require_active()
+        first_seq = self._next_seq
+        try:
+            self._append_from(frames, times, messages=messages)
+        except JournalWriteError as exc:
+            exc.written = self._next_seq - first_seq
+            raise
+
+    def _append_from(self, frames: list[bytes], times: list[int], *, messages: bool) -> None:
         limit = self.options.segment_max_bytes - FOOTER_SIZE
         start = 0
         while start < len(frames):
-            active = self._require_active()
+            active = self._ensure_active()
             room = limit - active.size
             end = start
             while end < len(frames) and len(frames[end]) <= room:
@@ -279,7 +305,10 @@ class JournalWriter:
         if active is None or not self._dirty:
             return
         started = time.perf_counter()
-        os.fsync(active.fd)
+        try:
+            os.fsync(active.fd)
+        except OSError as exc:
+            raise JournalWriteError(active.file.name, exc.errno, f"fsync: {exc.strerror}") from exc
         self._dirty = False
         self._last_sync_ns = self._clock()
         if self._fsync_observer is not None:
@@ -332,13 +361,18 @@ class JournalWriter:
             return []
         with self._retention_lock:
             active = self._active
+            segments = list_segments(self.directory)
+            active_size = active.size if active else 0
+            if active is None and segments:
+                # Closed: the newest segment is what a restarted writer continues the sequence
+                # from, so it is kept (and counted) as the active one would be.
+                active_size = segments.pop().path.stat().st_size
             sealed = [
                 summarize(segment)
-                for segment in list_segments(self.directory)
+                for segment in segments
                 if active is None or segment.number != active.file.number
             ]
             sealed = [summary for summary in sealed if summary.footer is not None]
-            active_size = active.size if active else 0
             deleted = []
             for deletion in plan_retention(sealed, active_size, policy, self._clock()):
                 deletion.summary.file.path.unlink(missing_ok=True)
@@ -374,6 +408,12 @@ class JournalWriter:
         self._active = _ActiveSegment(segment, fd, created)
         self._last_sync_ns = created
         return segment
+
+    def _ensure_active(self) -> _ActiveSegment:
+        """The active segment, opening the next one if a failed rotation left none."""
+        if self._active is None and self._lock_held:
+            self._open_segment(self._next_number())
+        return self._require_active()
 
     def _require_active(self) -> _ActiveSegment:
         if self._active is None:

@@ -1,0 +1,261 @@
+"""The NATS edge: connect (auth, TLS, backoff), subscribe, and hand messages to the intake."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import ssl
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import nats
+import structlog
+from nats.aio.client import Client, Server
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
+from nats.errors import SlowConsumerError
+
+from recorder.config import NatsConfig, nats_password, nats_token
+from recorder.errors import BrokerError, ConfigError
+from recorder.intake import Intake
+from recorder.journal.record import MarkerType
+from recorder.metrics import Metrics
+
+log = structlog.get_logger("recorder.bridge")
+
+_FIRST_RETRY_S = 0.1
+
+
+def backoff_delay(attempt: int, base: float, cap: float, rng: random.Random) -> float:
+    """Exponential backoff with full jitter: the first retry is quick, later ones spread out."""
+    if attempt <= 0:
+        return _FIRST_RETRY_S * rng.uniform(0.5, 1.5)
+    return float(min(cap, base * 2 ** (attempt - 1)) * rng.uniform(0.5, 1.0))
+
+
+class ReconnectPolicy:
+    """nats-py's reconnect handler: round-robin servers, backoff with jitter, forever."""
+
+    def __init__(self, base: float, cap: float, rng: random.Random | None = None) -> None:
+        self.base = base
+        self.cap = cap
+        self.attempt = 0
+        self._rng = rng or random.Random()
+
+    def __call__(self, servers: list[Server], info: dict[str, Any]) -> tuple[Server | None, float]:
+        delay = backoff_delay(self.attempt, self.base, self.cap, self._rng)
+        server = servers[self.attempt % len(servers)] if servers else None
+        self.attempt += 1
+        return server, delay
+
+    def reset(self) -> None:
+        self.attempt = 0
+
+
+def tls_context(nats_cfg: NatsConfig) -> ssl.SSLContext | None:
+    tls = nats_cfg.tls
+    needs_tls = (
+        tls.ca_file or tls.cert_file or any(url.startswith("tls://") for url in nats_cfg.urls)
+    )
+    if not needs_tls:
+        return None
+    try:
+        context = ssl.create_default_context(cafile=str(tls.ca_file) if tls.ca_file else None)
+        if tls.cert_file:
+            context.load_cert_chain(str(tls.cert_file), str(tls.key_file) if tls.key_file else None)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError("nats.tls", f"cannot load TLS files: {exc}") from None
+    return context
+
+
+def auth_options(nats_cfg: NatsConfig) -> dict[str, Any]:
+    """Credentials for nats-py; secrets are read here, from files or inline values."""
+    options: dict[str, Any] = {}
+    password = nats_password(nats_cfg)
+    token = nats_token(nats_cfg)
+    if nats_cfg.user:
+        options["user"] = nats_cfg.user
+        options["password"] = password or ""
+    if token:
+        options["token"] = token
+    if nats_cfg.nkey_seed_file:
+        options["nkeys_seed"] = str(nats_cfg.nkey_seed_file)
+    if nats_cfg.creds_file:
+        options["user_credentials"] = str(nats_cfg.creds_file)
+    return options
+
+
+class Bridge:
+    """One NATS connection and its subscriptions, feeding an Intake; reconnects forever."""
+
+    def __init__(self, nats_cfg: NatsConfig, intake: Intake, metrics: Metrics) -> None:
+        self.cfg = nats_cfg
+        self.intake = intake
+        self.metrics = metrics
+        self.nc: Client | None = None
+        self.subscriptions: list[Subscription] = []
+        self.reconnect_policy = ReconnectPolicy(
+            nats_cfg.reconnect_wait, nats_cfg.max_reconnect_wait
+        )
+        self._closing = False
+        self._last_error: Exception | None = None
+
+    async def connect(self, *, retry: bool, stop: asyncio.Event | None = None) -> None:
+        """Connect, retrying with backoff while `retry` (until `stop` is set); else fail fast."""
+        options = self._options()
+        attempt = 0
+        rng = random.Random()
+        while True:
+            self._last_error = None
+            try:
+                self.nc = await nats.connect(**options)
+            except Exception as exc:  # noqa: BLE001 - nats-py raises many unrelated types
+                reason = _describe(self._last_error or exc)
+                if _is_auth_error(reason) or not retry:
+                    raise BrokerError(
+                        f"cannot connect to {', '.join(self.cfg.urls)}: {reason}"
+                    ) from None
+                delay = backoff_delay(
+                    attempt, self.cfg.reconnect_wait, self.cfg.max_reconnect_wait, rng
+                )
+                log.warning("broker_unreachable", error=reason, retry_in_s=round(delay, 2))
+                attempt += 1
+                if stop is not None:
+                    try:
+                        await asyncio.wait_for(stop.wait(), timeout=delay)
+                        raise BrokerError("stopped before the broker could be reached")
+                    except TimeoutError:
+                        continue
+                await asyncio.sleep(delay)
+                continue
+            self.nc.options["max_reconnect_attempts"] = -1
+            self.metrics.connected = True
+            log.info("broker_connected", url=_url(self.nc))
+            return
+
+    def _options(self) -> dict[str, Any]:
+        return {
+            "servers": list(self.cfg.urls),
+            "name": self.cfg.name,
+            "connect_timeout": self.cfg.connect_timeout,
+            "allow_reconnect": True,
+            # Bounded while connecting for the first time, so a dead or refusing broker is
+            # reported (our own loop retries it); unbounded once connected (see connect()).
+            "max_reconnect_attempts": 1,
+            "reconnect_time_wait": 0.2,
+            "reconnect_to_server_handler": self.reconnect_policy,
+            "ping_interval": 20,
+            "max_outstanding_pings": 3,
+            "tls": tls_context(self.cfg),
+            "error_cb": self._on_error,
+            "disconnected_cb": self._on_disconnected,
+            "reconnected_cb": self._on_reconnected,
+            "closed_cb": self._on_closed,
+            **auth_options(self.cfg),
+        }
+
+    async def subscribe(self, subjects: tuple[str, ...], queue_group: str = "") -> None:
+        nc = self._client()
+        put = self.intake.put
+        now = time.time_ns
+
+        async def on_message(msg: Msg) -> None:
+            # The hot path: one tuple onto the intake, nothing else.
+            headers = msg.headers
+            put(
+                (
+                    now(),
+                    msg.subject,
+                    msg.reply,
+                    tuple(headers.items()) if headers else None,
+                    msg.data,
+                    None,
+                )
+            )
+
+        for subject in subjects:
+            subscription = await nc.subscribe(
+                subject,
+                queue=queue_group,
+                cb=on_message,
+                pending_msgs_limit=self.cfg.pending_msgs_limit,
+                pending_bytes_limit=self.cfg.pending_bytes_limit,
+            )
+            self.subscriptions.append(subscription)
+        await nc.flush(timeout=max(1, round(self.cfg.connect_timeout)))
+        self.metrics.subscribed = True
+        log.info("subscribed", subjects=list(subjects), queue_group=queue_group or None)
+
+    async def publish(self, subject: str, payload: bytes) -> None:
+        nc = self._client()
+        await nc.publish(subject, payload)
+        await nc.flush(timeout=max(1, round(self.cfg.connect_timeout)))
+
+    async def drain(self) -> None:
+        """Stop intake gracefully: unsubscribe, deliver what nats-py already holds, close."""
+        self._closing = True
+        if self.nc is not None and not self.nc.is_closed:
+            await self.nc.drain()
+
+    async def close(self) -> None:
+        self._closing = True
+        if self.nc is not None and not self.nc.is_closed:
+            await self.nc.close()
+
+    def _client(self) -> Client:
+        if self.nc is None:
+            raise BrokerError("not connected")
+        return self.nc
+
+    # -- nats-py callbacks (event loop) ---------------------------------------------------
+
+    async def _on_error(self, exc: Exception) -> None:
+        if isinstance(exc, SlowConsumerError):
+            # nats-py dropped this message: its pending limits were exceeded.
+            self.intake.count_slow_consumer(exc.subject)
+            return
+        self._last_error = exc
+        log.warning("broker_error", error=_describe(exc))
+
+    async def _on_disconnected(self) -> None:
+        self.metrics.connected = False
+        self.metrics.disconnects += 1
+        if self._closing:
+            return
+        log.warning("broker_disconnected")
+        self.intake.mark(MarkerType.DISCONNECTED, {"servers": list(self.cfg.urls)})
+
+    async def _on_reconnected(self) -> None:
+        self.metrics.connected = True
+        self.metrics.reconnects += 1
+        self.reconnect_policy.reset()
+        url = _url(self.nc)
+        log.info("broker_reconnected", url=url)
+        self.intake.mark(MarkerType.RECONNECTED, {"url": url})
+
+    async def _on_closed(self) -> None:
+        self.metrics.connected = False
+        self.metrics.subscribed = False
+        if not self._closing:
+            log.error("broker_connection_closed")
+
+
+def _url(nc: Client | None) -> str:
+    if nc is None or nc.connected_url is None:
+        return ""
+    url = nc.connected_url
+    return f"{url.scheme}://{url.hostname}:{url.port}"
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.replace("nats: ", "")
+
+
+def _is_auth_error(reason: str) -> bool:
+    lowered = reason.lower()
+    return "authorization" in lowered or "authentication" in lowered
+
+
+Callback = Callable[[], Awaitable[None]]

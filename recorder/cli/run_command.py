@@ -1,0 +1,71 @@
+"""`recorder run`: the recording daemon."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from recorder.cli.app import app
+from recorder.cli.config_commands import ConfigFile, load_effective_config
+from recorder.daemon import Daemon
+from recorder.embedded import EmbeddedBroker
+from recorder.log import configure_logging
+
+
+@app.command()
+def run(
+    ctx: typer.Context,
+    config: ConfigFile = None,
+    nats_url: Annotated[
+        list[str] | None, typer.Option("--nats-url", help="Broker URL, repeatable.")
+    ] = None,
+    subject: Annotated[
+        list[str] | None, typer.Option("--subject", help="Subject or pattern, repeatable.")
+    ] = None,
+    journal_dir: Annotated[Path | None, typer.Option(help="Journal directory.")] = None,
+    fsync: Annotated[str | None, typer.Option(help="always, interval or never.")] = None,
+    mode: Annotated[str | None, typer.Option(help="core or jetstream.")] = None,
+    http_listen: Annotated[
+        str | None, typer.Option(help="HOST:PORT for /metrics, /healthz, /readyz; off to disable.")
+    ] = None,
+    embedded_broker: Annotated[
+        bool | None,
+        typer.Option(
+            "--embedded-broker/--no-embedded-broker",
+            help="Start a local nats-server on loopback and record from it.",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Record MeshSync traffic from a NATS broker into the journal until stopped."""
+    overrides: dict[str, object] = {
+        "nats.urls": repeated(nats_url),
+        "subjects": repeated(subject),
+        "journal.dir": str(journal_dir) if journal_dir else None,
+        "journal.fsync": fsync,
+        "mode": mode,
+        "http.listen": http_listen,
+        "embedded_broker": embedded_broker,
+        **(ctx.obj or {}),
+    }
+    cfg = load_effective_config(config, overrides)
+    configure_logging(cfg.log.level, cfg.log.format)
+    with contextlib.ExitStack() as stack:
+        if cfg.embedded_broker:
+            broker = stack.enter_context(EmbeddedBroker(jetstream=cfg.mode == "jetstream"))
+            overrides["nats.urls"] = [broker.url]
+            overrides["jetstream.create_stream"] = True if cfg.mode == "jetstream" else None
+            cfg = load_effective_config(config, overrides)
+            typer.echo(f"embedded broker listening on {broker.url}", err=True)
+        result = asyncio.run(Daemon(cfg, os.environ).run())
+    raise typer.Exit(result.exit_code)
+
+
+def repeated(values: list[str] | None) -> list[str] | None:
+    """Repeatable options: None when not given, so the file and environment still apply."""
+    return list(values) if values else None

@@ -1,0 +1,248 @@
+"""`recorder run`: lifecycle of the recording daemon.
+
+Start: open the journal (repairing what a crash left), start the writer thread and the HTTP
+listener, connect and subscribe, tell systemd we are ready. Stop (SIGTERM/SIGINT): stop intake,
+drain the subscription, write what is queued, fsync, seal, exit 0. A second signal skips the
+drain, never the fsync. SIGHUP rotates the segment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+import structlog
+
+from recorder import __version__
+from recorder.bridge import Bridge
+from recorder.config import Config
+from recorder.errors import JournalError, RecorderError
+from recorder.http import HealthServer
+from recorder.intake import Intake
+from recorder.jetstream import JetStreamIntake
+from recorder.journal.retention import RetentionPolicy
+from recorder.journal.segment import list_segments
+from recorder.journal.writer import Compression, FsyncPolicy, JournalWriter, WriterOptions
+from recorder.meshsync import REQUEST_SUBJECT
+from recorder.metrics import JournalSize, Metrics
+from recorder.pump import Pump, PumpOptions
+from recorder.sdnotify import Notifier
+
+log = structlog.get_logger("recorder.daemon")
+
+DRAIN_TIMEOUT_S = 5.0
+_STATUS_INTERVAL_S = 5.0
+
+
+def baseline_request(kind: str, reply_subject: str) -> tuple[str, bytes]:
+    """The MeshSync control request that makes it (re)publish every object (WIRE.md, section 1)."""
+    request: dict[str, Any]
+    if kind == "informer-store":
+        request = {"Entity": "informer-store", "Payload": {"Reply": reply_subject}}
+    else:
+        request = {"Entity": "resync-discovery", "Payload": None}
+    envelope = {"ObjectType": "", "EventType": "", "Request": request, "Object": None}
+    return REQUEST_SUBJECT, orjson.dumps(envelope)
+
+
+def writer_options(cfg: Config) -> WriterOptions:
+    journal = cfg.journal
+    return WriterOptions(
+        segment_max_bytes=journal.segment_max_bytes,
+        segment_max_age_ns=int(journal.segment_max_age * 1e9),
+        fsync=FsyncPolicy(journal.fsync),
+        fsync_interval_ns=int(journal.fsync_interval * 1e9),
+        compression=Compression(journal.compression),
+        retention=RetentionPolicy(
+            max_bytes=journal.retention.max_bytes,
+            max_age_ns=int(journal.retention.max_age * 1e9),
+            max_segments=journal.retention.max_segments,
+        ),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class RunResult:
+    exit_code: int
+    messages_written: int
+    dropped: int
+
+
+class Daemon:
+    """One recorder process: journal writer thread, NATS bridge, HTTP listener, signals."""
+
+    def __init__(self, cfg: Config, env: Mapping[str, str]) -> None:
+        self.cfg = cfg
+        self.metrics = Metrics()
+        self.intake = Intake(cfg.queue_max_messages)
+        self.notifier = Notifier(env)
+        self.writer = JournalWriter(
+            cfg.journal.dir, writer_options(cfg), fsync_observer=self.metrics.observe_fsync
+        )
+        self.metrics.journal_size = self._journal_size
+        self.pump = Pump(
+            self.writer,
+            self.intake,
+            self.metrics,
+            PumpOptions(
+                min_free_bytes=cfg.journal.min_free_bytes,
+                drop_on_write_error=cfg.mode == "core",
+            ),
+        )
+        self.bridge = Bridge(cfg.nats, self.intake, self.metrics)
+        self.http: HealthServer | None = None
+        self.jetstream: JetStreamIntake | None = None
+        self._stop = asyncio.Event()
+        self._signals = 0
+
+    async def run(self) -> RunResult:
+        await self._open_journal()
+        try:
+            await self._start()
+            await self._stop.wait()
+        finally:
+            await self._shutdown()
+        failed = self.pump.failure is not None
+        return RunResult(
+            1 if failed else 0,
+            sum(self.metrics.written_msgs.values()),
+            self.metrics.dropped_total(),
+        )
+
+    async def _open_journal(self) -> None:
+        started = {
+            "subjects": list(self.cfg.subjects),
+            "mode": self.cfg.mode,
+            "urls": list(self.cfg.nats.urls),
+        }
+        try:
+            recovery = await asyncio.to_thread(self.writer.open, started)
+        except PermissionError as exc:
+            raise JournalError(
+                f"{self.cfg.journal.dir}: journal directory not writable ({exc.strerror})"
+            ) from None
+        except OSError as exc:
+            raise JournalError(
+                f"{self.cfg.journal.dir}: cannot open journal: {exc.strerror or exc}"
+            ) from None
+        log.info(
+            "journal_opened",
+            dir=str(self.cfg.journal.dir),
+            next_seq=self.writer.next_seq,
+            previous_clean=recovery.clean,
+            repaired=list(recovery.repaired),
+        )
+        self.pump.start()
+
+    async def _start(self) -> None:
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, self._on_stop_signal, signum)
+        loop.add_signal_handler(signal.SIGHUP, self._on_hup)
+        address = self.cfg.http.address
+        if address is not None:
+            self.http = HealthServer(self.metrics, *address)
+            try:
+                await self.http.start()
+            except OSError as exc:
+                raise RecorderError(
+                    f"http.listen: cannot listen on {self.cfg.http.listen}: {exc.strerror or exc}"
+                ) from None
+        await self.bridge.connect(retry=self.cfg.nats.retry_on_start, stop=self._stop)
+        if self._stop.is_set():
+            return
+        subjects = self.cfg.subjects
+        if self.cfg.baseline == "informer-store":
+            subjects = (*subjects, self.cfg.baseline_reply_subject)
+        if self.cfg.mode == "jetstream":
+            self.jetstream = JetStreamIntake(self.bridge, self.intake, self.metrics, self.cfg)
+            await self.jetstream.start()
+        else:
+            await self.bridge.subscribe(subjects, self.cfg.queue_group)
+        await self._send_baseline()
+        self.notifier.ready(self._status())
+        log.info("recorder_ready", version=__version__, mode=self.cfg.mode)
+        asyncio.create_task(self._heartbeat(), name="heartbeat")  # noqa: RUF006 - ends with the loop
+
+    async def _send_baseline(self) -> None:
+        if self.cfg.baseline == "none":
+            return
+        subject, payload = baseline_request(self.cfg.baseline, self.cfg.baseline_reply_subject)
+        await self.bridge.publish(subject, payload)
+        log.info("baseline_requested", kind=self.cfg.baseline, subject=subject)
+
+    async def _heartbeat(self) -> None:
+        """systemd watchdog pings at half its interval, and a STATUS line with counters."""
+        interval = self.notifier.watchdog_interval_s or _STATUS_INTERVAL_S
+        while not self._stop.is_set():
+            if self.pump.failure is not None:
+                log.error("writer_thread_died_stopping")
+                self._stop.set()
+                return
+            if self.notifier.watchdog_interval_s and self.pump.is_alive():
+                self.notifier.watchdog()
+            self.notifier.status(self._status())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), timeout=min(interval, _STATUS_INTERVAL_S))
+
+    def _status(self) -> str:
+        written = sum(self.metrics.written_msgs.values())
+        return f"written={written} dropped={self.metrics.dropped_total()} queue={len(self.intake)}"
+
+    def _on_stop_signal(self, signum: int) -> None:
+        self._signals += 1
+        log.info("stop_requested", signal=signal.Signals(signum).name, count=self._signals)
+        self._stop.set()
+        if self._signals > 1 and self._shutdown_task is not None:
+            # Second signal: skip the drain (cancel it); the writer still flushes and fsyncs.
+            self._drain_cancel()
+
+    _shutdown_task: asyncio.Task[None] | None = None
+
+    def _drain_cancel(self) -> None:
+        if self._shutdown_task is not None:
+            self._shutdown_task.cancel()
+
+    def _on_hup(self) -> None:
+        log.info("rotation_requested", signal="SIGHUP")
+        self.pump.request_rotation()
+
+    async def _shutdown(self) -> None:
+        self.notifier.stopping()
+        self._shutdown_task = asyncio.create_task(self._stop_intake())
+        try:
+            await self._shutdown_task
+        except asyncio.CancelledError:
+            log.warning("drain_skipped")
+            await self.bridge.close()
+        self.pump.stop()
+        await asyncio.to_thread(self.pump.join)
+        if self.http is not None:
+            await self.http.close()
+        log.info(
+            "recorder_stopped",
+            written=sum(self.metrics.written_msgs.values()),
+            dropped=self.metrics.dropped_total(),
+        )
+
+    async def _stop_intake(self) -> None:
+        if self.jetstream is not None:
+            await self.jetstream.stop()
+        try:
+            await asyncio.wait_for(self.bridge.drain(), timeout=DRAIN_TIMEOUT_S)
+        except (TimeoutError, Exception) as exc:  # noqa: BLE001 - a failed drain still closes
+            log.warning("drain_incomplete", error=repr(exc))
+            await self.bridge.close()
+
+    def _journal_size(self) -> JournalSize:
+        segments = list_segments(self.cfg.journal.dir)
+        total = 0
+        for segment in segments:
+            with contextlib.suppress(OSError):
+                total += segment.path.stat().st_size
+        return JournalSize(len(segments), total)

