@@ -294,14 +294,25 @@ _crc32 = zlib.crc32
 Incoming = tuple[int, str, str, Headers | None, bytes, int | None]
 
 
-def encode_messages(first_seq: int, items: list[Incoming]) -> list[bytes]:
-    """Frames for a batch of incoming messages numbered from `first_seq`: the writer's hot path."""
+def encode_message_parts(first_seq: int, items: list[Incoming]) -> list[bytes]:
+    """Frame header and body, alternating, for a batch numbered from `first_seq`.
+
+    This is the writer's hot path: the parts are joined once for the whole batch, so no
+    per-record concatenation is made.
+    """
     pack = msgpack.Packer(use_bin_type=True).pack
-    frames: list[bytes] = []
-    append = frames.append
+    parts: list[bytes] = []
+    append = parts.append
     seq = first_seq
     for time_ns, subject, reply, headers, payload, stream_seq in items:
         body = pack((seq, time_ns, subject, reply, headers, payload, stream_seq))
-        append(_pack_frame_header(SYNC, len(body), _crc32(body, _MESSAGE_CRC), 1) + body)
+        append(_pack_frame_header(SYNC, len(body), _crc32(body, _MESSAGE_CRC), 1))
+        append(body)
         seq += 1
-    return frames
+    return parts
+
+
+def encode_messages(first_seq: int, items: list[Incoming]) -> list[bytes]:
+    """One complete frame per incoming message, numbered from `first_seq`."""
+    parts = encode_message_parts(first_seq, items)
+    return [parts[index] + parts[index + 1] for index in range(0, len(parts), 2)]

@@ -30,7 +30,7 @@ from recorder.journal.record import (
     encode_footer,
     encode_header,
     encode_marker,
-    encode_messages,
+    encode_message_parts,
 )
 from recorder.journal.retention import RetentionPolicy, plan_retention
 from recorder.journal.segment import (
@@ -224,8 +224,16 @@ class JournalWriter:
         """Append a batch of messages; returns the sequence number of the last one."""
         if not items:
             return self._next_seq - 1
-        frames = encode_messages(self._next_seq, items)
-        self._append_frames(frames, [item[0] for item in items], messages=True)
+        parts = encode_message_parts(self._next_seq, items)
+        data = b"".join(parts)
+        active = self._ensure_active()
+        if active.size + len(data) <= self.options.segment_max_bytes - FOOTER_SIZE:
+            # The common case: the whole batch fits in the active segment, one write.
+            self._append_chunk(active, data, len(items), items[0][0], items[-1][0], messages=True)
+            self._after_write()
+        else:
+            frames = [parts[index] + parts[index + 1] for index in range(0, len(parts), 2)]
+            self._append_frames(frames, [item[0] for item in items], messages=True)
         return self._next_seq - 1
 
     def append_marker(self, marker_type: MarkerType, fields: dict[str, Any] | None = None) -> int:
@@ -257,18 +265,37 @@ class JournalWriter:
                     self.rotate("size")
                     continue
                 end = start + 1  # a record larger than a whole segment gets one of its own
-            self._write(active, b"".join(frames[start:end]))
-            count = end - start
-            if not active.records:
-                active.first_seq, active.first_time_ns = self._next_seq, times[start]
-            active.records += count
-            active.messages += count if messages else 0
-            self._next_seq += count
-            active.last_seq, active.last_time_ns = self._next_seq - 1, times[end - 1]
+            self._append_chunk(
+                active,
+                b"".join(frames[start:end]),
+                end - start,
+                times[start],
+                times[end - 1],
+                messages=messages,
+            )
             start = end
             if start < len(frames):
                 self.rotate("size")
         self._after_write()
+
+    def _append_chunk(
+        self,
+        active: _ActiveSegment,
+        data: bytes,
+        count: int,
+        first_time_ns: int,
+        last_time_ns: int,
+        *,
+        messages: bool,
+    ) -> None:
+        """Write `count` whole records and account for them in the segment's footer."""
+        self._write(active, data)
+        if not active.records:
+            active.first_seq, active.first_time_ns = self._next_seq, first_time_ns
+        active.records += count
+        active.messages += count if messages else 0
+        self._next_seq += count
+        active.last_seq, active.last_time_ns = self._next_seq - 1, last_time_ns
 
     def _write(self, active: _ActiveSegment, data: bytes) -> None:
         view = memoryview(data)
@@ -304,6 +331,9 @@ class JournalWriter:
         active = self._active
         if active is None or not self._dirty:
             return
+        self._fsync(active)
+
+    def _fsync(self, active: _ActiveSegment) -> None:
         started = time.perf_counter()
         try:
             os.fsync(active.fd)
@@ -338,8 +368,7 @@ class JournalWriter:
     def _seal(self) -> None:
         active = self._require_active()
         self._write(active, encode_footer(active.footer()))
-        os.fsync(active.fd)
-        self._dirty = False
+        self._fsync(active)
         os.close(active.fd)
         self._active = None
         self._pending = [future for future in self._pending if not future.done()]
