@@ -9,6 +9,7 @@ from pathlib import Path
 import structlog
 
 from recorder.errors import JournalError
+from recorder.fsutil import fsync_dir
 from recorder.journal.lock import DirectoryLock, is_locked
 from recorder.journal.reader import Damage, walk_frames
 from recorder.journal.record import (
@@ -30,7 +31,6 @@ from recorder.journal.segment import (
     QUARANTINE_SUFFIX,
     SegmentFile,
     find_gaps,
-    fsync_dir,
     list_segments,
     segment_bytes,
     segment_name,

@@ -15,6 +15,7 @@ from typing import Final
 
 import zstandard
 
+from recorder.fsutil import PRIVATE_FILE_MODE, fsync_dir, write_atomic
 from recorder.journal.record import (
     FOOTER_SIZE,
     HEADER_SIZE,
@@ -33,7 +34,7 @@ _NAME: Final = re.compile(r"^(\d{8,})\.seg(\.zst)?$")
 # so a compressed segment can be summarised without decompressing it.
 _SKIPPABLE_MAGIC: Final = 0x184D2A5E
 _SKIPPABLE: Final = struct.Struct("<II")
-FILE_MODE: Final = 0o600
+FILE_MODE: Final = PRIVATE_FILE_MODE
 DIR_MODE: Final = 0o700
 
 
@@ -90,14 +91,6 @@ def find_gaps(segments: list[SegmentFile]) -> list[tuple[int, int]]:
         if after.number != before.number + 1:
             gaps.append((before.number + 1, after.number - 1))
     return gaps
-
-
-def fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def ensure_dir(directory: Path) -> None:
@@ -174,17 +167,7 @@ def _decompress(path: Path) -> bytes:
 
 def write_file_atomically(path: Path, data: bytes) -> None:
     """Write `data` to `path` via tmp -> fsync -> rename -> fsync(dir)."""
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    tmp.replace(path)
-    fsync_dir(path.parent)
+    write_atomic(path, [data], FILE_MODE)
 
 
 def compress_segment(segment: SegmentFile, level: int = 3) -> SegmentFile:

@@ -17,6 +17,7 @@ import structlog
 
 from recorder import __version__
 from recorder.errors import JournalError
+from recorder.fsutil import fsync_dir
 from recorder.journal.lock import DirectoryLock
 from recorder.journal.maintenance import repair_segment
 from recorder.journal.record import (
@@ -38,7 +39,6 @@ from recorder.journal.segment import (
     SegmentFile,
     compress_segment,
     ensure_dir,
-    fsync_dir,
     list_segments,
     segment_name,
     summarize,
@@ -361,9 +361,12 @@ class JournalWriter:
         if not active.records:
             return None
         number = active.file.number
-        self._seal()
-        log.info("segment_rotated", segment=number, reason=reason)
-        return self._open_segment(number + 1)
+        # Held until the next segment is active, so post-seal retention never sees the writer
+        # between segments and takes it for a closed one.
+        with self._retention_lock:
+            self._seal()
+            log.info("segment_rotated", segment=number, reason=reason)
+            return self._open_segment(number + 1)
 
     def _seal(self) -> None:
         active = self._require_active()

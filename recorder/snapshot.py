@@ -1,0 +1,218 @@
+"""Snapshot writers: compacted objects -> YAML manifests, a JSON `List`, or MeshSync's file format.
+
+Renderers are pure and stream: each yields bytes chunks, one per document, so a large snapshot is
+never held in memory twice; `render_*` joins them for small outputs and tests. Files are written
+with `atomic_file`/`write_atomic` (tmp -> fsync -> rename -> fsync(dir)).
+
+For byte-identical snapshots of the same state, give the same `created_ns` (or None, which leaves
+the creation time out); everything else in the output depends only on the objects and the range.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any, Final
+
+import orjson
+import yaml
+
+from recorder.compact import CompactStats, LiveObject
+from recorder.manifest import to_manifest, to_meshsync
+from recorder.meshsync import DOCS, Decoded, decode, events_of
+
+SNAPSHOT_PREFIX: Final = "meshery-cluster-snapshot"
+_ANNOTATION: Final = "meshery.io/snapshot-"
+
+_Dumper: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+
+# Plain scalars a YAML 1.1 reader such as go-yaml v2 (kubectl, sigs.k8s.io/yaml) would not read as
+# strings, beyond those PyYAML already quotes: exponent floats without a dot, octal, y/n.
+_RISKY: Final = re.compile(
+    r"[-+]?(?:\.[0-9]+|[0-9][0-9_]*(?:\.[0-9_]*)?)(?:[eE][-+]?[0-9]+)?"
+    r"|0[xX][0-9a-fA-F_]+|0o?[0-7_]+|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN)"
+    r"|[yYnN~]|(?:y|Y)es|YES|(?:n|N)o|NO|(?:o|O)(?:n|ff)|ON|OFF|(?:t|T)rue|TRUE|(?:f|F)alse|FALSE"
+    r"|(?:n|N)ull|NULL"
+)
+
+
+class _SnapshotDumper(_Dumper):  # type: ignore[misc]
+    """The C-accelerated safe dumper, quoting every string that could read back as another type."""
+
+
+def _represent_str(dumper: Any, data: str) -> Any:
+    if _RISKY.fullmatch(data):
+        return dumper.represent_scalar("tag:yaml.org,2002:str", data, style="'")
+    if "\n" in data and not data.startswith((" ", "\t")):
+        # Literal blocks keep configmap files and last-applied-configuration readable.
+        return dumper.represent_scalar("tag:yaml.org,2002:str", data, style="|")
+    return dumper.represent_scalar("tag:yaml.org,2002:str", data)
+
+
+_SnapshotDumper.add_representer(str, _represent_str)
+
+
+def to_yaml(document: Any, *, sort_keys: bool = False) -> bytes:
+    """One YAML document, block style, strings that look like other types quoted."""
+    text: str = yaml.dump(
+        document,
+        Dumper=_SnapshotDumper,
+        sort_keys=sort_keys,
+        default_flow_style=False,
+        allow_unicode=True,
+        width=1 << 30,
+    )
+    return text.encode()
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotMeta:
+    """What a snapshot covers: the journal range, when it was made, which clusters and kinds."""
+
+    first_seq: int | None
+    last_seq: int | None
+    first_time_ns: int | None
+    last_time_ns: int | None
+    clusters: tuple[str, ...]
+    per_kind: dict[str, int] = field(default_factory=dict)
+    objects: int = 0
+    journal: str = ""
+    created_ns: int | None = None
+
+    def fields(self) -> dict[str, str]:
+        """The metadata as ordered string pairs (header lines, List annotations)."""
+        pairs = {
+            "journal": self.journal,
+            "first-seq": _text(self.first_seq),
+            "last-seq": _text(self.last_seq),
+            "first-time": _iso(self.first_time_ns),
+            "last-time": _iso(self.last_time_ns),
+            "created": _iso(self.created_ns),
+            "clusters": ",".join(self.clusters),
+            "objects": str(self.objects),
+            "kinds": ",".join(f"{kind}={count}" for kind, count in self.per_kind.items()),
+        }
+        return {key: value for key, value in pairs.items() if value}
+
+
+def _text(value: int | None) -> str:
+    return "" if value is None else str(value)
+
+
+def _iso(time_ns: int | None) -> str:
+    if time_ns is None:
+        return ""
+    moment = datetime.fromtimestamp(time_ns / 1e9, tz=UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def snapshot_meta(
+    objects: Sequence[LiveObject],
+    stats: CompactStats,
+    *,
+    journal: str = "",
+    created_ns: int | None = None,
+) -> SnapshotMeta:
+    """Metadata for a snapshot of `objects` (after filters) out of a compaction with `stats`."""
+    per_kind = Counter(obj.kind for obj in objects)
+    return SnapshotMeta(
+        first_seq=stats.first_seq,
+        last_seq=stats.last_seq,
+        first_time_ns=stats.first_time_ns,
+        last_time_ns=stats.last_time_ns,
+        clusters=tuple(sorted({obj.cluster_id for obj in objects})),
+        per_kind=dict(sorted(per_kind.items())),
+        objects=len(objects),
+        journal=journal,
+        created_ns=created_ns,
+    )
+
+
+# -- YAML manifests -------------------------------------------------------------------------
+
+
+def iter_yaml(objects: Iterable[LiveObject], meta: SnapshotMeta) -> Iterator[bytes]:
+    """Multi-document Kubernetes manifests behind a header comment with the snapshot metadata."""
+    header = ["# meshsync-recorder snapshot"]
+    header += [f"# {key}: {value}" for key, value in meta.fields().items()]
+    yield ("\n".join(header) + "\n").encode()
+    for obj in objects:
+        yield b"---\n" + to_yaml(obj.manifest())
+
+
+def render_yaml(objects: Iterable[LiveObject], meta: SnapshotMeta) -> bytes:
+    """`iter_yaml` as one bytes value."""
+    return b"".join(iter_yaml(objects, meta))
+
+
+# -- JSON List ------------------------------------------------------------------------------
+
+
+def _indent(data: bytes, spaces: int) -> bytes:
+    return data.replace(b"\n", b"\n" + b" " * spaces)
+
+
+def iter_json(objects: Iterable[LiveObject], meta: SnapshotMeta) -> Iterator[bytes]:
+    """A `v1` `List` as `kubectl get -o json` prints it; the metadata as List annotations."""
+    option = orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS
+    yield b'{\n  "apiVersion": "v1",\n  "items": ['
+    separator = b"\n    "
+    for obj in objects:
+        yield separator + _indent(orjson.dumps(obj.manifest(), option=option), 4)
+        separator = b",\n    "
+    annotations = {_ANNOTATION + key: value for key, value in meta.fields().items()}
+    list_meta = {"annotations": annotations, "resourceVersion": ""}
+    yield b"\n  ],\n" if separator != b"\n    " else b"],\n"
+    yield b'  "kind": "List",\n  "metadata": ' + _indent(orjson.dumps(list_meta, option=option), 2)
+    yield b"\n}\n"
+
+
+def render_json(objects: Iterable[LiveObject], meta: SnapshotMeta) -> bytes:
+    """`iter_json` as one bytes value."""
+    return b"".join(iter_json(objects, meta))
+
+
+# -- MeshSync file mode ---------------------------------------------------------------------
+
+
+def meshsync_document(obj: dict[str, Any]) -> bytes:
+    """One object as MeshSync's YAMLWriter writes it: keys sorted at every level, then `---`."""
+    return to_yaml(obj, sort_keys=True) + b"---\n"
+
+
+def iter_meshsync(objects: Iterable[LiveObject]) -> Iterator[bytes]:
+    """The main MeshSync-format file: each live object in MeshSync's own form."""
+    for obj in objects:
+        yield meshsync_document(obj.as_meshsync())
+
+
+def render_meshsync(objects: Iterable[LiveObject]) -> bytes:
+    """`iter_meshsync` as one bytes value."""
+    return b"".join(iter_meshsync(objects))
+
+
+def extended_documents(payload: bytes, subject: str, decoded: Decoded | None = None) -> list[bytes]:
+    """Documents for the `-extended` file from one message: every object event, DELETED too."""
+    decoded = decode(payload, subject) if decoded is None else decoded
+    documents = []
+    for event in events_of(decoded):
+        obj = event.obj
+        if event.wrapper == DOCS:
+            obj = to_meshsync(to_manifest(obj, event.cluster_id, meshsync_form=False))
+        documents.append(meshsync_document(obj))
+    return documents
+
+
+def meshsync_snapshot_paths(directory: Path, day: date) -> tuple[Path, Path]:
+    """The first free `meshery-cluster-snapshot-YYYYMMDD-NN.yaml` and its `-extended` sibling."""
+    stem = f"{SNAPSHOT_PREFIX}-{day:%Y%m%d}"
+    for number in range(1024):  # MeshSync's own bound (GenerateUniqueFileNameForSnapshot)
+        main = directory / f"{stem}-{number:02d}.yaml"
+        extended = directory / f"{stem}-{number:02d}-extended.yaml"
+        if not main.exists() and not extended.exists():
+            return main, extended
+    raise FileExistsError(f"no free snapshot name for {stem} in {directory}")
