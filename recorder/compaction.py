@@ -1,0 +1,225 @@
+"""`recorder compact` as a library call: journal (+ checkpoint) -> snapshot files, with stats.
+
+The pure dedup lives in recorder.compact and the renderers in recorder.snapshot; this module does
+the I/O around them: reading segments, the checkpoint file, the output files, and pruning.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Final, Literal
+
+import structlog
+
+from recorder.compact import CompactOptions, Compactor, CompactStats
+from recorder.errors import UsageError
+from recorder.fsutil import atomic_file, write_atomic
+from recorder.journal.reader import JournalReader, Query
+from recorder.journal.record import Message, Record
+from recorder.journal.segment import list_segments, summarize
+from recorder.snapshot import (
+    extended_documents,
+    iter_json,
+    iter_meshsync,
+    iter_yaml,
+    meshsync_snapshot_paths,
+    snapshot_meta,
+)
+
+log = structlog.get_logger("recorder.compaction")
+
+CHECKPOINT_NAME: Final = "checkpoint.compact"
+Format = Literal["yaml", "json", "meshsync"]
+_SUFFIX: Final = {"yaml": ".yaml", "json": ".json"}
+
+
+@dataclass(frozen=True, slots=True)
+class CompactRequest:
+    directory: Path
+    format: Format = "yaml"
+    out: Path | None = None  # None: the default name in the current directory; "-": stdout
+    to_stdout: bool = False
+    until_seq: int | None = None
+    until_ns: int | None = None
+    cluster: str | None = None
+    kinds: tuple[str, ...] = ()
+    namespaces: tuple[str, ...] = ()
+    checkpoint: bool = False
+    prune: bool = False
+    prune_ghosts: bool = False
+    idle_ns: int = 10 * 1_000_000_000
+
+
+@dataclass(slots=True)
+class CompactResult:
+    stats: CompactStats
+    outputs: list[Path] = field(default_factory=list)
+    objects_written: int = 0
+    resumed_from_seq: int | None = None
+    checkpoint: Path | None = None
+    pruned: list[str] = field(default_factory=list)
+
+
+def run_compaction(
+    request: CompactRequest,
+    stdout: IO[bytes] | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> CompactResult:
+    """Compact the journal into the requested snapshot; `progress` gets bytes of segments read."""
+    if request.prune and not request.checkpoint:
+        raise UsageError("--prune needs --checkpoint: segments are only deleted once covered")
+    if request.format == "meshsync" and request.to_stdout:
+        raise UsageError("--format meshsync writes two files; give --out a directory")
+    options = CompactOptions(
+        until_seq=request.until_seq,
+        until_ns=request.until_ns,
+        prune_ghosts=request.prune_ghosts,
+        idle_ns=request.idle_ns,
+    )
+    checkpoint_path = request.directory / CHECKPOINT_NAME
+    compactor = None
+    if request.checkpoint or _pruned_before(request.directory, checkpoint_path):
+        compactor = _load_checkpoint(checkpoint_path, options)
+    resumed = compactor.stats().last_seq if compactor else None
+    if resumed is not None and request.until_seq is not None and resumed > request.until_seq:
+        raise UsageError(
+            f"the checkpoint already covers up to seq {resumed}, after --until {request.until_seq}",
+            hint="a checkpoint cannot be rewound; compact a journal that still has those segments",
+        )
+    compactor = compactor or Compactor(options)
+    extended: list[bytes] | None = [] if request.format == "meshsync" else None
+    reader = JournalReader(
+        request.directory,
+        query=Query(
+            from_seq=resumed + 1 if resumed is not None else None,
+            to_seq=request.until_seq,
+            until_ns=request.until_ns,
+        ),
+        markers=True,  # markers move compaction's clock on, which closes idle re-list epochs
+    )
+    compactor.feed_many(_records(reader, extended, progress))
+    if request.until_ns is not None:
+        compactor.close_idle_epoch(request.until_ns)
+    stats = compactor.stats()
+    for damage in reader.stats.damages:
+        log.warning(
+            "journal_damage_skipped",
+            segment=damage.segment,
+            offset=damage.offset,
+            torn=damage.torn,
+            reason=damage.reason,
+        )
+    result = CompactResult(stats, resumed_from_seq=resumed)
+    _write_outputs(request, compactor, stats, extended, result, stdout or sys.stdout.buffer)
+    if request.checkpoint:
+        write_atomic(checkpoint_path, [compactor.to_bytes()])
+        result.checkpoint = checkpoint_path
+        if request.prune and stats.last_seq is not None:
+            result.pruned = prune_covered_segments(request.directory, stats.last_seq)
+    return result
+
+
+def _records(
+    reader: JournalReader, extended: list[bytes] | None, progress: Callable[[int], None] | None
+) -> Iterator[Record]:
+    segment = None
+    for position, record in reader:
+        if progress is not None and position.segment != segment:
+            segment = position.segment
+            progress(segment)
+        if extended is not None and isinstance(record, Message):
+            extended.extend(extended_documents(record.payload, record.subject))
+        yield record
+
+
+def _pruned_before(directory: Path, checkpoint_path: Path) -> bool:
+    """Whether segments were pruned into a checkpoint: then every compaction must start from it."""
+    if not checkpoint_path.exists():
+        return False
+    segments = list_segments(directory)
+    if not segments:
+        return True
+    footer = summarize(segments[0]).footer
+    return segments[0].number > 1 or (footer is not None and footer.first_seq > 1)
+
+
+def _load_checkpoint(path: Path, options: CompactOptions) -> Compactor | None:
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    compactor = Compactor.from_bytes(data, options)
+    log.info("checkpoint_loaded", path=str(path), last_seq=compactor.stats().last_seq)
+    return compactor
+
+
+def _write_outputs(
+    request: CompactRequest,
+    compactor: Compactor,
+    stats: CompactStats,
+    extended: list[bytes] | None,
+    result: CompactResult,
+    stdout: IO[bytes],
+) -> None:
+    kinds = request.kinds or None
+    namespaces = request.namespaces or None
+    clusters = [request.cluster] if request.cluster else list(compactor.clusters()) or [""]
+    created = time.time_ns()
+    journal = str(request.directory)
+    if request.format == "meshsync":
+        directory = request.out or Path.cwd()
+        objects = compactor.objects(request.cluster, kinds, namespaces)
+        main, extended_path = meshsync_snapshot_paths(directory, datetime.now(UTC).date())
+        write_atomic(main, iter_meshsync(objects))
+        write_atomic(extended_path, extended or [])
+        result.outputs += [main, extended_path]
+        result.objects_written = len(objects)
+        return
+    render = iter_yaml if request.format == "yaml" else iter_json
+    if request.to_stdout:
+        objects = compactor.objects(request.cluster, kinds, namespaces)
+        meta = snapshot_meta(objects, stats, journal=journal, created_ns=created)
+        for chunk in render(objects, meta):
+            stdout.write(chunk)
+        stdout.flush()
+        result.objects_written = len(objects)
+        return
+    base = request.out or Path(f"snapshot{_SUFFIX[request.format]}")
+    for cluster in clusters:
+        objects = compactor.objects(cluster or None, kinds, namespaces)
+        meta = snapshot_meta(objects, stats, journal=journal, created_ns=created)
+        path = base if len(clusters) == 1 else _per_cluster(base, cluster)
+        with atomic_file(path) as handle:
+            for chunk in render(objects, meta):
+                handle.write(chunk)
+        result.outputs.append(path)
+        result.objects_written += len(objects)
+
+
+def _per_cluster(base: Path, cluster: str) -> Path:
+    """One file per cluster when the journal holds several: `snapshot.<cluster>.yaml`."""
+    return base.with_name(f"{base.stem}.{cluster}{base.suffix}")
+
+
+def prune_covered_segments(directory: Path, covered_seq: int) -> list[str]:
+    """Delete sealed segments whose every record is at or before `covered_seq`.
+
+    Never the newest segment (the active one while a recorder runs, and the one a restarted
+    recorder continues the numbering and sequence from), never an unsealed one, never one with
+    records after the checkpoint.
+    """
+    segments = list_segments(directory)[:-1]
+    deleted = []
+    for segment in segments:
+        footer = summarize(segment).footer
+        if footer is None or (footer.records and footer.last_seq > covered_seq):
+            break  # keep everything from the first segment the checkpoint does not cover
+        segment.path.unlink()
+        deleted.append(segment.name)
+        log.info("segment_pruned", segment=segment.number, covered_seq=covered_seq)
+    return deleted
