@@ -25,6 +25,10 @@ from recorder.metrics import Metrics
 log = structlog.get_logger("recorder.bridge")
 
 _FIRST_RETRY_S = 0.1
+# nats-py retries a first connection forever inside connect() unless attempts are bounded (0
+# means unbounded there), so a dead or refusing broker would never be reported: bound them, and
+# lift the bound once connected (Bridge.connect) where reconnecting forever is what we want.
+FIRST_CONNECT_OPTIONS: dict[str, Any] = {"max_reconnect_attempts": 1, "reconnect_time_wait": 0.2}
 
 
 def backoff_delay(attempt: int, base: float, cap: float, rng: random.Random) -> float:
@@ -124,9 +128,11 @@ class Bridge:
                 if stop is not None:
                     try:
                         await asyncio.wait_for(stop.wait(), timeout=delay)
-                        raise BrokerError("stopped before the broker could be reached")
                     except TimeoutError:
                         continue
+                    # Asked to stop while waiting for the broker: a clean stop, not a failure.
+                    log.info("connect_abandoned", reason="stop requested")
+                    return
                 await asyncio.sleep(delay)
                 continue
             self.nc.options["max_reconnect_attempts"] = -1
@@ -140,10 +146,7 @@ class Bridge:
             "name": self.cfg.name,
             "connect_timeout": self.cfg.connect_timeout,
             "allow_reconnect": True,
-            # Bounded while connecting for the first time, so a dead or refusing broker is
-            # reported (our own loop retries it); unbounded once connected (see connect()).
-            "max_reconnect_attempts": 1,
-            "reconnect_time_wait": 0.2,
+            **FIRST_CONNECT_OPTIONS,
             "reconnect_to_server_handler": self.reconnect_policy,
             "ping_interval": 20,
             "max_outstanding_pings": 3,

@@ -7,14 +7,20 @@ import sys
 import typer
 
 from recorder import __version__
-from recorder.cli import compact_command, config_commands, journal_commands, run_command
+from recorder.cli import (
+    compact_command,
+    config_commands,
+    journal_commands,
+    replay_command,
+    run_command,
+)
 from recorder.cli.app import app
 from recorder.errors import RecorderError
 
 __all__ = ["app", "main"]
 
 # Importing the command modules registers their commands on `app`.
-_COMMAND_MODULES = (compact_command, config_commands, journal_commands, run_command)
+_COMMAND_MODULES = (compact_command, config_commands, journal_commands, replay_command, run_command)
 
 
 @app.command()

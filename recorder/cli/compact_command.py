@@ -64,6 +64,11 @@ def compact(
     """Turn journals into a snapshot: one object per uid and cluster, DELETED removes, newest wins."""
     if fmt not in FORMATS:
         raise UsageError(f"--format: must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    if out is not None and out != "-":
+        # Checked now rather than found out after the whole journal was read.
+        target = Path(out) if fmt == "meshsync" else Path(out).parent
+        if not target.is_dir():
+            raise UsageError(f"--out: {target} is not a directory")
     until_seq, until_ns = parse_until(until)
     request = CompactRequest(
         directory=directory,
