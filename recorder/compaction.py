@@ -6,6 +6,7 @@ the I/O around them: reading segments, the checkpoint file, the output files, an
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -30,6 +31,7 @@ from recorder.snapshot import (
     meshsync_snapshot_paths,
     snapshot_meta,
 )
+from recorder.timeparse import format_time
 
 log = structlog.get_logger("recorder.compaction")
 
@@ -91,8 +93,13 @@ def run_compaction(
             f"the checkpoint already covers up to seq {resumed}, after --until {request.until_seq}",
             hint="a checkpoint cannot be rewound; compact a journal that still has those segments",
         )
+    covered_ns = compactor.last_time_ns if compactor else None
+    if covered_ns is not None and request.until_ns is not None and covered_ns > request.until_ns:
+        raise UsageError(
+            f"the checkpoint already covers up to {format_time(covered_ns)}, after --until",
+            hint="a checkpoint cannot be rewound; compact a journal that still has those segments",
+        )
     compactor = compactor or Compactor(options)
-    extended: list[bytes] | None = [] if request.format == "meshsync" else None
     reader = JournalReader(
         request.directory,
         query=Query(
@@ -102,20 +109,29 @@ def run_compaction(
         ),
         markers=True,  # markers move compaction's clock on, which closes idle re-list epochs
     )
-    compactor.feed_many(_records(reader, extended, progress))
-    if request.until_ns is not None:
-        compactor.close_idle_epoch(request.until_ns)
-    stats = compactor.stats()
-    for damage in reader.stats.damages:
-        log.warning(
-            "journal_damage_skipped",
-            segment=damage.segment,
-            offset=damage.offset,
-            torn=damage.torn,
-            reason=damage.reason,
-        )
-    result = CompactResult(stats, resumed_from_seq=resumed)
-    _write_outputs(request, compactor, stats, extended, result, stdout or sys.stdout.buffer)
+    with contextlib.ExitStack() as stack:
+        meshsync_paths = extended = None
+        if request.format == "meshsync":
+            meshsync_paths = meshsync_snapshot_paths(
+                request.out or Path.cwd(), datetime.now(UTC).date()
+            )
+            # Streamed as it is read: the -extended file grows with events, memory must not.
+            extended = stack.enter_context(atomic_file(meshsync_paths[1]))
+        compactor.feed_many(_records(reader, extended, progress))
+        if request.until_ns is not None:
+            compactor.close_idle_epoch(request.until_ns)
+        stats = compactor.stats()
+        for damage in reader.stats.damages:
+            log.warning(
+                "journal_damage_skipped",
+                segment=damage.segment,
+                offset=damage.offset,
+                torn=damage.torn,
+                reason=damage.reason,
+            )
+        result = CompactResult(stats, resumed_from_seq=resumed)
+        stdout = stdout or sys.stdout.buffer
+        _write_outputs(request, compactor, stats, meshsync_paths, result, stdout)
     if request.checkpoint:
         write_atomic(checkpoint_path, [compactor.to_bytes()])
         result.checkpoint = checkpoint_path
@@ -125,7 +141,7 @@ def run_compaction(
 
 
 def _records(
-    reader: JournalReader, extended: list[bytes] | None, progress: Callable[[int], None] | None
+    reader: JournalReader, extended: IO[bytes] | None, progress: Callable[[int], None] | None
 ) -> Iterator[Record]:
     segment = None
     for position, record in reader:
@@ -133,7 +149,7 @@ def _records(
             segment = position.segment
             progress(segment)
         if extended is not None and isinstance(record, Message):
-            extended.extend(extended_documents(record.payload, record.subject))
+            extended.write(b"".join(extended_documents(record.payload, record.subject)))
         yield record
 
 
@@ -162,7 +178,7 @@ def _write_outputs(
     request: CompactRequest,
     compactor: Compactor,
     stats: CompactStats,
-    extended: list[bytes] | None,
+    meshsync_paths: tuple[Path, Path] | None,
     result: CompactResult,
     stdout: IO[bytes],
 ) -> None:
@@ -171,12 +187,10 @@ def _write_outputs(
     clusters = [request.cluster] if request.cluster else list(compactor.clusters()) or [""]
     created = time.time_ns()
     journal = str(request.directory)
-    if request.format == "meshsync":
-        directory = request.out or Path.cwd()
+    if meshsync_paths is not None:
         objects = compactor.objects(request.cluster, kinds, namespaces)
-        main, extended_path = meshsync_snapshot_paths(directory, datetime.now(UTC).date())
+        main, extended_path = meshsync_paths  # the caller writes the extended file
         write_atomic(main, iter_meshsync(objects))
-        write_atomic(extended_path, extended or [])
         result.outputs += [main, extended_path]
         result.objects_written = len(objects)
         return

@@ -25,6 +25,7 @@ from recorder.errors import JournalError, RecorderError
 from recorder.http import HealthServer
 from recorder.intake import Intake
 from recorder.jetstream import JetStreamIntake
+from recorder.journal.record import MarkerType
 from recorder.journal.retention import RetentionPolicy
 from recorder.journal.segment import list_segments
 from recorder.journal.writer import Compression, FsyncPolicy, JournalWriter, WriterOptions
@@ -137,6 +138,10 @@ class Daemon:
             previous_clean=recovery.clean,
             repaired=list(recovery.repaired),
         )
+        # open() wrote these markers itself, past the pump that counts the others.
+        if recovery.clean is False:
+            self.metrics.count_marker(MarkerType.STOPPED)
+        self.metrics.count_marker(MarkerType.STARTED)
         self.pump.start()
 
     async def _start(self) -> None:

@@ -32,19 +32,27 @@ log = structlog.get_logger("recorder.jetstream")
 
 _FETCH_TIMEOUT_S = 1.0
 _RETRY_S = 1.0
+_PRUNE_ABOVE = 10_000
 
 
-def last_stream_seq(directory: Path) -> int:
-    """The highest stream sequence journaled, from the newest segment that has one."""
+def journaled_stream_seqs(directory: Path, above: int) -> set[int]:
+    """Stream sequences above `above` (the consumer's ack floor) that the journal already holds.
+
+    Read from the newest segment back to the first one whose stream sequences are all at or
+    below `above`: anything older was acknowledged and will not be redelivered.
+    """
+    found: set[int] = set()
     for segment in reversed(list_segments(directory)):
         reader = JournalReader(directory, salvage=True)
-        highest = 0
-        for _position, record in reader.segment_records(segment):
-            if isinstance(record, Message) and record.stream_seq is not None:
-                highest = max(highest, record.stream_seq)
-        if highest:
-            return highest
-    return 0
+        seqs = [
+            record.stream_seq
+            for _position, record in reader.segment_records(segment)
+            if isinstance(record, Message) and record.stream_seq is not None
+        ]
+        if seqs and max(seqs) <= above:
+            break
+        found.update(seq for seq in seqs if seq > above)
+    return found
 
 
 class JetStreamIntake:
@@ -60,19 +68,21 @@ class JetStreamIntake:
         self.metrics = metrics
         self.cfg = cfg
         self.redelivered_skipped = 0
-        self.last_stream_seq = 0
+        # Redeliveries come back out of order (after ack_wait or a nak), so a high-water mark
+        # cannot tell them apart: remember every journaled sequence above the ack floor.
+        self.ack_floor = 0
+        self.journaled: set[int] = set()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self._subscription: Any = None
 
     async def start(self) -> None:
-        self.last_stream_seq = await asyncio.to_thread(last_stream_seq, self.cfg.journal.dir)
         js_cfg = self.cfg.jetstream
         nc = self.bridge._client()
         js = nc.jetstream()
         try:
             await self._ensure_stream(nc.jsm())
-            await nc.jsm().add_consumer(
+            info = await nc.jsm().add_consumer(
                 js_cfg.stream,
                 ConsumerConfig(
                     durable_name=js_cfg.consumer,
@@ -86,12 +96,17 @@ class JetStreamIntake:
             )
         except (NoRespondersError, NatsTimeoutError) as exc:
             raise BrokerError(f"JetStream is not enabled on the broker ({exc})") from None
+        self.ack_floor = info.ack_floor.stream_seq if info.ack_floor else 0
+        self.journaled = await asyncio.to_thread(
+            journaled_stream_seqs, self.cfg.journal.dir, self.ack_floor
+        )
         self.metrics.subscribed = True
         log.info(
             "jetstream_consuming",
             stream=js_cfg.stream,
             consumer=js_cfg.consumer,
-            resume_after_stream_seq=self.last_stream_seq,
+            ack_floor=self.ack_floor,
+            journaled_above_floor=len(self.journaled),
         )
         self._task = asyncio.create_task(self._loop(), name="jetstream-fetch")
 
@@ -119,6 +134,11 @@ class JetStreamIntake:
         if self._task is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        if self._subscription is not None:
+            # A delivery nobody will read (a late pull reply) would hold the connection's drain
+            # until its timeout; left unacknowledged, it is redelivered to the next run.
+            with contextlib.suppress(Exception):
+                await self._subscription.unsubscribe()
 
     async def _loop(self) -> None:
         batch = self.cfg.jetstream.batch
@@ -137,7 +157,7 @@ class JetStreamIntake:
         fresh: list[tuple[Msg, int]] = []
         for msg in messages:
             stream_seq = msg.metadata.sequence.stream
-            if stream_seq <= self.last_stream_seq:
+            if stream_seq <= self.ack_floor or stream_seq in self.journaled:
                 self.redelivered_skipped += 1
                 await msg.ack()  # already durable in the journal: a redelivery after a crash
                 continue
@@ -157,13 +177,33 @@ class JetStreamIntake:
                 )
             )
         if not await self._barrier():
-            # Not durable: leave them unacknowledged so the server redelivers them.
+            # Not durable: leave them unacknowledged so the server redelivers them. Part of the
+            # batch may have reached the journal before the error: learn which, so their
+            # redeliveries are not written twice.
+            self.journaled |= await asyncio.to_thread(
+                journaled_stream_seqs, self.cfg.journal.dir, self.ack_floor
+            )
             for msg, _stream_seq in fresh:
                 await msg.nak(delay=_RETRY_S)
             return
-        for msg, _stream_seq in fresh:
+        for msg, stream_seq in fresh:
             await msg.ack()
-        self.last_stream_seq = max(self.last_stream_seq, fresh[-1][1])
+            self.journaled.add(stream_seq)
+        if len(self.journaled) > _PRUNE_ABOVE:
+            await self._prune()
+
+    async def _prune(self) -> None:
+        """Forget journaled sequences the server has seen acknowledged: they never come back."""
+        nc = self.bridge._client()
+        js_cfg = self.cfg.jetstream
+        try:
+            info = await nc.jsm().consumer_info(js_cfg.stream, js_cfg.consumer)
+        except Exception as exc:  # noqa: BLE001 - pruning is an optimisation; retry next batch
+            log.warning("jetstream_prune_failed", error=repr(exc))
+            return
+        if info.ack_floor and info.ack_floor.stream_seq > self.ack_floor:
+            self.ack_floor = info.ack_floor.stream_seq
+            self.journaled = {seq for seq in self.journaled if seq > self.ack_floor}
 
     async def _barrier(self) -> bool:
         loop = asyncio.get_running_loop()

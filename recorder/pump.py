@@ -117,6 +117,8 @@ class Pump(threading.Thread):
         try:
             if self._pending_drops():
                 self._write_drop_marker()
+                # The marker reached the disk: writable again even if no message follows.
+                self._recovered()
             if self.intake.controls and self.intake.controls[0].after <= self._dequeued:
                 self._run_control(self.intake.controls.popleft())
                 return True

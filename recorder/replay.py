@@ -17,6 +17,7 @@ import nats
 import structlog
 import yaml
 from nats.aio.client import Client
+from nats.errors import Error as NatsError
 from nats.errors import MaxPayloadError
 
 from recorder.bridge import FIRST_CONNECT_OPTIONS, auth_options, tls_context
@@ -210,7 +211,13 @@ def snapshot_messages(
 ) -> Iterator[Outgoing]:
     """One MeshSync ADDED envelope per object of a `compact` snapshot (YAML or JSON List)."""
     subject = map_subject(CORE_SUBJECT, maps, prefix)
+    query = selection.query
     for index, manifest in enumerate(load_snapshot(path), start=1):
+        # The object's position is its seq, so the SIGINT hint `--from-seq N` resumes here too.
+        if (query.from_seq is not None and index < query.from_seq) or (
+            query.to_seq is not None and index > query.to_seq
+        ):
+            continue
         kind = str(manifest.get("kind", ""))
         namespace = str(manifest.get("metadata", {}).get("namespace", ""))
         if selection.kinds and kind.lower() not in {k.lower() for k in selection.kinds}:
@@ -226,13 +233,32 @@ def load_snapshot(path: Path) -> list[dict[str, Any]]:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise UsageError(f"--snapshot: cannot read {path}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"--snapshot: {path} is not UTF-8 text (byte {exc.start})") from None
+    documents: list[Any] = []
     try:
-        documents = [doc for doc in yaml.load_all(text, Loader=_Loader) if doc is not None]
+        documents.extend(doc for doc in yaml.load_all(text, Loader=_Loader) if doc is not None)
     except yaml.YAMLError as exc:
-        raise UsageError(f"--snapshot: {path} is not YAML or JSON: {exc}") from None
-    if len(documents) == 1 and documents[0].get("kind") == "List":
-        documents = list(documents[0].get("items", []))
-    bad = [i for i, doc in enumerate(documents) if not isinstance(doc, dict) or "kind" not in doc]
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise UsageError(
+            f"--snapshot: {path}: document {len(documents) + 1} is not YAML or JSON{where}: "
+            f"{problem}"
+        ) from None
+    if (
+        len(documents) == 1
+        and isinstance(documents[0], dict)
+        and documents[0].get("kind") == "List"
+    ):
+        documents = list(documents[0].get("items") or [])
+    bad = [
+        i
+        for i, doc in enumerate(documents)
+        if not isinstance(doc, dict)
+        or "kind" not in doc
+        or not isinstance(doc.get("metadata", {}), dict)
+    ]
     if bad:
         raise UsageError(f"--snapshot: {path}: document {bad[0] + 1} is not a Kubernetes object")
     return documents
@@ -257,6 +283,10 @@ class Pacer:
     start_s: float = 0.0
     first_time_ns: int | None = None
     sent: int = 0
+    # The rate cap counts from the last message that was not held back by it, so a quiet
+    # stretch in the recording does not bank credit for a burst above the cap afterwards.
+    rate_anchor_s: float = 0.0
+    rate_held: int = 0
 
     def due(self, time_ns: int) -> float:
         """Seconds after the start at which the next message, recorded at `time_ns`, is due."""
@@ -266,7 +296,12 @@ class Pacer:
         if self.speed is not None:
             offset = max(0.0, (time_ns - self.first_time_ns) / 1e9 / self.speed)
         if self.rate is not None:
-            offset = max(offset, self.sent / self.rate)
+            capped = self.rate_anchor_s + self.rate_held / self.rate
+            if self.sent and offset > capped:
+                self.rate_anchor_s, self.rate_held = offset, 0
+            else:
+                offset = capped
+            self.rate_held += 1
         self.sent += 1
         return offset
 
@@ -324,6 +359,9 @@ async def replay(
                 if done:
                     stats.interrupted = True
                     break
+            # A rejection (permissions) arrives asynchronously: stop at the first sign of one
+            # rather than at the next flush, which at a recorded pace may be hours away.
+            _raise_async_error(errors, stats)
             try:
                 await nc.publish(item.subject, item.payload, reply=item.reply, headers=item.headers)
             except MaxPayloadError:
@@ -331,19 +369,30 @@ async def replay(
                     f"seq {item.seq}: payload of {len(item.payload)} bytes exceeds the broker's "
                     f"max_payload ({nc.max_payload})"
                 ) from None
+            except NatsError as exc:
+                raise BrokerError(f"seq {item.seq}: publish failed: {exc}") from None
             stats.count(item)
             unflushed += 1
             if unflushed >= FLUSH_EVERY:
-                await nc.flush(timeout=10)
+                await _flush(nc, stats)
                 unflushed = 0
                 _raise_async_error(errors, stats)
             if on_sent is not None:
                 on_sent(stats)
-        await nc.flush(timeout=10)
+        await _flush(nc, stats)
         _raise_async_error(errors, stats)
     finally:
         stats.elapsed_s = time.monotonic() - started
     return stats
+
+
+async def _flush(nc: Client, stats: ReplayStats) -> None:
+    try:
+        await nc.flush(timeout=10)
+    except NatsError as exc:
+        raise BrokerError(
+            f"the broker did not confirm messages up to seq {stats.last_seq}: {exc}"
+        ) from None
 
 
 def _raise_async_error(errors: list[BaseException], stats: ReplayStats) -> None:

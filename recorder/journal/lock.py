@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import time
 from pathlib import Path
 from typing import Final
 
@@ -12,6 +13,8 @@ from recorder.errors import LockedError
 from recorder.journal.segment import FILE_MODE
 
 LOCK_NAME: Final = "LOCK"
+_ATTEMPTS: Final = 5
+_RETRY_S: Final = 0.02
 
 
 class DirectoryLock:
@@ -24,11 +27,16 @@ class DirectoryLock:
 
     def acquire(self) -> None:
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, FILE_MODE)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            raise LockedError(str(self.directory), holder_pid(self.directory)) from None
+        for attempt in range(_ATTEMPTS):
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if attempt == _ATTEMPTS - 1:
+                    os.close(fd)
+                    raise LockedError(str(self.directory), holder_pid(self.directory)) from None
+                # `is_locked` probes hold a shared lock for microseconds; do not fail on one.
+                time.sleep(_RETRY_S)
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         self._fd = fd

@@ -124,6 +124,8 @@ def walk_frames(
     except FrameError as exc:
         resume = None if exc.torn else next_valid_frame(data, 1)
         if exc.torn or resume is None:
+            if not exc.torn and not salvage:
+                raise CorruptionError(name, 0, exc.reason) from None
             damages.append(Damage(name, 0, end, exc.reason, torn=exc.torn))
             return
         if not salvage:
@@ -189,16 +191,28 @@ class JournalReader:
 
     def __iter__(self) -> Iterator[tuple[Position, Record]]:
         query = self.query
-        for segment in self.segments():
+        segments = self.segments()
+        for index, segment in enumerate(segments):
             if query.bounded:
                 footer = summarize(segment).footer
                 if footer is not None and query.excludes_segment(footer):
                     self.stats.segments_skipped += 1
                     continue
             self.stats.segments_read += 1
+            known = len(self.stats.damages)
             yield from self.segment_records(segment)
             if query.to_seq is not None and self._past_end:
                 return
+            newest = index == len(segments) - 1
+            torn = [d for d in self.stats.damages[known:] if d.torn]
+            if torn and not newest and not self.salvage:
+                # Only the newest segment can be mid-write; a torn end anywhere else (a
+                # truncated file, a damaged compressed segment) is corruption.
+                raise CorruptionError(
+                    segment.name,
+                    torn[0].offset,
+                    f"{torn[0].reason}, and it is not the newest segment",
+                )
 
     def segment_records(self, segment: SegmentFile) -> Iterator[tuple[Position, Record]]:
         """The records of one segment that the query admits."""

@@ -156,11 +156,11 @@ def _decompress(path: Path) -> bytes:
     output = bytearray()
     reader = zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True)
     try:
-        while chunk := reader.read(1 << 20):
+        # Small reads: on damage, what decompressed before it is kept as good data, and the
+        # reader reports the cut-short end as damage at that offset.
+        while chunk := reader.read(1 << 14):
             output += chunk
     except zstandard.ZstdError:
-        # What decompressed before the damage is still good data; the reader then reports the
-        # truncated end as damage at that offset.
         pass
     return bytes(output)
 

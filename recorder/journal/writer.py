@@ -229,7 +229,9 @@ class JournalWriter:
         active = self._ensure_active()
         if active.size + len(data) <= self.options.segment_max_bytes - FOOTER_SIZE:
             # The common case: the whole batch fits in the active segment, one write.
-            self._append_chunk(active, data, len(items), items[0][0], items[-1][0], messages=True)
+            earliest = min(item[0] for item in items)
+            latest = max(item[0] for item in items)
+            self._append_chunk(active, data, len(items), earliest, latest, messages=True)
             self._after_write()
         else:
             frames = [parts[index] + parts[index + 1] for index in range(0, len(parts), 2)]
@@ -265,12 +267,13 @@ class JournalWriter:
                     self.rotate("size")
                     continue
                 end = start + 1  # a record larger than a whole segment gets one of its own
+            chunk_times = times[start:end]
             self._append_chunk(
                 active,
                 b"".join(frames[start:end]),
                 end - start,
-                times[start],
-                times[end - 1],
+                min(chunk_times),
+                max(chunk_times),
                 messages=messages,
             )
             start = end
@@ -283,19 +286,27 @@ class JournalWriter:
         active: _ActiveSegment,
         data: bytes,
         count: int,
-        first_time_ns: int,
-        last_time_ns: int,
+        earliest_ns: int,
+        latest_ns: int,
         *,
         messages: bool,
     ) -> None:
-        """Write `count` whole records and account for them in the segment's footer."""
+        """Write `count` whole records and account for them in the segment's footer.
+
+        The footer keeps the earliest and latest receive time, not the first and last record's:
+        the wall clock can step back, and time filters and retention must still be right.
+        """
         self._write(active, data)
         if not active.records:
-            active.first_seq, active.first_time_ns = self._next_seq, first_time_ns
+            active.first_seq = self._next_seq
+            active.first_time_ns, active.last_time_ns = earliest_ns, latest_ns
+        else:
+            active.first_time_ns = min(active.first_time_ns, earliest_ns)
+            active.last_time_ns = max(active.last_time_ns, latest_ns)
         active.records += count
         active.messages += count if messages else 0
         self._next_seq += count
-        active.last_seq, active.last_time_ns = self._next_seq - 1, last_time_ns
+        active.last_seq = self._next_seq - 1
 
     def _write(self, active: _ActiveSegment, data: bytes) -> None:
         view = memoryview(data)
@@ -458,6 +469,10 @@ class JournalWriter:
 
     def _recover(self) -> Recovery:
         """Seal every segment a crashed writer left open and find where the sequence stands."""
+        for leftover in self.directory.glob("*.tmp"):
+            # Half-written compressions or rewrites from a crash: the originals are intact.
+            leftover.unlink()
+            log.info("temporary_file_removed", path=leftover.name)
         segments = list_segments(self.directory)
         if not segments:
             return Recovery(0, None, ())
