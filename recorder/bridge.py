@@ -9,13 +9,13 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import nats
 import structlog
 from nats.aio.client import Client, Server
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.errors import SlowConsumerError
 
+from recorder import natsclient
 from recorder.config import NatsConfig, nats_password, nats_token
 from recorder.errors import BrokerError, ConfigError
 from recorder.intake import Intake
@@ -113,7 +113,7 @@ class Bridge:
         while True:
             self._last_error = None
             try:
-                self.nc = await nats.connect(**options)
+                self.nc = await natsclient.connect(**options)
             except Exception as exc:  # noqa: BLE001 - nats-py raises many unrelated types
                 reason = _describe(self._last_error or exc)
                 if _is_auth_error(reason) or not retry:

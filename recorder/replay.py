@@ -13,13 +13,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import nats
 import structlog
 import yaml
 from nats.aio.client import Client
 from nats.errors import Error as NatsError
-from nats.errors import MaxPayloadError
+from nats.errors import MaxPayloadError, StaleConnectionError
 
+from recorder import natsclient
 from recorder.bridge import FIRST_CONNECT_OPTIONS, auth_options, tls_context
 from recorder.config import NatsConfig
 from recorder.errors import BrokerError, UsageError
@@ -28,6 +28,7 @@ from recorder.journal.record import Message
 from recorder.journal.segment import list_segments, summarize
 from recorder.manifest import added_envelope
 from recorder.meshsync import CORE_SUBJECT, decode, events_of
+from recorder.natsclient import HeaderPairs
 from recorder.subjects import is_valid_subject
 
 log = structlog.get_logger("recorder.replay")
@@ -179,13 +180,14 @@ def journal_messages(
         if not isinstance(record, Message) or not selection.admits_payload(record):
             stats.skipped += 1
             continue
-        headers = dict(record.headers) if record.headers else None
+        headers = HeaderPairs(record.headers) if record.headers else None
         if msg_id:
             instance = instances.get(position.segment)
             if instance is None:
                 instance = _instance_of(directory, position.segment)
                 instances[position.segment] = instance
-            headers = {**(headers or {}), "Nats-Msg-Id": f"{instance}-{record.seq}"}
+            msg_id_header = ("Nats-Msg-Id", f"{instance}-{record.seq}")
+            headers = HeaderPairs((*(record.headers or ()), msg_id_header))
         yield Outgoing(
             record.seq,
             record.time_ns,
@@ -317,7 +319,7 @@ async def connect(nats_cfg: NatsConfig) -> tuple[Client, list[BaseException]]:
         errors.append(exc)
 
     try:
-        nc = await nats.connect(
+        nc = await natsclient.connect(
             servers=list(nats_cfg.urls),
             name=f"{nats_cfg.name}-replay",
             connect_timeout=nats_cfg.connect_timeout,
@@ -397,9 +399,9 @@ async def _flush(nc: Client, stats: ReplayStats) -> None:
 
 def _raise_async_error(errors: list[BaseException], stats: ReplayStats) -> None:
     if errors:
-        raise BrokerError(
-            f"the broker rejected a publish (after seq {stats.last_seq}): {errors[0]}"
-        )
+        lost = isinstance(errors[0], StaleConnectionError | OSError)
+        what = "lost the connection to the broker" if lost else "the broker rejected a publish"
+        raise BrokerError(f"{what} (after seq {stats.last_seq}): {errors[0]}")
 
 
 async def _aiter(items: Iterable[Outgoing]) -> AsyncIterator[Outgoing]:

@@ -157,10 +157,6 @@ def _hpub(port: int, subject: str, header_block: bytes, payload: bytes) -> None:
         wait_until(lambda: b"PONG" in sock.recv(4096), 5, "PONG")
 
 
-@pytest.mark.xfail(
-    reason="nats-py parses headers into a dict: a repeated header name keeps only its last value",
-    strict=True,
-)
 def test_repeated_header_values_are_all_kept(
     nats_server: Broker, recorders: Recorders, tmp_path: Path
 ) -> None:
