@@ -21,6 +21,7 @@ from recorder.errors import BrokerError, ConfigError
 from recorder.intake import Intake
 from recorder.journal.record import MarkerType
 from recorder.metrics import Metrics
+from recorder.natsclient import RecordingClient
 
 log = structlog.get_logger("recorder.bridge")
 
@@ -163,19 +164,15 @@ class Bridge:
         put = self.intake.put
         now = time.time_ns
 
-        async def on_message(msg: Msg) -> None:
+        def on_direct(
+            subject: str, reply: str, headers: dict[str, str] | None, data: bytes
+        ) -> None:
             # The hot path: one tuple onto the intake, nothing else.
-            headers = msg.headers
-            put(
-                (
-                    now(),
-                    msg.subject,
-                    msg.reply,
-                    tuple(headers.items()) if headers else None,
-                    msg.data,
-                    None,
-                )
-            )
+            put((now(), subject, reply, tuple(headers.items()) if headers else None, data, None))
+
+        async def on_message(msg: Msg) -> None:
+            # Only for what arrives before direct delivery is registered, or on a plain Client.
+            on_direct(msg.subject, msg.reply, msg.headers, msg.data)
 
         for subject in subjects:
             subscription = await nc.subscribe(
@@ -185,6 +182,8 @@ class Bridge:
                 pending_msgs_limit=self.cfg.pending_msgs_limit,
                 pending_bytes_limit=self.cfg.pending_bytes_limit,
             )
+            if isinstance(nc, RecordingClient):
+                nc.deliver_directly(subscription, on_direct)
             self.subscriptions.append(subscription)
         await nc.flush(timeout=max(1, round(self.cfg.connect_timeout)))
         self.metrics.subscribed = True

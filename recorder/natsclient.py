@@ -8,10 +8,11 @@ arrival order. Publishing a `HeaderPairs` sends every pair, since nats-py encode
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from nats.aio.client import Client
+from nats.aio.subscription import Subscription
 
 from recorder.journal.record import Headers
 
@@ -41,8 +42,39 @@ class _PairsView:
         return len(self._pairs)
 
 
+# What a direct handler gets: subject, reply, headers (or None), payload.
+DirectHandler = Callable[[str, str, "dict[str, str] | None", bytes], None]
+
+
 class RecordingClient(Client):
-    """nats-py's Client, parsing header lines into HeaderPairs."""
+    """nats-py's Client, parsing header lines into HeaderPairs, with direct delivery.
+
+    nats-py hands every message to a per-subscription asyncio queue and a task that awaits the
+    callback: two hops and a task switch per message. Subscriptions registered with
+    `deliver_directly` skip both: the protocol parser's message goes straight to a plain
+    function (the recorder's own bounded intake is the only buffer). Everything else, JetStream
+    and request inboxes included, takes nats-py's normal path.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._direct: dict[int, DirectHandler] = {}
+
+    def deliver_directly(self, subscription: Subscription, handler: DirectHandler) -> None:
+        self._direct[subscription._id] = handler
+
+    async def _process_msg(
+        self, sid: int, subject: bytes, reply: bytes, data: bytes, headers: bytes
+    ) -> None:
+        handler = self._direct.get(sid)
+        if handler is None:
+            await super()._process_msg(sid, subject, reply, data, headers)
+            return
+        stats = self.stats
+        stats["in_msgs"] += 1
+        stats["in_bytes"] += len(data)
+        parsed = await self._process_headers(headers) if headers else None
+        handler(subject.decode(), reply.decode(), parsed, data)
 
     @staticmethod
     def _parse_header_lines(raw: bytes) -> dict[str, str]:

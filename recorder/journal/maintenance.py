@@ -76,8 +76,7 @@ class _Walk:
 
 
 def _walk(segment: SegmentFile) -> tuple[bytes, _Walk]:
-    with segment_bytes(segment) as raw:
-        data = bytes(raw)
+    data = segment_bytes(segment)
     scan = SegmentScan(segment, len(data), good_end=min(len(data), HEADER_SIZE))
     try:
         scan.header = decode_header(data)

@@ -217,8 +217,7 @@ class JournalReader:
     def segment_records(self, segment: SegmentFile) -> Iterator[tuple[Position, Record]]:
         """The records of one segment that the query admits."""
         query = self.query
-        with segment_bytes(segment) as raw:
-            data = bytes(raw)
+        data = segment_bytes(segment)
         frames = walk_frames(segment.name, data, salvage=self.salvage, damages=self.stats.damages)
         for offset, kind, body in frames:
             if kind is Kind.FOOTER or (kind is Kind.MARKER and not self.markers):

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import enum
 import struct
-import zlib
 from dataclasses import dataclass, field
 from typing import Any, Final
 
 import msgpack
+
+# zlib-ng computes the same CRC-32 as zlib, 6-10x faster: it is most of the per-record cost.
+from zlib_ng.zlib_ng import crc32
 
 # -- segment header -------------------------------------------------------------------------
 
@@ -39,7 +41,7 @@ class Kind(enum.IntEnum):
 
 
 # Seeding each CRC with its kind byte covers the kind without concatenating bytes.
-_KIND_CRC: Final = {kind: zlib.crc32(bytes([kind])) for kind in Kind}
+_KIND_CRC: Final = {kind: crc32(bytes([kind])) for kind in Kind}
 
 # -- footer (seals a segment) ---------------------------------------------------------------
 
@@ -136,7 +138,7 @@ def encode_header(header: SegmentHeader) -> bytes:
         header.instance_id,
         0,
     )[:-4]
-    return without_crc + struct.pack("<I", zlib.crc32(without_crc))
+    return without_crc + struct.pack("<I", crc32(without_crc))
 
 
 def decode_header(data: bytes | memoryview) -> SegmentHeader:
@@ -146,7 +148,7 @@ def decode_header(data: bytes | memoryview) -> SegmentHeader:
     magic, version, flags, number, created_ns, instance_id, crc = _HEADER.unpack_from(data, 0)
     if magic != SEGMENT_MAGIC:
         raise FrameError(0, "not a journal segment (bad magic)")
-    if zlib.crc32(data[: HEADER_SIZE - 4]) != crc:
+    if crc32(data[: HEADER_SIZE - 4]) != crc:
         raise FrameError(0, "segment header checksum mismatch")
     if version != FORMAT_VERSION:
         raise FrameError(0, f"unsupported format version {version}")
@@ -157,7 +159,7 @@ def decode_header(data: bytes | memoryview) -> SegmentHeader:
 
 
 def _frame(kind: Kind, body: bytes) -> bytes:
-    return _FRAME.pack(SYNC, len(body), zlib.crc32(body, _KIND_CRC[kind]), kind) + body
+    return _FRAME.pack(SYNC, len(body), crc32(body, _KIND_CRC[kind]), kind) + body
 
 
 def encode_message(message: Message) -> bytes:
@@ -226,7 +228,7 @@ def read_frame(data: bytes | memoryview, offset: int) -> tuple[Kind, memoryview,
     if start + length > end:
         raise FrameError(offset, f"record of {length} bytes cut short at {end}", torn=True)
     body = memoryview(data)[start : start + length]
-    if zlib.crc32(body, _KIND_CRC[kind_byte]) != crc:
+    if crc32(body, _KIND_CRC[kind_byte]) != crc:
         raise FrameError(offset, "checksum mismatch")
     return Kind(kind_byte), body, start + length
 
@@ -288,7 +290,6 @@ def find_footer(data: bytes | memoryview) -> Footer | None:
 
 _MESSAGE_CRC: Final = _KIND_CRC[Kind.MESSAGE]
 _pack_frame_header = _FRAME.pack
-_crc32 = zlib.crc32
 
 # (receive time ns, subject, reply, headers, payload, stream sequence): what the bridge hands over.
 Incoming = tuple[int, str, str, Headers | None, bytes, int | None]
@@ -306,7 +307,7 @@ def encode_message_parts(first_seq: int, items: list[Incoming]) -> list[bytes]:
     seq = first_seq
     for time_ns, subject, reply, headers, payload, stream_seq in items:
         body = pack((seq, time_ns, subject, reply, headers, payload, stream_seq))
-        append(_pack_frame_header(SYNC, len(body), _crc32(body, _MESSAGE_CRC), 1))
+        append(_pack_frame_header(SYNC, len(body), crc32(body, _MESSAGE_CRC), 1))
         append(body)
         seq += 1
     return parts

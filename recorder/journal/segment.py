@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import itertools
-import mmap
 import os
 import re
 import struct
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -98,22 +95,11 @@ def ensure_dir(directory: Path) -> None:
     directory.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
 
 
-@contextmanager
-def segment_bytes(segment: SegmentFile) -> Iterator[bytes | mmap.mmap]:
-    """The segment's uncompressed bytes: mapped for plain files, decompressed for .zst."""
+def segment_bytes(segment: SegmentFile) -> bytes:
+    """The segment's uncompressed bytes (read whole: a segment is at most segment_max_bytes)."""
     if segment.compressed:
-        yield _decompress(segment.path)
-        return
-    with segment.path.open("rb") as handle:
-        size = os.fstat(handle.fileno()).st_size
-        if size == 0:
-            yield b""
-            return
-        mapped = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
-        try:
-            yield mapped
-        finally:
-            mapped.close()
+        return _decompress(segment.path)
+    return segment.path.read_bytes()
 
 
 def summarize(segment: SegmentFile) -> SegmentSummary:

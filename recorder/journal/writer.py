@@ -225,13 +225,14 @@ class JournalWriter:
         if not items:
             return self._next_seq - 1
         parts = encode_message_parts(self._next_seq, items)
-        data = b"".join(parts)
+        size = sum(map(len, parts))
         active = self._ensure_active()
-        if active.size + len(data) <= self.options.segment_max_bytes - FOOTER_SIZE:
-            # The common case: the whole batch fits in the active segment, one write.
+        if active.size + size <= self.options.segment_max_bytes - FOOTER_SIZE:
+            # The common case: the whole batch fits in the active segment; gathered writes,
+            # no copy into one buffer.
             earliest = min(item[0] for item in items)
             latest = max(item[0] for item in items)
-            self._append_chunk(active, data, len(items), earliest, latest, messages=True)
+            self._append_chunk(active, parts, len(items), earliest, latest, messages=True)
             self._after_write()
         else:
             frames = [parts[index] + parts[index + 1] for index in range(0, len(parts), 2)]
@@ -284,7 +285,7 @@ class JournalWriter:
     def _append_chunk(
         self,
         active: _ActiveSegment,
-        data: bytes,
+        data: bytes | list[bytes],
         count: int,
         earliest_ns: int,
         latest_ns: int,
@@ -308,11 +309,9 @@ class JournalWriter:
         self._next_seq += count
         active.last_seq = self._next_seq - 1
 
-    def _write(self, active: _ActiveSegment, data: bytes) -> None:
-        view = memoryview(data)
+    def _write(self, active: _ActiveSegment, data: bytes | list[bytes]) -> None:
         try:
-            while view:
-                view = view[os.write(active.fd, view) :]
+            size = _write_all(active.fd, data)
         except OSError as exc:
             # Cut back to the last whole record so no torn record stays behind.
             try:
@@ -321,7 +320,7 @@ class JournalWriter:
             except OSError as undo:
                 log.error("truncate_after_write_error_failed", error=str(undo))
             raise JournalWriteError(active.file.name, exc.errno, exc.strerror or str(exc)) from exc
-        active.size += len(data)
+        active.size += size
         self._dirty = True
 
     # -- durability -------------------------------------------------------------------------
@@ -492,3 +491,23 @@ class JournalWriter:
                 last_seq = footer.last_seq
                 break
         return Recovery(last_seq, clean, tuple(repaired))
+
+
+_IOV_MAX = os.sysconf("SC_IOV_MAX") if "SC_IOV_MAX" in os.sysconf_names else 1024
+
+
+def _write_all(fd: int, data: bytes | list[bytes]) -> int:
+    """Write everything (one buffer, or parts gathered with writev); returns the byte count."""
+    if isinstance(data, bytes):
+        data = [data]
+    total = 0
+    for start in range(0, len(data), _IOV_MAX):
+        chunk = data[start : start + _IOV_MAX]
+        expected = sum(map(len, chunk))
+        written = os.writev(fd, chunk)
+        if written < expected:  # a short write: finish the rest plainly
+            rest = memoryview(b"".join(chunk))[written:]
+            while rest:
+                rest = rest[os.write(fd, rest) :]
+        total += expected
+    return total

@@ -729,7 +729,11 @@ def test_write_error_cuts_back_and_the_writer_carries_on(
             raise OSError(errno.ENOSPC, "No space left on device")
         return real_write(fd, data)
 
+    def failing_writev(fd: int, buffers: list[bytes]) -> int:
+        return failing_write(fd, b"".join(buffers))
+
     monkeypatch.setattr(os, "write", failing_write)
+    monkeypatch.setattr(os, "writev", failing_writev)
     with pytest.raises(JournalWriteError) as caught:
         writer.append_messages(items(4, subject="lost", payload=b"L" * 300))
     assert caught.value.errno == errno.ENOSPC

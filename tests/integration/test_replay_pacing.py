@@ -1,0 +1,112 @@
+"""`recorder replay` pacing on a real broker: recorded gaps, faster, flat out, and a rate cap.
+
+Receive times are taken in a subscriber's callback in this process, so each measured gap also
+carries the broker hop and both processes' scheduling jitter; the tolerances below allow for a
+shared, noisy machine while still telling the paces apart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from pathlib import Path
+
+import nats
+import pytest
+from broker import Broker
+from test_replay_support import Collector, build_journal, elapsed_s, replay_cli, sent_count
+
+T0 = 1_767_225_600 * 10**9  # 2026-01-01T00:00:00Z
+MS = 1_000_000
+GAP_TOLERANCE_S = 0.040  # each inter-arrival gap within ±40 ms of the scaled recorded gap
+TOTAL_TOLERANCE = 0.15  # first-to-last arrival within 15% of the scaled recorded span ...
+TOTAL_SLACK_S = 0.030  # ... plus this much, which only matters for the short speed-10 span
+
+
+def gaps(times: list[float]) -> list[float]:
+    return [b - a for a, b in itertools.pairwise(times)]
+
+
+@pytest.mark.parametrize("speed", [1, 10])
+def test_recorded_gaps_are_kept_scaled_by_speed(
+    nats_server: Broker, tmp_path: Path, speed: int
+) -> None:
+    """Twenty messages recorded 100 ms apart arrive 100/speed ms apart, each gap within ±40 ms and the whole span within 15%."""
+    directory = tmp_path / "journal"
+    build_journal(directory, [(T0 + i * 100 * MS, "paced.x", b"%d" % i) for i in range(20)])
+    with Collector(nats_server.url, "paced.x") as collector:
+        result = replay_cli(directory, "--nats-url", nats_server.url, "--speed", str(speed))
+        assert result.returncode == 0, result.stderr
+        got = collector.sync()
+    assert [m.payload for m in got] == [b"%d" % i for i in range(20)]
+    times = [m.at for m in got]
+    gap = 0.1 / speed
+    assert all(abs(g - gap) <= GAP_TOLERANCE_S for g in gaps(times)), gaps(times)
+    span = times[-1] - times[0]
+    expected = 19 * gap
+    assert abs(span - expected) <= expected * TOTAL_TOLERANCE + TOTAL_SLACK_S, span
+    # No drift: every arrival is near its own deadline from the start, not just each gap.
+    offsets = [t - times[0] - i * gap for i, t in enumerate(times)]
+    assert max(abs(o) for o in offsets) <= GAP_TOLERANCE_S, offsets
+
+
+def test_speed_max_keeps_up_with_a_bare_publish_loop(nats_server: Broker, tmp_path: Path) -> None:
+    """`--speed max` delivers every message and publishes at no less than a fifth of a bare nats-py loop's rate (a sanity bound; bench/replay.py measures the 70% target)."""
+    count = 20_000
+    payloads = [i.to_bytes(4, "big") * 256 for i in range(count)]  # 1 KiB each
+    directory = tmp_path / "journal"
+    # Recorded over a minute: flat out must ignore the recorded gaps entirely.
+    build_journal(directory, [(T0 + i * 3 * MS, "fast.x", p) for i, p in enumerate(payloads)])
+
+    async def bare_loop() -> float:
+        nc = await nats.connect(nats_server.url, connect_timeout=2)
+        try:
+            started = time.perf_counter()
+            for i, payload in enumerate(payloads, start=1):
+                await nc.publish("bare.x", payload)
+                if i % 1024 == 0:
+                    await nc.flush(timeout=10)
+            await nc.flush(timeout=10)
+            return time.perf_counter() - started
+        finally:
+            await nc.close()
+
+    bare_s = asyncio.run(bare_loop())
+    with Collector(nats_server.url, "fast.x") as collector:
+        started = time.monotonic()
+        result = replay_cli(directory, "--nats-url", nats_server.url, "--speed", "max")
+        wall_s = time.monotonic() - started
+        assert result.returncode == 0, result.stderr
+        got = collector.sync()
+    assert sent_count(result.stderr) == count
+    assert [m.payload for m in got] == payloads
+    replay_s = elapsed_s(result.stderr)
+    assert replay_s <= 5 * bare_s + 0.05, (replay_s, bare_s)
+    assert wall_s < 15, wall_s  # start-up included; recorded at pace this would take a minute
+
+
+def test_rate_caps_flat_out_and_bursts_after_a_quiet_stretch(
+    nats_server: Broker, tmp_path: Path
+) -> None:
+    """`--rate 50` spaces messages at least ~20 ms apart, both flat out and for a burst recorded after a long gap."""
+    directory = tmp_path / "journal"
+    # One message, then 25 recorded in the same instant half a second later.
+    items = [(T0, "rated.x", b"first")] + [(T0 + 500 * MS, "rated.x", b"%d" % i) for i in range(25)]
+    build_journal(directory, items)
+    for speed in ("max", "1"):
+        with Collector(nats_server.url, "rated.x") as collector:
+            result = replay_cli(
+                directory, "--nats-url", nats_server.url, "--speed", speed, "--rate", "50"
+            )
+            assert result.returncode == 0, result.stderr
+            got = collector.sync()
+        assert len(got) == len(items)
+        times = [m.at for m in got]
+        burst = times[1:] if speed == "1" else times
+        span = burst[-1] - burst[0]
+        expected = (len(burst) - 1) / 50
+        # Never faster than the cap (less 15% for jitter), and not much slower either.
+        assert expected * (1 - TOTAL_TOLERANCE) <= span <= expected + 0.25, (speed, span)
+        if speed == "1":
+            assert times[1] - times[0] >= 0.5 - GAP_TOLERANCE_S  # the recorded gap is kept
