@@ -47,3 +47,23 @@ def write_atomic(path: Path, chunks: Iterable[bytes], mode: int = PRIVATE_FILE_M
             handle.write(chunk)
             written += len(chunk)
     return written
+
+
+IOV_MAX = os.sysconf("SCIOV_MAX") if "SCIOV_MAX" in os.sysconf_names else 1024
+
+
+def write_all(fd: int, data: bytes | list[bytes]) -> int:
+    """Write everything (one buffer, or parts gathered with writev); returns the byte count."""
+    if isinstance(data, bytes):
+        data = [data]
+    total = 0
+    for start in range(0, len(data), IOV_MAX):
+        chunk = data[start : start + IOV_MAX]
+        expected = sum(map(len, chunk))
+        written = os.writev(fd, chunk)
+        if written < expected:  # a short write: finish the rest plainly
+            rest = memoryview(b"".join(chunk))[written:]
+            while rest:
+                rest = rest[os.write(fd, rest) :]
+        total += expected
+    return total

@@ -1,10 +1,16 @@
-"""Retention: which sealed segments to delete by total bytes, age and count (pure planning)."""
+"""Retention: which sealed segments to delete by total bytes, age and count, and deleting them."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
-from recorder.journal.segment import SegmentSummary
+import structlog
+
+from recorder.fsutil import fsync_dir
+from recorder.journal.segment import SegmentSummary, list_segments, summarize
+
+log = structlog.get_logger("recorder.journal")
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,3 +65,33 @@ def _last_time(summary: SegmentSummary) -> int:
     if summary.header is not None:
         return summary.header.created_ns
     return 0
+
+
+def enforce_retention(
+    directory: Path,
+    policy: RetentionPolicy,
+    active_number: int | None,
+    active_size: int,
+    now_ns: int,
+) -> list[str]:
+    """Delete what `plan_retention` says, logging each deletion; returns the names deleted."""
+    segments = list_segments(directory)
+    if active_number is None and segments:
+        # Closed: the newest segment is what a restarted writer continues the sequence from,
+        # so it is kept (and counted) as the active one would be.
+        active_size = segments.pop().path.stat().st_size
+    sealed = [summarize(segment) for segment in segments if segment.number != active_number]
+    sealed = [summary for summary in sealed if summary.footer is not None]
+    deleted = []
+    for deletion in plan_retention(sealed, active_size, policy, now_ns):
+        deletion.summary.file.path.unlink(missing_ok=True)
+        deleted.append(deletion.summary.file.name)
+        log.info(
+            "segment_deleted",
+            segment=deletion.summary.file.number,
+            bytes=deletion.summary.size,
+            reason=deletion.reason,
+        )
+    if deleted:
+        fsync_dir(directory)
+    return deleted

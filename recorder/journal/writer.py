@@ -17,9 +17,8 @@ import structlog
 
 from recorder import __version__
 from recorder.errors import JournalError
-from recorder.fsutil import fsync_dir
+from recorder.fsutil import fsync_dir, write_all
 from recorder.journal.lock import DirectoryLock
-from recorder.journal.maintenance import repair_segment
 from recorder.journal.record import (
     FOOTER_SIZE,
     HEADER_SIZE,
@@ -33,7 +32,8 @@ from recorder.journal.record import (
     encode_marker,
     encode_message_parts,
 )
-from recorder.journal.retention import RetentionPolicy, plan_retention
+from recorder.journal.recovery import Recovery, recover
+from recorder.journal.retention import RetentionPolicy, enforce_retention
 from recorder.journal.segment import (
     FILE_MODE,
     SegmentFile,
@@ -41,7 +41,6 @@ from recorder.journal.segment import (
     ensure_dir,
     list_segments,
     segment_name,
-    summarize,
 )
 
 log = structlog.get_logger("recorder.journal")
@@ -102,15 +101,6 @@ class _ActiveSegment:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class Recovery:
-    """What opening the journal found of the previous writer."""
-
-    previous_last_seq: int
-    clean: bool | None  # None: a new journal
-    repaired: tuple[str, ...]
-
-
 class JournalWriter:
     """Appends records to DIR; not thread-safe: one thread (the daemon's writer) drives it."""
 
@@ -147,7 +137,7 @@ class JournalWriter:
         self._lock.acquire()
         self._lock_held = True
         try:
-            recovery = self._recover()
+            recovery = recover(self.directory)
             self._next_seq = recovery.previous_last_seq + 1
             self._open_segment(self._next_number())
             if recovery.clean is False:
@@ -311,7 +301,7 @@ class JournalWriter:
 
     def _write(self, active: _ActiveSegment, data: bytes | list[bytes]) -> None:
         try:
-            size = _write_all(active.fd, data)
+            size = write_all(active.fd, data)
         except OSError as exc:
             # Cut back to the last whole record so no torn record stays behind.
             try:
@@ -398,36 +388,17 @@ class JournalWriter:
 
     def apply_retention(self) -> list[str]:
         """Delete the oldest sealed segments beyond the retention bounds; never the active one."""
-        policy = self.options.retention
-        if not policy.enabled:
+        if not self.options.retention.enabled:
             return []
         with self._retention_lock:
             active = self._active
-            segments = list_segments(self.directory)
-            active_size = active.size if active else 0
-            if active is None and segments:
-                # Closed: the newest segment is what a restarted writer continues the sequence
-                # from, so it is kept (and counted) as the active one would be.
-                active_size = segments.pop().path.stat().st_size
-            sealed = [
-                summarize(segment)
-                for segment in segments
-                if active is None or segment.number != active.file.number
-            ]
-            sealed = [summary for summary in sealed if summary.footer is not None]
-            deleted = []
-            for deletion in plan_retention(sealed, active_size, policy, self._clock()):
-                deletion.summary.file.path.unlink(missing_ok=True)
-                deleted.append(deletion.summary.file.name)
-                log.info(
-                    "segment_deleted",
-                    segment=deletion.summary.file.number,
-                    bytes=deletion.summary.size,
-                    reason=deletion.reason,
-                )
-            if deleted:
-                fsync_dir(self.directory)
-            return deleted
+            return enforce_retention(
+                self.directory,
+                self.options.retention,
+                active.file.number if active else None,
+                active.size if active else 0,
+                self._clock(),
+            )
 
     def wait_background(self) -> None:
         for future in list(self._pending):
@@ -465,49 +436,3 @@ class JournalWriter:
     def _next_number(self) -> int:
         segments = list_segments(self.directory)
         return segments[-1].number + 1 if segments else 1
-
-    def _recover(self) -> Recovery:
-        """Seal every segment a crashed writer left open and find where the sequence stands."""
-        for leftover in self.directory.glob("*.tmp"):
-            # Half-written compressions or rewrites from a crash: the originals are intact.
-            leftover.unlink()
-            log.info("temporary_file_removed", path=leftover.name)
-        segments = list_segments(self.directory)
-        if not segments:
-            return Recovery(0, None, ())
-        repaired = []
-        clean = True
-        summaries = [summarize(segment) for segment in segments]
-        for summary in summaries:
-            if summary.footer is None:
-                clean = False
-                repair_segment(summary.file)
-                repaired.append(summary.file.name)
-                log.warning("segment_repaired_at_start", segment=summary.file.number)
-        last_seq = 0
-        for segment in reversed(segments):
-            footer = summarize(segment).footer
-            if footer is not None and footer.records:
-                last_seq = footer.last_seq
-                break
-        return Recovery(last_seq, clean, tuple(repaired))
-
-
-_IOV_MAX = os.sysconf("SC_IOV_MAX") if "SC_IOV_MAX" in os.sysconf_names else 1024
-
-
-def _write_all(fd: int, data: bytes | list[bytes]) -> int:
-    """Write everything (one buffer, or parts gathered with writev); returns the byte count."""
-    if isinstance(data, bytes):
-        data = [data]
-    total = 0
-    for start in range(0, len(data), _IOV_MAX):
-        chunk = data[start : start + _IOV_MAX]
-        expected = sum(map(len, chunk))
-        written = os.writev(fd, chunk)
-        if written < expected:  # a short write: finish the rest plainly
-            rest = memoryview(b"".join(chunk))[written:]
-            while rest:
-                rest = rest[os.write(fd, rest) :]
-        total += expected
-    return total
