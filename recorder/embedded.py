@@ -61,6 +61,10 @@ class EmbeddedBroker:
         self._store: tempfile.TemporaryDirectory[str] | None = None
 
     @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
+
+    @property
     def url(self) -> str:
         return f"nats://{self.host}:{self.port}"
 

@@ -10,6 +10,7 @@ from recorder import __version__
 from recorder.cli import (
     compact_command,
     config_commands,
+    demo_command,
     journal_commands,
     replay_command,
     run_command,
@@ -20,7 +21,14 @@ from recorder.errors import RecorderError
 __all__ = ["app", "main"]
 
 # Importing the command modules registers their commands on `app`.
-_COMMAND_MODULES = (compact_command, config_commands, journal_commands, replay_command, run_command)
+_COMMAND_MODULES = (
+    compact_command,
+    config_commands,
+    demo_command,
+    journal_commands,
+    replay_command,
+    run_command,
+)
 
 
 @app.command()
