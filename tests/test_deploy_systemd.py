@@ -1,0 +1,294 @@
+"""The systemd units agree with what the daemon does, and systemd itself accepts them."""
+
+from __future__ import annotations
+
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from recorder.config import ENV_CONFIG_PATH, ENV_VARS, load_config
+from recorder.daemon import _STATUS_INTERVAL_S, DRAIN_TIMEOUT_S
+from recorder.sdnotify import Notifier
+from recorder.units import parse_duration
+
+ROOT = Path(__file__).resolve().parents[1]
+UNITS = ROOT / "systemd"
+SERVICE = UNITS / "meshsync-recorder.service"
+COMPACT = UNITS / "meshsync-recorder-compact.service"
+TIMER = UNITS / "meshsync-recorder-compact.timer"
+ENV_EXAMPLE = UNITS / "env.example"
+INSTALLED_RECORDER = "/opt/meshsync-recorder/bin/recorder"
+SPECIFIERS = {"%S": "/var/lib", "%d": "/run/credentials/meshsync-recorder.service"}
+
+Unit = dict[str, list[tuple[str, str]]]
+
+
+def parse_unit(text: str) -> Unit:
+    """Sections of (key, value) pairs in order; keys may repeat, as systemd allows."""
+    unit: Unit = {}
+    section: list[tuple[str, str]] | None = None
+    for number, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith(("#", ";")):
+            continue
+        if line.startswith("[") and line.endswith("]"):
+            section = unit.setdefault(line[1:-1], [])
+            continue
+        key, sep, value = line.partition("=")
+        assert sep and section is not None, f"line {number}: not KEY=VALUE in a section: {raw}"
+        assert not line.endswith("\\"), f"line {number}: keep settings on one line"
+        section.append((key.strip(), value.strip()))
+    return unit
+
+
+def get(unit: Unit, section: str, key: str) -> str:
+    """The value systemd uses for a single-valued key: the last one set."""
+    values = [v for k, v in unit.get(section, []) if k == key]
+    assert values, f"[{section}] {key}= is not set"
+    return values[-1]
+
+
+def environment(unit: Unit) -> dict[str, str]:
+    """Environment= assignments with the specifiers systemd would resolve."""
+    env: dict[str, str] = {}
+    for key, value in unit["Service"]:
+        if key == "Environment":
+            for pair in shlex.split(value):
+                name, _, val = pair.partition("=")
+                for spec, resolved in SPECIFIERS.items():
+                    val = val.replace(spec, resolved)
+                env[name] = val
+    return env
+
+
+def example_assignments() -> tuple[dict[str, str], dict[str, str]]:
+    """The env example's active lines, and its commented-out `#RECORDER_...=` suggestions."""
+    active, suggested = {}, {}
+    for line in ENV_EXAMPLE.read_text().splitlines():
+        target = suggested if line.startswith("#RECORDER_") else active
+        line = line.removeprefix("#") if target is suggested else line
+        if line.strip() and not line.startswith("#"):
+            name, sep, value = line.partition("=")
+            assert sep, f"not VARIABLE=value: {line}"
+            target[name] = value
+    return active, suggested
+
+
+def example_drop_in() -> str:
+    """The credentials drop-in that the env example shows inside a comment."""
+    lines = ENV_EXAMPLE.read_text().splitlines()
+    start = lines.index("#   [Service]")
+    block = []
+    for line in lines[start:]:
+        if not line.startswith("#   "):
+            break
+        block.append(line.removeprefix("#   "))
+    return "\n".join(block) + "\n"
+
+
+@pytest.fixture(scope="module")
+def service() -> Unit:
+    return parse_unit(SERVICE.read_text())
+
+
+@pytest.fixture(scope="module")
+def compact() -> Unit:
+    return parse_unit(COMPACT.read_text())
+
+
+def test_service_speaks_the_notify_protocol_and_reloads_by_sighup(service: Unit) -> None:
+    """Type=notify from the main process, ExecStart runs the daemon, reload sends SIGHUP."""
+    assert get(service, "Service", "Type") == "notify"
+    assert get(service, "Service", "NotifyAccess") == "main"
+    assert get(service, "Service", "ExecStart") == f"{INSTALLED_RECORDER} run"
+    assert get(service, "Service", "ExecReload") == "/bin/kill -HUP $MAINPID"
+    assert get(service, "Service", "Restart") == "on-failure"
+    assert parse_duration(get(service, "Service", "RestartSec")) == 2
+    # ConfigError and UsageError exit 2: a restart loop cannot fix a bad setting.
+    assert get(service, "Service", "RestartPreventExitStatus") == "2"
+
+
+def test_watchdog_is_pinged_well_within_its_interval(service: Unit) -> None:
+    """The daemon pings at least every _STATUS_INTERVAL_S and at half WatchdogSec: both fit."""
+    watchdog_s = parse_duration(get(service, "Service", "WatchdogSec"))
+    assert watchdog_s >= 2 * _STATUS_INTERVAL_S
+    notifier = Notifier({"WATCHDOG_USEC": str(int(watchdog_s * 1e6))})
+    assert notifier.watchdog_interval_s == watchdog_s / 2
+    ping_every_s = min(notifier.watchdog_interval_s, _STATUS_INTERVAL_S)  # Daemon._heartbeat
+    assert ping_every_s <= watchdog_s / 2
+
+
+def test_stop_timeout_covers_the_graceful_shutdown(service: Unit) -> None:
+    """TimeoutStopSec leaves the drain and the final flush and fsync time before SIGKILL."""
+    assert parse_duration(get(service, "Service", "TimeoutStopSec")) >= DRAIN_TIMEOUT_S + 15
+    # Waiting for the broker at start is not a hang: the unit is not READY until subscribed.
+    assert get(service, "Service", "TimeoutStartSec") == "infinity"
+
+
+HARDENING = {
+    "DynamicUser": "yes",
+    "ProtectSystem": "strict",
+    "ProtectHome": "yes",
+    "NoNewPrivileges": "yes",
+    "PrivateTmp": "yes",
+    "PrivateDevices": "yes",
+    "CapabilityBoundingSet": "",
+    "ProtectKernelTunables": "yes",
+    "ProtectKernelModules": "yes",
+    "ProtectKernelLogs": "yes",
+    "ProtectControlGroups": "yes",
+    "RestrictNamespaces": "yes",
+    "LockPersonality": "yes",
+    "MemoryDenyWriteExecute": "yes",
+    "SystemCallFilter": "@system-service",
+    "SystemCallArchitectures": "native",
+    "UMask": "0077",
+}
+
+
+@pytest.mark.parametrize("path", [SERVICE, COMPACT], ids=lambda p: p.name)
+def test_units_are_hardened(path: Path) -> None:
+    """Both services run sandboxed with the same hardening; the recorder only needs IP."""
+    unit = parse_unit(path.read_text())
+    for key, value in HARDENING.items():
+        assert get(unit, "Service", key) == value, key
+    families = get(unit, "Service", "RestrictAddressFamilies").split()
+    assert set(families) <= {"AF_UNIX", "AF_INET", "AF_INET6"}
+
+
+def test_journal_lives_in_the_shared_state_directory(service: Unit, compact: Unit) -> None:
+    """Journal dir is StateDirectory (0700); the compactor shares its User= and reads it."""
+    for unit in (service, compact):
+        assert get(unit, "Service", "StateDirectory") == "meshsync-recorder"
+        assert get(unit, "Service", "StateDirectoryMode") == "0700"
+        assert get(unit, "Service", "User") == "meshsync-recorder"
+    assert environment(service)["RECORDER_JOURNAL_DIR"] == "/var/lib/meshsync-recorder"
+    assert get(service, "Service", "EnvironmentFile") == "-/etc/meshsync-recorder/env"
+    command = shlex.split(get(compact, "Service", "ExecStart"))
+    assert command[:3] == [INSTALLED_RECORDER, "compact", "%S/meshsync-recorder"]
+    assert "--checkpoint" in command
+    assert get(compact, "Service", "Type") == "oneshot"
+    timer = parse_unit(TIMER.read_text())
+    assert get(timer, "Timer", "OnCalendar")
+    assert get(timer, "Install", "WantedBy") == "timers.target"
+
+
+def test_named_variables_are_real_settings(service: Unit) -> None:
+    """Every RECORDER_* the unit and the env example name is a setting, and they load."""
+    active, suggested = example_assignments()
+    drop_in = environment(parse_unit(example_drop_in()))
+    named = {*environment(service), *active, *suggested, *drop_in}
+    assert named <= {*ENV_VARS, ENV_CONFIG_PATH}, named - {*ENV_VARS, ENV_CONFIG_PATH}
+    load_config(None, {**environment(service), **active}, {})
+    load_config(None, {**environment(service), **active, **drop_in}, {})
+
+
+def _systemd_analyze() -> str:
+    found = shutil.which("systemd-analyze")
+    if found is None:
+        pytest.skip("systemd-analyze is not installed (apt-get install systemd)")
+    return found
+
+
+def _installable_copy(tmp_path: Path) -> Path:
+    """The units with ExecStart pointing at this venv's recorder, plus the documented drop-in."""
+    recorder = Path(sys.executable).parent / "recorder"
+    assert recorder.exists()
+    for unit in (SERVICE, COMPACT, TIMER):
+        text = unit.read_text().replace(INSTALLED_RECORDER, str(recorder))
+        (tmp_path / unit.name).write_text(text)
+    drop_in = tmp_path / f"{SERVICE.name}.d"
+    drop_in.mkdir()
+    (drop_in / "credentials.conf").write_text(example_drop_in())
+    return tmp_path
+
+
+def test_systemd_analyze_verify_accepts_the_units(tmp_path: Path) -> None:
+    """systemd's own parser finds no error and no warning in the units and the drop-in."""
+    analyze = _systemd_analyze()
+    units = _installable_copy(tmp_path)
+    names = [SERVICE.name, COMPACT.name, TIMER.name]
+    result = subprocess.run(
+        [analyze, "verify", *names], cwd=units, capture_output=True, text=True, timeout=60
+    )
+    ours = [
+        line
+        for line in (result.stdout + result.stderr).splitlines()
+        if "meshsync-recorder" in line or str(units) in line
+    ]
+    assert result.returncode == 0 and not ours, result.stdout + result.stderr
+
+
+def test_systemd_analyze_security_rates_the_service_ok(tmp_path: Path) -> None:
+    """The offline security review rates the service's exposure "OK" (below 2.0 of 10)."""
+    analyze = _systemd_analyze()
+    units = _installable_copy(tmp_path)
+    result = subprocess.run(
+        [analyze, "security", "--offline=yes", "--threshold=20", SERVICE.name],
+        cwd=units,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr
+
+
+# The prctl(2) constants for the kernel's own memory-deny-write-execute (Linux >= 6.3).
+PR_SET_MDWE, PR_MDWE_REFUSE_EXEC_GAIN = 65, 1
+_UNDER_MDWE = (
+    "import ctypes, os, sys\n"
+    f"if ctypes.CDLL(None).prctl({PR_SET_MDWE}, {PR_MDWE_REFUSE_EXEC_GAIN}, 0, 0, 0) != 0:\n"
+    "    sys.exit(77)\n"
+    "os.execv(sys.argv[1], sys.argv[1:])\n"
+)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_daemon_runs_without_write_execute_memory(tmp_path: Path) -> None:
+    """MemoryDenyWriteExecute holds: the daemon starts, serves and stops under the kernel's MDWE."""
+    recorder = Path(sys.executable).parent / "recorder"
+    port = _free_port()
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "RECORDER_JOURNAL_DIR": str(tmp_path / "journal"),
+        "RECORDER_HTTP_LISTEN": f"127.0.0.1:{port}",
+        "RECORDER_NATS_URL": f"nats://127.0.0.1:{_free_port()}",  # nobody: it keeps retrying
+    }
+    daemon = subprocess.Popen(
+        [sys.executable, "-c", _UNDER_MDWE, str(recorder), "run"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        body, deadline = None, time.monotonic() + 20
+        while body is None and daemon.poll() is None and time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as r:
+                    body = r.read()
+            except OSError:
+                time.sleep(0.1)
+        if daemon.poll() == 77:
+            pytest.skip("this kernel has no PR_SET_MDWE (Linux >= 6.3)")
+        assert body == b"ok\n", daemon.stderr.read() if daemon.poll() is not None else "no answer"
+        daemon.send_signal(signal.SIGTERM)
+        _, stderr = daemon.communicate(timeout=15)
+    finally:
+        if daemon.poll() is None:
+            daemon.kill()
+            daemon.wait()
+    assert daemon.returncode == 0, stderr
