@@ -16,7 +16,7 @@ from nats.aio.subscription import Subscription
 from nats.errors import SlowConsumerError
 
 from recorder import natsclient
-from recorder.config import NatsConfig, nats_password, nats_token
+from recorder.config import NatsConfig, mask_url, nats_password, nats_token
 from recorder.errors import BrokerError, ConfigError
 from recorder.intake import Intake
 from recorder.journal.record import MarkerType
@@ -119,7 +119,7 @@ class Bridge:
                 reason = _describe(self._last_error or exc)
                 if _is_auth_error(reason) or not retry:
                     raise BrokerError(
-                        f"cannot connect to {', '.join(self.cfg.urls)}: {reason}"
+                        f"cannot connect to {', '.join(map(mask_url, self.cfg.urls))}: {reason}"
                     ) from None
                 delay = backoff_delay(
                     attempt, self.cfg.reconnect_wait, self.cfg.max_reconnect_wait, rng
@@ -226,7 +226,8 @@ class Bridge:
         if self._closing:
             return
         log.warning("broker_disconnected")
-        self.intake.mark(MarkerType.DISCONNECTED, {"servers": list(self.cfg.urls)})
+        servers = [mask_url(url) for url in self.cfg.urls]  # a URL may carry user:password@
+        self.intake.mark(MarkerType.DISCONNECTED, {"servers": servers})
 
     async def _on_reconnected(self) -> None:
         self.metrics.connected = True

@@ -217,10 +217,17 @@ class Compactor:
             self.duplicates += 1
             entry.seen = self._epoch
             return
-        self.applied += 1
         # The journal's bytes are kept as they are; a dump item is re-encoded alone so that one
         # surviving item does not pin its whole five-object batch in memory.
-        raw = orjson.dumps(event.obj) if payload is None else payload
+        if payload is None:
+            try:
+                raw = orjson.dumps(event.obj)
+            except orjson.JSONEncodeError as exc:  # nested deeper than orjson writes (254)
+                self._report(seq, subject, f"dump item {uid or key!r} cannot be kept: {exc}")
+                return
+        else:
+            raw = payload
+        self.applied += 1
         if entry is None:
             # Interning shares the few distinct kinds, versions and namespaces among all entries.
             live[key] = Entry(

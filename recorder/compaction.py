@@ -149,7 +149,8 @@ def _records(
             segment = position.segment
             progress(segment)
         if extended is not None and isinstance(record, Message):
-            extended.write(b"".join(extended_documents(record.payload, record.subject)))
+            documents = extended_documents(record.payload, record.subject, seq=record.seq)
+            extended.write(b"".join(documents))
         yield record
 
 

@@ -102,12 +102,17 @@ def _check_urls(urls: tuple[str, ...]) -> str | None:
     if not urls:
         return "must list at least one server URL"
     for url in urls:
-        parts = urlsplit(url if "://" in url else f"nats://{url}")
-        try:
+        try:  # urlsplit itself rejects a malformed [IPv6] host, .port a bad port
+            parts = urlsplit(url if "://" in url else f"nats://{url}")
             port_ok = parts.port is None or parts.port > 0
         except ValueError:
-            port_ok = False
-        if parts.scheme not in ("nats", "tls", "ws", "wss") or not parts.hostname or not port_ok:
+            parts, port_ok = None, False
+        if (
+            parts is None
+            or parts.scheme not in ("nats", "tls", "ws", "wss")
+            or not parts.hostname
+            or not port_ok
+        ):
             return f'"{mask_url(url)}" is not a server URL like nats://host:4222'
     return None
 
@@ -148,7 +153,7 @@ def _split_listen(listen: str) -> tuple[str, int] | None:
     if (
         not sep
         or not host
-        or not port.isdigit()
+        or not (port.isascii() and port.isdigit())  # "²".isdigit(), but int("²") fails
         or int(port) > 65535
         or re.search(r"[\s\[\]]", host)
     ):
@@ -393,3 +398,5 @@ def check_files(cfg: Config) -> None:
                     pass
             except OSError as e:
                 raise ConfigError(path, f"cannot read {value}: {e.strerror}") from None
+            except ValueError:  # a NUL byte, which no file name can hold
+                raise ConfigError(path, f"cannot read {value}: not a valid file name") from None

@@ -123,7 +123,8 @@ def convert(value: object, leaf: Leaf, hint: Any, lenient: bool) -> Any:
             return words[value.strip().lower()]
         raise BadValueError("must be true or false")
     if hint is int:
-        if lenient and isinstance(value, str) and re.fullmatch(r"\s*\d[\d_]*\s*", value):
+        # int()'s own grammar: underscores only between digits ("1_000", not "1__0" or "1_").
+        if lenient and isinstance(value, str) and re.fullmatch(r"\s*\d+(?:_\d+)*\s*", value):
             return int(value)
         if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
             return value
@@ -135,18 +136,32 @@ def convert(value: object, leaf: Leaf, hint: Any, lenient: bool) -> Any:
     raise BadValueError("must be a path" if hint is Path else "must be a string")
 
 
+_SHOWN_MAX = 200
+
+
 def _show(value: object, secret: bool) -> str:
     if secret:
         return f"a value of type {type(value).__name__}"  # never echo a secret
     if isinstance(value, str):
         return json.dumps(mask_url(value), ensure_ascii=False)
-    return json.dumps(value, default=str)
+    # Encoded lazily and only so far: YAML aliases can make a tiny file a huge (or cyclic) value.
+    # Chunks hold whole strings, so masking before cutting never leaves half a password.
+    text = ""
+    try:
+        for chunk in json.JSONEncoder(default=str).iterencode(value):
+            text += chunk
+            if len(text) > _SHOWN_MAX:
+                return mask_url(text)[:_SHOWN_MAX] + "..."
+    except (TypeError, ValueError):  # keys JSON cannot have (dates), or a cycle
+        return f"a value of type {type(value).__name__}"
+    return mask_url(text)
 
 
 def _unknown(name: str, known: list[str], what: str, source: str | None) -> ConfigError:
     close = difflib.get_close_matches(name, known, n=1)
     hint = f' (did you mean "{close[0]}"?)' if close else ""
-    return ConfigError(name, f"unknown {what}{hint}", source)
+    shown = name if name.isprintable() and name else json.dumps(name)  # one visible line
+    return ConfigError(shown, f"unknown {what}{hint}", source)
 
 
 # -- reading the sources -------------------------------------------------------------------------
@@ -159,7 +174,9 @@ class _StrictLoader(yaml.SafeLoader):
         seen: set[object] = set()
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=deep)
-            if isinstance(key, Hashable) and key in seen:
+            if not isinstance(key, Hashable):
+                continue  # the base class reports an unhashable key with its line
+            if key in seen:
                 raise yaml.constructor.ConstructorError(
                     None, None, f"duplicate key {key!r}", key_node.start_mark
                 )
@@ -179,8 +196,10 @@ def read_config_file(path: Path) -> dict[str, Any]:
         mark = e.problem_mark or e.context_mark
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         raise ConfigError(str(path), f"invalid YAML{where}: {e.problem or e.context}") from None
-    except yaml.YAMLError as e:
-        raise ConfigError(str(path), f"invalid YAML: {e}") from None
+    except yaml.YAMLError as e:  # a ReaderError (a control character) spans two lines
+        raise ConfigError(str(path), f"invalid YAML: {' '.join(str(e).split())}") from None
+    except RecursionError:  # PyYAML composes nested collections recursively
+        raise ConfigError(str(path), "invalid YAML: nested too deeply") from None
     if data is None:
         return {}
     if not isinstance(data, dict):

@@ -20,7 +20,7 @@ import structlog
 
 from recorder import __version__
 from recorder.bridge import Bridge
-from recorder.config import Config
+from recorder.config import Config, mask_url
 from recorder.errors import JournalError, RecorderError
 from recorder.http import HealthServer
 from recorder.intake import Intake
@@ -119,7 +119,7 @@ class Daemon:
         started = {
             "subjects": list(self.cfg.subjects),
             "mode": self.cfg.mode,
-            "urls": list(self.cfg.nats.urls),
+            "urls": [mask_url(url) for url in self.cfg.nats.urls],  # may carry user:password@
         }
         try:
             recovery = await asyncio.to_thread(self.writer.open, started)

@@ -21,7 +21,7 @@ from nats.errors import MaxPayloadError, StaleConnectionError
 
 from recorder import natsclient
 from recorder.bridge import FIRST_CONNECT_OPTIONS, auth_options, tls_context
-from recorder.config import NatsConfig
+from recorder.config import NatsConfig, mask_url
 from recorder.errors import BrokerError, UsageError
 from recorder.journal.reader import JournalReader, Query
 from recorder.journal.record import Message
@@ -331,7 +331,8 @@ async def connect(nats_cfg: NatsConfig) -> tuple[Client, list[BaseException]]:
         )
     except Exception as exc:  # noqa: BLE001 - nats-py raises many unrelated types
         reason = str(errors[-1] if errors else exc) or type(exc).__name__
-        raise BrokerError(f"cannot connect to {', '.join(nats_cfg.urls)}: {reason}") from None
+        urls = ", ".join(map(mask_url, nats_cfg.urls))  # a URL may carry user:password@
+        raise BrokerError(f"cannot connect to {urls}: {reason}") from None
     return nc, errors
 
 

@@ -12,19 +12,22 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import orjson
+import structlog
 import yaml
 
 from recorder.compact import CompactStats, LiveObject
 from recorder.manifest import to_manifest, to_meshsync
-from recorder.meshsync import DOCS, Decoded, decode, events_of
+from recorder.meshsync import DOCS, Decoded, ObjectEvent, decode, events_of
 from recorder.yaml_events import EventDumper
+
+log = structlog.get_logger("recorder.snapshot")
 
 SNAPSHOT_PREFIX: Final = "meshery-cluster-snapshot"
 _ANNOTATION: Final = "meshery.io/snapshot-"
@@ -137,6 +140,23 @@ def snapshot_meta(
     )
 
 
+_Obj = TypeVar("_Obj", LiveObject, ObjectEvent)
+
+
+def _written(render: Callable[[_Obj], bytes], obj: _Obj, seq: int) -> bytes | None:
+    """One object's document, or None (logged) when it nests deeper than the encoders can go.
+
+    A payload's JSON may nest up to orjson's read limit (1024) while orjson writes only 254
+    levels and the YAML dumpers recurse in Python: such an object is left out, not a crash.
+    """
+    try:
+        return render(obj)
+    except (orjson.JSONEncodeError, RecursionError) as exc:
+        reason = str(exc) or type(exc).__name__
+        log.warning("object_not_written", seq=seq, uid=obj.uid, kind=obj.kind, reason=reason)
+        return None
+
+
 # -- YAML manifests -------------------------------------------------------------------------
 
 
@@ -146,7 +166,12 @@ def iter_yaml(objects: Iterable[LiveObject], meta: SnapshotMeta) -> Iterator[byt
     header += [f"# {key}: {value}" for key, value in meta.fields().items()]
     yield ("\n".join(header) + "\n").encode()
     for obj in objects:
-        yield b"---\n" + to_yaml(obj.manifest())
+        if (document := _written(_yaml_manifest, obj, obj.seq)) is not None:
+            yield b"---\n" + document
+
+
+def _yaml_manifest(obj: LiveObject) -> bytes:
+    return to_yaml(obj.manifest())
 
 
 def render_yaml(objects: Iterable[LiveObject], meta: SnapshotMeta) -> bytes:
@@ -163,17 +188,25 @@ def _indent(data: bytes, spaces: int) -> bytes:
 
 def iter_json(objects: Iterable[LiveObject], meta: SnapshotMeta) -> Iterator[bytes]:
     """A `v1` `List` as `kubectl get -o json` prints it; the metadata as List annotations."""
-    option = orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS
+    option = _JSON_OPTION
     yield b'{\n  "apiVersion": "v1",\n  "items": ['
     separator = b"\n    "
     for obj in objects:
-        yield separator + _indent(orjson.dumps(obj.manifest(), option=option), 4)
-        separator = b",\n    "
+        if (document := _written(_json_manifest, obj, obj.seq)) is not None:
+            yield separator + _indent(document, 4)
+            separator = b",\n    "
     annotations = {_ANNOTATION + key: value for key, value in meta.fields().items()}
     list_meta = {"annotations": annotations, "resourceVersion": ""}
     yield b"\n  ],\n" if separator != b"\n    " else b"],\n"
     yield b'  "kind": "List",\n  "metadata": ' + _indent(orjson.dumps(list_meta, option=option), 2)
     yield b"\n}\n"
+
+
+_JSON_OPTION: Final = orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS
+
+
+def _json_manifest(obj: LiveObject) -> bytes:
+    return orjson.dumps(obj.manifest(), option=_JSON_OPTION)
 
 
 def render_json(objects: Iterable[LiveObject], meta: SnapshotMeta) -> bytes:
@@ -192,7 +225,12 @@ def meshsync_document(obj: dict[str, Any]) -> bytes:
 def iter_meshsync(objects: Iterable[LiveObject]) -> Iterator[bytes]:
     """The main MeshSync-format file: each live object in MeshSync's own form."""
     for obj in objects:
-        yield meshsync_document(obj.as_meshsync())
+        if (document := _written(_meshsync_form, obj, obj.seq)) is not None:
+            yield document
+
+
+def _meshsync_form(obj: LiveObject) -> bytes:
+    return meshsync_document(obj.as_meshsync())
 
 
 def render_meshsync(objects: Iterable[LiveObject]) -> bytes:
@@ -200,16 +238,23 @@ def render_meshsync(objects: Iterable[LiveObject]) -> bytes:
     return b"".join(iter_meshsync(objects))
 
 
-def extended_documents(payload: bytes, subject: str, decoded: Decoded | None = None) -> list[bytes]:
+def extended_documents(
+    payload: bytes, subject: str, decoded: Decoded | None = None, seq: int = 0
+) -> list[bytes]:
     """Documents for the `-extended` file from one message: every object event, DELETED too."""
     decoded = decode(payload, subject) if decoded is None else decoded
     documents = []
     for event in events_of(decoded):
-        obj = event.obj
-        if event.wrapper == DOCS:
-            obj = to_meshsync(to_manifest(obj, event.cluster_id, meshsync_form=False))
-        documents.append(meshsync_document(obj))
+        if (document := _written(_extended_document, event, seq)) is not None:
+            documents.append(document)
     return documents
+
+
+def _extended_document(event: ObjectEvent) -> bytes:
+    obj = event.obj
+    if event.wrapper == DOCS:
+        obj = to_meshsync(to_manifest(obj, event.cluster_id, meshsync_form=False))
+    return meshsync_document(obj)
 
 
 def meshsync_snapshot_paths(directory: Path, day: date) -> tuple[Path, Path]:

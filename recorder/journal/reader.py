@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from recorder.errors import CorruptionError, JournalError
 from recorder.journal.record import (
@@ -17,6 +18,7 @@ from recorder.journal.record import (
     Message,
     Record,
     decode_body,
+    decode_footer,
     decode_header,
     read_frame,
     record_seq_time,
@@ -27,8 +29,7 @@ from recorder.subjects import matches_any
 _TAIL_SIZE = 8
 
 
-@dataclass(frozen=True, slots=True)
-class Position:
+class Position(NamedTuple):
     segment: int
     offset: int
 
@@ -137,6 +138,7 @@ def walk_frames(
             kind, body, following = read_frame(data, offset)
             if kind is Kind.FOOTER:
                 _check_tail(data, offset, following)
+                decode_footer(body)  # a checksum-valid footer of the wrong size seals nothing
         except FrameError as exc:
             resume = next_valid_frame(data, offset + 1)
             if resume is None:
@@ -217,19 +219,23 @@ class JournalReader:
     def segment_records(self, segment: SegmentFile) -> Iterator[tuple[Position, Record]]:
         """The records of one segment that the query admits."""
         query = self.query
+        bounded = query.bounded
+        skip_markers = not self.markers
+        stats = self.stats
+        number = segment.number
         data = segment_bytes(segment)
         frames = walk_frames(segment.name, data, salvage=self.salvage, damages=self.stats.damages)
         for offset, kind, body in frames:
-            if kind is Kind.FOOTER or (kind is Kind.MARKER and not self.markers):
+            if kind is Kind.FOOTER or (skip_markers and kind is Kind.MARKER):
                 continue
-            if query.bounded:
-                seq, time_ns = record_seq_time(kind, body)
-                if query.to_seq is not None and seq > query.to_seq:
-                    self._past_end = True  # sequences only grow: nothing later can match
-                    return
-                if not query.admits(seq, time_ns):
-                    continue
             try:
+                if bounded:
+                    seq, time_ns = record_seq_time(kind, body)
+                    if query.to_seq is not None and seq > query.to_seq:
+                        self._past_end = True  # sequences only grow: nothing later can match
+                        return
+                    if not query.admits(seq, time_ns):
+                        continue
                 record = decode_body(kind, body, offset)
             except FrameError as exc:
                 if not self.salvage:
@@ -244,8 +250,8 @@ class JournalReader:
                 and not matches_any(query.subjects, record.subject)
             ):
                 continue
-            self.stats.records += 1
-            yield Position(segment.number, offset), record
+            stats.records += 1
+            yield Position(number, offset), record
 
 
 def iter_messages(directory: Path, query: Query | None = None) -> Iterator[Message]:

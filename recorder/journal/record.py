@@ -8,7 +8,7 @@ from __future__ import annotations
 import enum
 import struct
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 import msgpack
 
@@ -40,6 +40,7 @@ class Kind(enum.IntEnum):
     FOOTER = 3
 
 
+_KINDS: Final = {int(kind): kind for kind in Kind}
 # Seeding each CRC with its kind byte covers the kind without concatenating bytes.
 _KIND_CRC: Final = {kind: crc32(bytes([kind])) for kind in Kind}
 
@@ -66,9 +67,12 @@ class MarkerType(enum.StrEnum):
 Headers = tuple[tuple[str, str], ...]
 
 
-@dataclass(frozen=True, slots=True)
-class Message:
-    """One NATS message exactly as it was received."""
+class Message(NamedTuple):
+    """One NATS message exactly as it was received.
+
+    A NamedTuple rather than a frozen dataclass: reading builds one per record, and a tuple is
+    built three times faster.
+    """
 
     seq: int
     time_ns: int
@@ -230,7 +234,7 @@ def read_frame(data: bytes | memoryview, offset: int) -> tuple[Kind, memoryview,
     body = memoryview(data)[start : start + length]
     if crc32(body, _KIND_CRC[kind_byte]) != crc:
         raise FrameError(offset, "checksum mismatch")
-    return Kind(kind_byte), body, start + length
+    return _KINDS[kind_byte], body, start + length
 
 
 def decode_body(kind: Kind, body: bytes | memoryview, offset: int = 0) -> Record:
@@ -239,21 +243,51 @@ def decode_body(kind: Kind, body: bytes | memoryview, offset: int = 0) -> Record
         fields = msgpack.unpackb(body, use_list=False, raw=False, strict_map_key=True)
         if kind is Kind.MESSAGE:
             seq, time_ns, subject, reply, headers, payload, stream_seq = fields[:7]
-            return Message(seq, time_ns, subject, reply, headers, payload, stream_seq)
+            # A body can pass its CRC and still hold other types (CRC-32 is no signature):
+            # what readers and the compactor rely on is checked here, once.
+            if (
+                type(seq) is int
+                and type(time_ns) is int
+                and type(subject) is str
+                and type(reply) is str
+                and type(payload) is bytes
+                and (stream_seq is None or type(stream_seq) is int)
+                and (headers is None or _valid_headers(headers))
+            ):
+                return Message(seq, time_ns, subject, reply, headers, payload, stream_seq)
+            raise FrameError(offset, "message body has a field of the wrong type")
         if kind is Kind.MARKER:
             seq, time_ns, marker_type, marker_fields = fields[:4]
-            return Marker(seq, time_ns, MarkerType(marker_type), _thaw(marker_fields))
+            if type(seq) is int and type(time_ns) is int and type(marker_fields) is dict:
+                return Marker(seq, time_ns, MarkerType(marker_type), _thaw(marker_fields))
+            raise FrameError(offset, "marker body has a field of the wrong type")
     except (ValueError, TypeError, msgpack.UnpackException) as exc:
         raise FrameError(offset, f"undecodable {kind.name.lower()} body: {exc}") from None
     raise FrameError(offset, f"{kind.name.lower()} is not a record")
 
 
+def _valid_headers(headers: object) -> bool:
+    return type(headers) is tuple and all(
+        type(pair) is tuple and len(pair) == 2 and type(pair[0]) is str and type(pair[1]) is str
+        for pair in headers
+    )
+
+
 def record_seq_time(kind: Kind, body: bytes | memoryview) -> tuple[int, int]:
-    """Sequence and time of a record without decoding its payload (both lead the array)."""
-    unpacker = msgpack.Unpacker(raw=False)
-    unpacker.feed(body[:32])
-    unpacker.read_array_header()
-    return int(unpacker.unpack()), int(unpacker.unpack())
+    """Sequence and time of a record without decoding its payload (both lead the array).
+
+    Raises FrameError (offset 0: the caller knows the frame's) when the body does not start so.
+    """
+    try:
+        unpacker = msgpack.Unpacker(raw=False)
+        unpacker.feed(body[:32])
+        unpacker.read_array_header()
+        seq, time_ns = unpacker.unpack(), unpacker.unpack()
+    except (ValueError, msgpack.UnpackException) as exc:
+        raise FrameError(0, f"undecodable {kind.name.lower()} body: {exc}") from None
+    if type(seq) is not int or type(time_ns) is not int:
+        raise FrameError(0, f"{kind.name.lower()} body does not start with a sequence and time")
+    return seq, time_ns
 
 
 def _thaw(value: Any) -> Any:

@@ -7,12 +7,12 @@ shared, noisy machine while still telling the paces apart.
 
 from __future__ import annotations
 
-import asyncio
 import itertools
+import subprocess
+import sys
 import time
 from pathlib import Path
 
-import nats
 import pytest
 from broker import Broker
 from test_replay_support import Collector, build_journal, elapsed_s, replay_cli, sent_count
@@ -51,39 +51,59 @@ def test_recorded_gaps_are_kept_scaled_by_speed(
     assert max(abs(o) for o in offsets) <= GAP_TOLERANCE_S, offsets
 
 
+# A bare nats-py publish loop in a process of its own: the same payloads (message i is i as
+# four bytes, repeated to 1 KiB), the same subject and subscriber, a flush every 1024 like
+# `--speed max`; prints the seconds from the first publish to the last flush.
+BARE_LOOP = """
+import asyncio, sys, time
+import nats
+
+async def main(url, count):
+    nc = await nats.connect(url, connect_timeout=2)
+    payloads = [i.to_bytes(4, "big") * 256 for i in range(count)]
+    started = time.perf_counter()
+    for i, payload in enumerate(payloads, start=1):
+        await nc.publish("fast.x", payload)
+        if i % 1024 == 0:
+            await nc.flush(timeout=10)
+    await nc.flush(timeout=10)
+    print(time.perf_counter() - started)
+    await nc.close()
+
+asyncio.run(main(sys.argv[1], int(sys.argv[2])))
+"""
+SANITY_FACTOR = 8  # today about 3-4x slower (bench/replay.py); a flush per message is 20x+
+
+
 def test_speed_max_keeps_up_with_a_bare_publish_loop(nats_server: Broker, tmp_path: Path) -> None:
-    """`--speed max` delivers every message and publishes at no less than a fifth of a bare nats-py loop's rate (a sanity bound; bench/replay.py measures the 70% target)."""
-    count = 20_000
-    payloads = [i.to_bytes(4, "big") * 256 for i in range(count)]  # 1 KiB each
+    """`--speed max` delivers every message, ignoring recorded gaps, and publishes no more than 8x slower than a bare nats-py loop (a sanity bound against gross regressions; bench/replay.py measures the 70% target)."""
+    count = 40_000
+    payloads = [i.to_bytes(4, "big") * 256 for i in range(count)]
     directory = tmp_path / "journal"
     # Recorded over a minute: flat out must ignore the recorded gaps entirely.
     build_journal(directory, [(T0 + i * 3 * MS, "fast.x", p) for i, p in enumerate(payloads)])
-
-    async def bare_loop() -> float:
-        nc = await nats.connect(nats_server.url, connect_timeout=2)
-        try:
-            started = time.perf_counter()
-            for i, payload in enumerate(payloads, start=1):
-                await nc.publish("bare.x", payload)
-                if i % 1024 == 0:
-                    await nc.flush(timeout=10)
-            await nc.flush(timeout=10)
-            return time.perf_counter() - started
-        finally:
-            await nc.close()
-
-    bare_s = asyncio.run(bare_loop())
+    bare_s, replay_s = [], []
     with Collector(nats_server.url, "fast.x") as collector:
-        started = time.monotonic()
-        result = replay_cli(directory, "--nats-url", nats_server.url, "--speed", "max")
-        wall_s = time.monotonic() - started
-        assert result.returncode == 0, result.stderr
+        # Alternating, best of two each: one hiccup on a shared machine must not decide it.
+        for _ in range(2):
+            bare = subprocess.run(
+                [sys.executable, "-c", BARE_LOOP, nats_server.url, str(count)],
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=True,
+            )
+            bare_s.append(float(bare.stdout))
+            started = time.monotonic()
+            result = replay_cli(directory, "--nats-url", nats_server.url, "--speed", "max")
+            wall_s = time.monotonic() - started
+            assert result.returncode == 0, result.stderr
+            assert sent_count(result.stderr) == count
+            assert wall_s < 15, wall_s  # start-up included; at the recorded pace: a minute
+            replay_s.append(elapsed_s(result.stderr))
         got = collector.sync()
-    assert sent_count(result.stderr) == count
-    assert [m.payload for m in got] == payloads
-    replay_s = elapsed_s(result.stderr)
-    assert replay_s <= 5 * bare_s + 0.05, (replay_s, bare_s)
-    assert wall_s < 15, wall_s  # start-up included; recorded at pace this would take a minute
+    assert [m.payload for m in got] == payloads * 4
+    assert min(replay_s) <= SANITY_FACTOR * min(bare_s) + 0.05, (replay_s, bare_s)
 
 
 def test_rate_caps_flat_out_and_bursts_after_a_quiet_stretch(

@@ -21,6 +21,7 @@ from test_replay_support import build_journal, replay_cli, sent_count, tree_stat
 
 from recorder.compaction import CompactRequest, run_compaction
 from recorder.meshsync import CORE_SUBJECT, REQUEST_SUBJECT
+from recorder.natsclient import HeaderPairs
 from recorder.simulator import Simulator
 
 SAMPLES = Path(__file__).parent.parent / "data" / "meshsync-samples"
@@ -33,11 +34,18 @@ def recorders(tmp_path: Path) -> Iterator[Recorders]:
 
 
 def meshsync_traffic(count: int) -> list[Outgoing]:
-    """Simulated MeshSync churn with resync requests mixed in and headers on some messages."""
+    """Simulated MeshSync churn with resync requests mixed in and headers on some messages.
+
+    Some headers repeat a name, which NATS allows and nats-py's plain dict would collapse.
+    """
     resync = (SAMPLES / "request-resync-discovery.json").read_bytes()
     out = []
     for index, (subject, payload) in enumerate(Simulator(11).stream(count)):
-        headers = {"X-Trace": f"trace-{index}", "Content-Type": "json"} if index % 7 == 0 else None
+        headers: dict[str, str] | None = None
+        if index % 7 == 0:
+            headers = {"X-Trace": f"trace-{index}", "Content-Type": "json"}
+        elif index % 13 == 0:
+            headers = HeaderPairs([("X-Hop", "a"), ("X-Other", "b"), ("X-Hop", f"b{index}")])
         out.append(Outgoing(subject, payload, headers))
         if index % 50 == 25:
             out.append(Outgoing(REQUEST_SUBJECT, resync, {"X-Request": str(index)}))
@@ -83,6 +91,8 @@ def test_replay_into_a_remapped_subject_is_recorded_identically(
     assert [m.payload for m in replayed] == [m.payload for m in recorded]
     assert [m.headers for m in replayed] == [m.headers for m in recorded]
     assert sum(1 for m in replayed if m.headers) == sum(1 for m in traffic if m.headers)
+    repeated = [m.headers for m in replayed if m.headers and m.headers[0][0] == "X-Hop"]
+    assert repeated and all(len(headers) == 3 for headers in repeated)
 
 
 def snapshot_documents(path: Path) -> list[object]:
