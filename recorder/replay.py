@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import structlog
 import yaml
@@ -126,8 +126,7 @@ class Selection:
         return False
 
 
-@dataclass(frozen=True, slots=True)
-class Outgoing:
+class Outgoing(NamedTuple):
     """One message to publish, with where it came from (for resuming and pacing)."""
 
     seq: int
@@ -176,10 +175,15 @@ def journal_messages(
     """The journal's messages that the selection admits, mapped and ready to publish."""
     stats = stats if stats is not None else ReplayStats()
     instances: dict[int, str] = {}
+    mapped: dict[str, str] = {}  # a journal has few subjects: map each once
+    filtered = bool(selection.kinds or selection.namespaces)
     for position, record in JournalReader(directory, query=selection.query):
-        if not isinstance(record, Message) or not selection.admits_payload(record):
+        if not isinstance(record, Message) or (filtered and not selection.admits_payload(record)):
             stats.skipped += 1
             continue
+        subject = mapped.get(record.subject)
+        if subject is None:
+            subject = mapped[record.subject] = map_subject(record.subject, maps, prefix)
         headers = HeaderPairs(record.headers) if record.headers else None
         if msg_id:
             instance = instances.get(position.segment)
@@ -188,14 +192,7 @@ def journal_messages(
                 instances[position.segment] = instance
             msg_id_header = ("Nats-Msg-Id", f"{instance}-{record.seq}")
             headers = HeaderPairs((*(record.headers or ()), msg_id_header))
-        yield Outgoing(
-            record.seq,
-            record.time_ns,
-            map_subject(record.subject, maps, prefix),
-            record.reply,
-            headers,
-            record.payload,
-        )
+        yield Outgoing(record.seq, record.time_ns, subject, record.reply, headers, record.payload)
 
 
 def _instance_of(directory: Path, number: int) -> str:
@@ -349,12 +346,17 @@ async def replay(
     started = time.monotonic()
     pacer.start_s = started
     unflushed = 0
+    paced = pacer.speed is not None or pacer.rate is not None
+    publish = nc.publish
     try:
-        async for item in _aiter(messages):
+        for count, item in enumerate(messages):
+            if count % 256 == 0:
+                # Reading the journal never awaits: let signals and the broker's replies in.
+                await asyncio.sleep(0)
             if stop.is_set():
                 stats.interrupted = True
                 break
-            wait = started + pacer.due(item.time_ns) - time.monotonic()
+            wait = started + pacer.due(item.time_ns) - time.monotonic() if paced else 0.0
             if wait > 0:
                 with_stop = asyncio.ensure_future(stop.wait())
                 done, _ = await asyncio.wait({with_stop}, timeout=wait)
@@ -366,7 +368,7 @@ async def replay(
             # rather than at the next flush, which at a recorded pace may be hours away.
             _raise_async_error(errors, stats)
             try:
-                await nc.publish(item.subject, item.payload, reply=item.reply, headers=item.headers)
+                await publish(item.subject, item.payload, reply=item.reply, headers=item.headers)
             except MaxPayloadError:
                 raise BrokerError(
                     f"seq {item.seq}: payload of {len(item.payload)} bytes exceeds the broker's "
@@ -403,12 +405,3 @@ def _raise_async_error(errors: list[BaseException], stats: ReplayStats) -> None:
         lost = isinstance(errors[0], StaleConnectionError | OSError)
         what = "lost the connection to the broker" if lost else "the broker rejected a publish"
         raise BrokerError(f"{what} (after seq {stats.last_seq}): {errors[0]}")
-
-
-async def _aiter(items: Iterable[Outgoing]) -> AsyncIterator[Outgoing]:
-    # Reading the journal is quick per record; yield to the loop now and then so signals and
-    # flushes get their turn during long flat-out replays.
-    for count, item in enumerate(items):
-        if count % 256 == 0:
-            await asyncio.sleep(0)
-        yield item
