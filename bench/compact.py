@@ -27,18 +27,19 @@ the YAML snapshot it writes. Exits 1 when a target fails.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
-import resource
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from common import exit_status, peak_rss_mb, quiet_logs, scratch_dir, table, verdict
 
 MB = 1_000_000
 TARGET_RATIO = 0.60
@@ -50,13 +51,7 @@ PODS_PER_APP = 3
 ENVELOPE = b'{"ObjectType":"meshsync-data","EventType":"'
 
 
-def _peak_rss_mb() -> float:
-    # ru_maxrss survives execve (Linux keeps the larger of the old and new peaks), so the parent
-    # stays small: it imports no recorder code and generates the journal in a child of its own.
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-
-
-# -- generating the journal (parent process, not counted) -----------------------------------
+# -- generating the journal (a process of its own, not counted) -----------------------------
 
 
 def simulator_options(events: int, live: int, clusters: int) -> dict[str, Any]:
@@ -120,14 +115,14 @@ def generate(directory: Path, events: int, live: int, clusters: int, seed: int) 
     }
 
 
-# -- phases (each in its own process) --------------------------------------------------------
+# -- phases (each in its own process) -------------------------------------------------------
 
 
 def phase_read(journal: Path, _out: Path) -> dict[str, Any]:
     from recorder.journal.reader import JournalReader
     from recorder.journal.record import Message
 
-    base = _peak_rss_mb()
+    base = peak_rss_mb()
     started = time.perf_counter()
     events = payload = 0
     for _, record in JournalReader(journal, markers=True):
@@ -142,7 +137,7 @@ def phase_baseline(journal: Path, _out: Path) -> dict[str, Any]:
 
     from recorder.journal.reader import JournalReader
 
-    base = _peak_rss_mb()
+    base = peak_rss_mb()
     started = time.perf_counter()
     loads = orjson.loads
     state: dict[tuple[Any, Any], Any] = {}
@@ -165,7 +160,7 @@ def phase_decode(journal: Path, _out: Path) -> dict[str, Any]:
 
     from recorder.journal.reader import JournalReader
 
-    base = _peak_rss_mb()
+    base = peak_rss_mb()
     started = time.perf_counter()
     loads = orjson.loads
     events = payload = 0
@@ -181,7 +176,7 @@ def phase_dedup(journal: Path, _out: Path) -> dict[str, Any]:
     from recorder.journal.reader import JournalReader
     from recorder.journal.record import Message
 
-    base = _peak_rss_mb()
+    base = peak_rss_mb()
     payload = 0
 
     def records() -> Any:
@@ -214,13 +209,13 @@ def _write_phase(journal: Path, out: Path, fmt: str) -> dict[str, Any]:
     from recorder.journal.reader import JournalReader
     from recorder.snapshot import iter_json, iter_yaml, snapshot_meta
 
-    base = _peak_rss_mb()
+    base = peak_rss_mb()
     started = time.perf_counter()
     compactor = Compactor()
     compactor.feed_many(record for _, record in JournalReader(journal, markers=True))
     stats = compactor.stats()
     dedup_seconds = time.perf_counter() - started
-    dedup_rss = _peak_rss_mb()
+    dedup_rss = peak_rss_mb()
     render = iter_yaml if fmt == "yaml" else iter_json
     written = objects = 0
     started = time.perf_counter()
@@ -244,17 +239,9 @@ def _write_phase(journal: Path, out: Path, fmt: str) -> dict[str, Any]:
         "write_mb_per_s": written / MB / seconds,
         "objects": objects,
         "objects_per_s": objects / seconds,
-        "rss_mb": _peak_rss_mb(),
+        "rss_mb": peak_rss_mb(),
         "base_rss_mb": base,
     }
-
-
-def phase_yaml(journal: Path, out: Path) -> dict[str, Any]:
-    return _write_phase(journal, out, "yaml")
-
-
-def phase_json(journal: Path, out: Path) -> dict[str, Any]:
-    return _write_phase(journal, out, "json")
 
 
 def _rate(started: float, events: int, payload: int, base_rss: float) -> dict[str, Any]:
@@ -264,23 +251,25 @@ def _rate(started: float, events: int, payload: int, base_rss: float) -> dict[st
         "events": events,
         "events_per_s": events / seconds,
         "mb_per_s": payload / MB / seconds,
-        "rss_mb": _peak_rss_mb(),
+        "rss_mb": peak_rss_mb(),
         "base_rss_mb": base_rss,  # the interpreter and imports, before the phase started
     }
 
 
-PHASES = {
+PHASES: dict[str, Callable[[Path, Path], dict[str, Any]]] = {
     "read": phase_read,
     "baseline": phase_baseline,
     "decode": phase_decode,
     "dedup": phase_dedup,
-    "yaml": phase_yaml,
-    "json": phase_json,
+    "yaml": functools.partial(_write_phase, fmt="yaml"),
+    "json": functools.partial(_write_phase, fmt="json"),
 }
 
 
 def run_phase(name: str, journal: Path, out: Path, args: argparse.Namespace) -> dict[str, Any]:
     """One phase in a fresh interpreter; its JSON result comes back on stdout."""
+    # ru_maxrss survives execve (Linux keeps the larger of the old and new peaks), so the parent
+    # stays small: it imports no recorder code and generates the journal in a child of its own.
     command = [sys.executable, __file__, "--phase", name, "--dir", str(journal), "--out", str(out)]
     command += ["--events", str(args.events), "--live", str(args.live)]
     command += ["--clusters", str(args.clusters), "--seed", str(args.seed)]
@@ -290,7 +279,7 @@ def run_phase(name: str, journal: Path, out: Path, args: argparse.Namespace) -> 
     return dict(json.loads(result.stdout.splitlines()[-1]))
 
 
-# -- report ------------------------------------------------------------------------------------
+# -- report ---------------------------------------------------------------------------------
 
 
 def report(results: dict[str, Any]) -> list[str]:
@@ -304,32 +293,40 @@ def report(results: dict[str, Any]) -> list[str]:
         "(not counted)",
         "mix: " + ", ".join(f"{kind} {count:,}" for kind, count in gen["mix"].items()),
         "",
-        f"{'phase':<10} {'seconds':>8} {'events/s':>10} {'MB/s':>7} {'peak RSS MB':>12}",
     ]
-    for name in ("read", "decode", "baseline", "dedup"):
-        p = phases[name]
-        lines.append(
-            f"{name:<10} {p['seconds']:>8.2f} {p['events_per_s']:>10,.0f} {p['mb_per_s']:>7.1f} "
-            f"{p['rss_mb']:>12.0f}"
-        )
+    columns = [("phase", "<10"), ("seconds", ">8"), ("events/s", ">10"), ("MB/s", ">7")]
+    rows = [
+        [
+            name,
+            f"{p['seconds']:.2f}",
+            f"{p['events_per_s']:,.0f}",
+            f"{p['mb_per_s']:.1f}",
+            f"{p['rss_mb']:.0f}",
+        ]
+        for name, p in ((name, phases[name]) for name in ("read", "decode", "baseline", "dedup"))
+    ]
+    lines += table([*columns, ("peak RSS MB", ">12")], rows, sep=" ", rule=False)
     lines.append(
         f"(interpreter and imports alone: {phases['dedup']['base_rss_mb']:.0f} MB; "
         f"dedup kept {phases['dedup']['objects']:,} objects and "
         f"{phases['dedup']['tombstones']:,} tombstones from "
         f"{phases['dedup']['object_events']:,} object events)"
     )
-    lines += [
-        "",
-        f"{'snapshot':<10} {'write s':>8} {'MB':>7} {'MB/s':>7} {'objects/s':>10} "
-        f"{'dedup s':>8} {'peak RSS MB':>12}",
+    columns = [("snapshot", "<10"), ("write s", ">8"), ("MB", ">7"), ("MB/s", ">7")]
+    columns += [("objects/s", ">10"), ("dedup s", ">8"), ("peak RSS MB", ">12")]
+    rows = [
+        [
+            name,
+            f"{p['write_seconds']:.2f}",
+            f"{p['snapshot_mb']:.1f}",
+            f"{p['write_mb_per_s']:.1f}",
+            f"{p['objects_per_s']:,.0f}",
+            f"{p['dedup_seconds']:.2f}",
+            f"{p['rss_mb']:.0f}",
+        ]
+        for name, p in ((name, phases[name]) for name in ("yaml", "json"))
     ]
-    for name in ("yaml", "json"):
-        p = phases[name]
-        lines.append(
-            f"{name:<10} {p['write_seconds']:>8.2f} {p['snapshot_mb']:>7.1f} "
-            f"{p['write_mb_per_s']:>7.1f} {p['objects_per_s']:>10,.0f} "
-            f"{p['dedup_seconds']:>8.2f} {p['rss_mb']:>12.0f}"
-        )
+    lines += ["", *table(columns, rows, sep=" ", rule=False)]
     ratio, factor = results["ratio"], results["rss_factor"]
     yaml_phase = phases["yaml"]
     lines += [
@@ -369,9 +366,7 @@ def main() -> int:
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.phase == "generate":
-        import structlog
-
-        structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(40))
+        quiet_logs("error")
         result = generate(args.dir, args.events, args.live, args.clusters, args.seed)
         print(json.dumps(result))
         return 0
@@ -379,8 +374,7 @@ def main() -> int:
         print(json.dumps(PHASES[args.phase](args.dir, args.out)))
         return 0
 
-    workdir = Path(tempfile.mkdtemp(prefix=".bench-compact-", dir=Path.cwd()))
-    try:
+    with scratch_dir("compact", keep=args.keep) as workdir:
         journal, out = workdir / "journal", workdir / "out"
         out.mkdir()
         print(f"generating {args.events:,} events ...", file=sys.stderr)
@@ -398,27 +392,23 @@ def main() -> int:
                 runs[name].append(result)
             else:
                 phases[name] = result
-        for name, attempts in runs.items():
-            phases[name] = min(attempts, key=lambda run: run["seconds"])
-            phases[name]["runs_seconds"] = [run["seconds"] for run in attempts]
-        results["phases"] = phases
-        results["ratio"] = phases["dedup"]["events_per_s"] / phases["baseline"]["events_per_s"]
-        results["decode_ratio"] = phases["dedup"]["events_per_s"] / phases["decode"]["events_per_s"]
-        results["rss_factor"] = phases["yaml"]["rss_mb"] / phases["yaml"]["snapshot_mb"]
-        results["verdicts"] = {
-            "ratio": "PASS" if results["ratio"] >= TARGET_RATIO else "FAIL",
-            "rss": "PASS" if results["rss_factor"] < TARGET_RSS_FACTOR else "FAIL",
-        }
-    finally:
-        if args.keep:
-            print(f"kept {workdir}", file=sys.stderr)
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
+    for name, attempts in runs.items():
+        phases[name] = min(attempts, key=lambda run: run["seconds"])
+        phases[name]["runs_seconds"] = [run["seconds"] for run in attempts]
+    results["phases"] = phases
+    results["ratio"] = phases["dedup"]["events_per_s"] / phases["baseline"]["events_per_s"]
+    results["decode_ratio"] = phases["dedup"]["events_per_s"] / phases["decode"]["events_per_s"]
+    results["rss_factor"] = phases["yaml"]["rss_mb"] / phases["yaml"]["snapshot_mb"]
+    passed = {
+        "ratio": results["ratio"] >= TARGET_RATIO,
+        "rss": results["rss_factor"] < TARGET_RSS_FACTOR,
+    }
+    results["verdicts"] = {name: verdict(ok) for name, ok in passed.items()}
     if args.json:
         print(json.dumps(results, indent=2))
     else:
         print("\n".join(report(results)))
-    return 0 if all(v == "PASS" for v in results["verdicts"].values()) else 1
+    return exit_status(passed.values())
 
 
 if __name__ == "__main__":

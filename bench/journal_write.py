@@ -21,8 +21,6 @@ import argparse
 import base64
 import cProfile
 import gc
-import json
-import logging
 import os
 import platform
 import pstats
@@ -36,7 +34,22 @@ from pathlib import Path
 from typing import Any
 
 import msgpack
-import structlog
+from common import (
+    MEMORY_FILESYSTEMS,
+    SUBJECT,
+    emit,
+    exit_status,
+    filesystem_of,
+    log,
+    parse_sizes,
+    quiet_logs,
+    scratch_dir,
+    size_label,
+    spread,
+    summary,
+    table,
+    verdict,
+)
 
 from recorder.journal.record import Incoming, encode_messages
 from recorder.journal.writer import FsyncPolicy, JournalWriter, WriterOptions
@@ -44,13 +57,10 @@ from recorder.journal.writer import FsyncPolicy, JournalWriter, WriterOptions
 PAYLOAD_SIZES = (256, 1024, 4096)
 POLICIES = (FsyncPolicy.ALWAYS, FsyncPolicy.INTERVAL, FsyncPolicy.NEVER)
 BASELINE = "write()"
-SUBJECT = "meshery.meshsync.core"
 PAYLOAD_POOL = 64  # distinct payloads cycled through, so the workload is not one object
 # The first message of a fresh journal follows its "started" marker (sequence 1).
 FIRST_MESSAGE_SEQ = 2
-VERDICT = {True: "PASS", False: "FAIL", None: "SKIP"}
 STATS = ("records_per_s", "mb_per_s", "seconds", "cpu_us_per_record")
-MEMORY_FILESYSTEMS = {"tmpfs", "ramfs", "devtmpfs"}
 
 # Targets from issue 2.
 TARGET_INTERVAL_1K_RECORDS_PER_S = 400_000
@@ -80,6 +90,16 @@ class Run:
     rotations: int | None = None  # each seals a segment with an fsync of its own
     close_seconds: float | None = None  # stop marker, seal and its fsync
 
+    @classmethod
+    def timed(cls, workload: Workload, seconds: float, cpu_seconds: float, **counts: Any) -> Run:
+        return cls(
+            seconds,
+            workload.records / seconds,
+            workload.frame_bytes / seconds / 1e6,
+            cpu_seconds / workload.records * 1e6,
+            **counts,
+        )
+
 
 @dataclass(slots=True)
 class Result:
@@ -89,14 +109,11 @@ class Result:
     frame_bytes: int
     runs: list[Run] = field(default_factory=list)
 
+    def values(self, attr: str) -> list[float]:
+        return [getattr(run, attr) for run in self.runs]
+
     def median(self, attr: str) -> float:
-        return statistics.median(getattr(run, attr) for run in self.runs)
-
-    def low(self, attr: str) -> float:
-        return min(getattr(run, attr) for run in self.runs)
-
-    def high(self, attr: str) -> float:
-        return max(getattr(run, attr) for run in self.runs)
+        return float(statistics.median(self.values(attr)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,15 +188,14 @@ def run_journal(base: Path, workload: Workload, policy: FsyncPolicy) -> Run:
         raise
     finally:
         shutil.rmtree(directory, ignore_errors=True)
-    return Run(
+    return Run.timed(
+        workload,
         seconds,
-        workload.records / seconds,
-        workload.frame_bytes / seconds / 1e6,
-        cpu_seconds / workload.records * 1e6,
-        timed_fsyncs,
-        len(workload.batches),
-        rotations,
-        close_seconds,
+        cpu_seconds,
+        fsyncs=timed_fsyncs,
+        batches=len(workload.batches),
+        rotations=rotations,
+        close_seconds=close_seconds,
     )
 
 
@@ -198,37 +214,7 @@ def run_baseline(base: Path, workload: Workload) -> Run:
             cpu_seconds = time.process_time() - cpu_started
     finally:
         path.unlink(missing_ok=True)
-    return Run(
-        seconds,
-        workload.records / seconds,
-        workload.frame_bytes / seconds / 1e6,
-        cpu_seconds / workload.records * 1e6,
-    )
-
-
-# -- environment ----------------------------------------------------------------------------
-
-
-def filesystem_of(path: Path) -> tuple[str, str, str]:
-    """(mount point, type, device) of the mount holding `path`, from /proc/mounts."""
-    target = str(path.resolve())
-    best = ("?", "unknown", "?")
-    best_length = -1
-    try:
-        lines = Path("/proc/mounts").read_text().splitlines()
-    except OSError:
-        return best
-    for line in lines:
-        device, mount, fstype = line.split()[:3]
-        mount = mount.replace("\\040", " ")
-        inside = target == mount or target.startswith(mount.rstrip("/") + "/")
-        if inside and len(mount) >= best_length:  # the last, deepest mount wins
-            best, best_length = (mount, fstype, device), len(mount)
-    return best
-
-
-def quiet_logs() -> None:
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+    return Run.timed(workload, seconds, cpu_seconds)
 
 
 # -- running and reporting ------------------------------------------------------------------
@@ -253,14 +239,10 @@ def measure(base: Path, args: argparse.Namespace) -> list[Result]:
                 else:
                     run = run_journal(base, workload, FsyncPolicy(name))
                 by_name[name].runs.append(run)
-            print(f"  {size} B: repeat {repeat + 1}/{args.repeat} done", file=sys.stderr)
+            log(f"  {size} B: repeat {repeat + 1}/{args.repeat} done")
         results.extend(by_name.values())
         del workload
     return results
-
-
-def size_label(size: int) -> str:
-    return f"{size // 1024} KiB" if size >= 1024 and size % 1024 == 0 else f"{size} B"
 
 
 def ratio(results: list[Result], result: Result) -> float:
@@ -272,32 +254,38 @@ def ratio(results: list[Result], result: Result) -> float:
     return result.median("mb_per_s") / baseline.median("mb_per_s")
 
 
-def table(results: list[Result]) -> str:
-    header = (
-        f"{'payload':>7}  {'policy':<8}  {'records/s median [min-max]':>31}  "
-        f"{'MB/s median [min-max]':>21}  {'vs write':>8}  {'CPU us/rec':>10}  {'fsyncs/batches':>14}  {'rotations':>9}"
-    )
-    lines = [header, "-" * len(header)]
+def result_table(results: list[Result]) -> list[str]:
+    columns = [
+        ("payload", ">7"),
+        ("policy", "<8"),
+        ("records/s median [min-max]", ">31"),
+        ("MB/s median [min-max]", ">21"),
+        ("vs write", ">8"),
+        ("CPU us/rec", ">10"),
+        ("fsyncs/batches", ">14"),
+        ("rotations", ">9"),
+    ]
+    rows = []
     for result in results:
-        rec = (
-            f"{result.median('records_per_s'):>9,.0f} "
-            f"[{result.low('records_per_s'):,.0f}-{result.high('records_per_s'):,.0f}]"
-        )
-        mbs = (
-            f"{result.median('mb_per_s'):>5.0f} "
-            f"[{result.low('mb_per_s'):.0f}-{result.high('mb_per_s'):.0f}]"
-        )
         if result.policy == BASELINE:
             versus, fsyncs, rotations = "1.00", "-", "-"
         else:
             versus = f"{ratio(results, result):.2f}"
             fsyncs = f"{max(run.fsyncs or 0 for run in result.runs)}/{result.runs[0].batches}"
             rotations = str(max(run.rotations or 0 for run in result.runs))
-        lines.append(
-            f"{size_label(result.payload_size):>7}  {result.policy:<8}  {rec:>31}  {mbs:>21}  "
-            f"{versus:>8}  {result.median('cpu_us_per_record'):>10.2f}  {fsyncs:>14}  {rotations:>9}"
+        rows.append(
+            [
+                size_label(result.payload_size),
+                result.policy,
+                spread(result.values("records_per_s"), ",.0f", 9),
+                spread(result.values("mb_per_s"), ".0f", 5),
+                versus,
+                f"{result.median('cpu_us_per_record'):.2f}",
+                fsyncs,
+                rotations,
+            ]
         )
-    return "\n".join(lines)
+    return table(columns, rows)
 
 
 def checks(results: list[Result]) -> list[Check]:
@@ -387,13 +375,6 @@ def profile(base: Path, args: argparse.Namespace) -> None:
     pstats.Stats(profiler, stream=sys.stdout).sort_stats("tottime").print_stats(15)
 
 
-def parse_sizes(text: str) -> list[int]:
-    sizes = [int(part) for part in text.split(",")]
-    if any(size < 1 for size in sizes):
-        raise ValueError(text)
-    return sizes
-
-
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--records", type=int, default=200_000, help="messages per run")
@@ -420,64 +401,47 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     quiet_logs()
-    parent = (args.dir or Path.cwd()).resolve()
-    parent.mkdir(parents=True, exist_ok=True)
-    base = Path(tempfile.mkdtemp(prefix=".bench-journal-", dir=parent))
-    try:
+    with scratch_dir("journal", args.dir) as base:
         env = environment(base, args)
         fs = env["filesystem"]
-        print(
+        log(
             f"journal on {fs['type']} ({fs['device']} at {fs['mount']}): {base}; "
-            f"{args.records:,} records x {args.repeat} repeats, batches of {args.batch}",
-            file=sys.stderr,
+            f"{args.records:,} records x {args.repeat} repeats, batches of {args.batch}"
         )
         if fs["type"] in MEMORY_FILESYSTEMS:
-            print(
-                f"WARNING: {base} is in memory ({fs['type']}): fsync costs nothing here",
-                file=sys.stderr,
-            )
+            log(f"WARNING: {base} is in memory ({fs['type']}): fsync costs nothing here")
         if args.profile:
             profile(base, args)
             return 0
         results = measure(base, args)
-    finally:
-        shutil.rmtree(base, ignore_errors=True)
 
     outcome = checks(results)
-    report = "\n".join(
-        [
-            table(results),
-            "MB/s = framed record bytes / timed seconds; vs write = MB/s median / write() median;"
-            " CPU us/rec = process CPU time (user + sys) per record, median;"
-            " fsyncs = seen by fsync_observer (batches and seals); rotations = 64 MiB segments sealed,"
-            " each with an fsync of its own",
-            *(f"{VERDICT[check.passed]} {check.detail}" for check in outcome),
-        ]
-    )
-    if args.json:
-        print(report, file=sys.stderr)
-        document = {
-            "environment": env,
-            "results": [
-                {
-                    "payload_size": r.payload_size,
-                    "policy": r.policy,
-                    "records": r.records,
-                    "frame_bytes": r.frame_bytes,
-                    "median": {k: r.median(k) for k in STATS},
-                    "min": {k: r.low(k) for k in STATS},
-                    "max": {k: r.high(k) for k in STATS},
-                    "ratio_vs_write": 1.0 if r.policy == BASELINE else ratio(results, r),
-                    "runs": [asdict(run) for run in r.runs],
-                }
-                for r in results
-            ],
-            "checks": [asdict(check) for check in outcome],
-        }
-        print(json.dumps(document, indent=2))
-    else:
-        print(report)
-    return 1 if any(check.passed is False for check in outcome) else 0
+    report = [
+        *result_table(results),
+        "MB/s = framed record bytes / timed seconds; vs write = MB/s median / write() median;"
+        " CPU us/rec = process CPU time (user + sys) per record, median;"
+        " fsyncs = seen by fsync_observer (batches and seals); rotations = 64 MiB segments sealed,"
+        " each with an fsync of its own",
+        *(f"{verdict(check.passed, 'SKIP')} {check.detail}" for check in outcome),
+    ]
+    document = {
+        "environment": env,
+        "results": [
+            {
+                "payload_size": r.payload_size,
+                "policy": r.policy,
+                "records": r.records,
+                "frame_bytes": r.frame_bytes,
+                **summary(r.runs, STATS),
+                "ratio_vs_write": 1.0 if r.policy == BASELINE else ratio(results, r),
+                "runs": [asdict(run) for run in r.runs],
+            }
+            for r in results
+        ],
+        "checks": [asdict(check) for check in outcome],
+    }
+    emit(report, document if args.json else None)
+    return exit_status(check.passed for check in outcome)
 
 
 if __name__ == "__main__":
