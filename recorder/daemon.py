@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,6 +37,7 @@ from recorder.sdnotify import Notifier
 log = structlog.get_logger("recorder.daemon")
 
 DRAIN_TIMEOUT_S = 5.0
+_CLOSE_TIMEOUT_S = 2.0
 _STATUS_INTERVAL_S = 5.0
 
 
@@ -100,6 +101,7 @@ class Daemon:
         self.jetstream: JetStreamIntake | None = None
         self._stop = asyncio.Event()
         self._signals = 0
+        self._hurry = asyncio.Event()
 
     async def run(self) -> RunResult:
         await self._open_journal()
@@ -203,15 +205,8 @@ class Daemon:
         self._signals += 1
         log.info("stop_requested", signal=signal.Signals(signum).name, count=self._signals)
         self._stop.set()
-        if self._signals > 1 and self._shutdown_task is not None:
-            # Second signal: skip the drain (cancel it); the writer still flushes and fsyncs.
-            self._drain_cancel()
-
-    _shutdown_task: asyncio.Task[None] | None = None
-
-    def _drain_cancel(self) -> None:
-        if self._shutdown_task is not None:
-            self._shutdown_task.cancel()
+        if self._signals > 1:
+            self._hurry.set()  # second signal: skip the drain; the writer still flushes and fsyncs
 
     def _on_hup(self) -> None:
         log.info("rotation_requested", signal="SIGHUP")
@@ -219,12 +214,7 @@ class Daemon:
 
     async def _shutdown(self) -> None:
         self.notifier.stopping()
-        self._shutdown_task = asyncio.create_task(self._stop_intake())
-        try:
-            await self._shutdown_task
-        except asyncio.CancelledError:
-            log.warning("drain_skipped")
-            await self.bridge.close()
+        await self._stop_intake()
         self.pump.stop()
         await asyncio.to_thread(self.pump.join)
         if self.http is not None:
@@ -236,13 +226,19 @@ class Daemon:
         )
 
     async def _stop_intake(self) -> None:
+        """Drain within DRAIN_TIMEOUT_S unless a second signal comes; then close, also bounded.
+
+        nats-py's drain and close can wait on a broker that stopped answering, and do not give
+        way to cancellation promptly, so they run as tasks that are abandoned, never awaited
+        past their bound: nothing here may stand between a stop and the journal's fsync.
+        """
         if self.jetstream is not None:
-            await self.jetstream.stop()
-        try:
-            await asyncio.wait_for(self.bridge.drain(), timeout=DRAIN_TIMEOUT_S)
-        except (TimeoutError, Exception) as exc:  # noqa: BLE001 - a failed drain still closes
-            log.warning("drain_incomplete", error=repr(exc))
-            await self.bridge.close()
+            await _bounded(self.jetstream.stop(), DRAIN_TIMEOUT_S, self._hurry)
+        if not await _bounded(self.bridge.drain(), DRAIN_TIMEOUT_S, self._hurry):
+            log.warning(
+                "drain_skipped", reason="second signal" if self._hurry.is_set() else "timeout"
+            )
+            await _bounded(self.bridge.close(), _CLOSE_TIMEOUT_S, None)
 
     def _journal_size(self) -> JournalSize:
         segments = list_segments(self.cfg.journal.dir)
@@ -251,3 +247,43 @@ class Daemon:
             with contextlib.suppress(OSError):
                 total += segment.path.stat().st_size
         return JournalSize(len(segments), total)
+
+
+async def _bounded(
+    work: Coroutine[Any, Any, None], timeout: float, hurry: asyncio.Event | None
+) -> bool:
+    """Run `work` until it ends, `timeout` passes or `hurry` is set; True when it ended well."""
+    task = asyncio.ensure_future(work)
+    task.add_done_callback(_retrieve)
+    waiters: set[asyncio.Future[Any]] = {task}
+    hurried = asyncio.ensure_future(hurry.wait()) if hurry is not None else None
+    if hurried is not None:
+        waiters.add(hurried)
+    await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    if hurried is not None:
+        hurried.cancel()
+    if not task.done():
+        task.cancel()
+        return False
+    return task.exception() is None
+
+
+def _retrieve(task: asyncio.Future[Any]) -> None:
+    """Consume an abandoned task's outcome, so asyncio does not report it as never retrieved."""
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("shutdown_step_failed", error=repr(task.exception()))
+
+
+def run_daemon(cfg: Config, env: Mapping[str, str]) -> RunResult:
+    """Run the daemon on a fresh event loop, and leave in bounded time even if nats-py lingers."""
+    loop = asyncio.new_event_loop()
+    try:
+        return loop.run_until_complete(Daemon(cfg, env).run())
+    finally:
+        pending = asyncio.all_tasks(loop)
+        for task in pending:
+            task.cancel()
+        if pending:
+            loop.run_until_complete(asyncio.wait(pending, timeout=_CLOSE_TIMEOUT_S))
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()

@@ -81,6 +81,10 @@ class NatsServer:
         return self._proc is not None and self._proc.poll() is None
 
     @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+    @property
     def store_dir(self) -> Path:
         """Return the JetStream store directory, which survives restarts."""
         return self.workdir / "jetstream"

@@ -7,7 +7,9 @@ import sys
 import typer
 
 from recorder import __version__
-from recorder.cli import (
+
+# Importing the command modules registers their commands on `app`.
+from recorder.cli import (  # noqa: F401
     compact_command,
     config_commands,
     demo_command,
@@ -19,16 +21,6 @@ from recorder.cli.app import app
 from recorder.errors import RecorderError
 
 __all__ = ["app", "main"]
-
-# Importing the command modules registers their commands on `app`.
-_COMMAND_MODULES = (
-    compact_command,
-    config_commands,
-    demo_command,
-    journal_commands,
-    replay_command,
-    run_command,
-)
 
 
 @app.command()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 from pathlib import Path
@@ -12,7 +11,7 @@ import typer
 
 from recorder.cli.app import app
 from recorder.cli.config_commands import ConfigFile, load_effective_config
-from recorder.daemon import Daemon
+from recorder.daemon import run_daemon
 from recorder.embedded import EmbeddedBroker
 from recorder.log import configure_logging
 
@@ -62,7 +61,7 @@ def run(
             overrides["jetstream.create_stream"] = True if cfg.mode == "jetstream" else None
             cfg = load_effective_config(config, overrides)
             typer.echo(f"embedded broker listening on {broker.url}", err=True)
-        result = asyncio.run(Daemon(cfg, os.environ).run())
+        result = run_daemon(cfg, os.environ)
     raise typer.Exit(result.exit_code)
 
 
