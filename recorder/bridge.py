@@ -114,7 +114,11 @@ class Bridge:
         while True:
             self._last_error = None
             try:
-                self.nc = await natsclient.connect(**options)
+                # After a failed TLS handshake nats-py's connect() can wait forever for the old
+                # socket to close (nats-io/nats.py#718): bound it, and report what error_cb saw.
+                self.nc = await asyncio.wait_for(
+                    natsclient.connect(**options), self._first_connect_bound()
+                )
             except Exception as exc:  # noqa: BLE001 - nats-py raises many unrelated types
                 reason = _describe(self._last_error or exc)
                 if _is_auth_error(reason) or not retry:
@@ -140,6 +144,12 @@ class Bridge:
             self.metrics.connected = True
             log.info("broker_connected", url=_url(self.nc))
             return
+
+    def _first_connect_bound(self) -> float:
+        """Seconds a first connect may take: each server tried as often as nats-py is told to."""
+        attempts = len(self.cfg.urls) * (FIRST_CONNECT_OPTIONS["max_reconnect_attempts"] + 1)
+        wait = FIRST_CONNECT_OPTIONS["reconnect_time_wait"]
+        return float(attempts * (2 * self.cfg.connect_timeout + wait) + 1)
 
     def _options(self) -> dict[str, Any]:
         return {

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -72,6 +73,11 @@ _CONCRETE_SUBJECT_RULES: Final = (
 )
 
 
+def _quoted(value: str) -> str:
+    """A value in double quotes with control characters escaped, so an error stays one line."""
+    return json.dumps(value, ensure_ascii=False)
+
+
 def check_subject(subject: str, *, wildcards: bool = True) -> str | None:
     """Return why `subject` is not a valid NATS subject (or filter), or None when it is."""
     if is_valid_subject(subject, wildcards=wildcards):
@@ -79,8 +85,8 @@ def check_subject(subject: str, *, wildcards: bool = True) -> str | None:
     if not subject:
         return "must not be empty"
     if wildcards:
-        return f'"{subject}" is not a valid NATS subject: {_SUBJECT_RULES}'
-    return f'"{subject}" is not a concrete NATS subject: {_CONCRETE_SUBJECT_RULES}'
+        return f"{_quoted(subject)} is not a valid NATS subject: {_SUBJECT_RULES}"
+    return f"{_quoted(subject)} is not a concrete NATS subject: {_CONCRETE_SUBJECT_RULES}"
 
 
 # -- per-field checks: each returns why a converted value is bad, or None ------------------------
@@ -113,7 +119,7 @@ def _check_urls(urls: tuple[str, ...]) -> str | None:
             or not parts.hostname
             or not port_ok
         ):
-            return f'"{mask_url(url)}" is not a server URL like nats://host:4222'
+            return f"{_quoted(mask_url(url))} is not a server URL like nats://host:4222"
     return None
 
 
@@ -124,7 +130,7 @@ def _check_subjects(subjects: tuple[str, ...]) -> str | None:
         if reason := check_subject(subject):
             return reason
     duplicates = sorted({s for s in subjects if subjects.count(s) > 1})
-    return f'"{duplicates[0]}" is listed twice' if duplicates else None
+    return f"{_quoted(duplicates[0])} is listed twice" if duplicates else None
 
 
 def _check_reply_subject(subject: str) -> str | None:
@@ -134,15 +140,17 @@ def _check_reply_subject(subject: str) -> str | None:
 def _check_name(name: str) -> str | None:
     # JetStream stream and consumer names become file names on the server.
     if not name or re.search(r"[\s.*>/\\]", name) or not name.isprintable():
-        return f'"{name}" must be non-empty without spaces, ".", "*", ">", "/" or "\\"'
+        return f'{_quoted(name)} must be non-empty without spaces, ".", "*", ">", "/" or "\\"'
     return None
 
 
 def _check_queue_group(group: str) -> str | None:
     if group in RESERVED_QUEUE_GROUPS:
-        return f'"{group}" belongs to Meshery/MeshSync; joining it would steal their messages'
+        return (
+            f"{_quoted(group)} belongs to Meshery/MeshSync; joining it would steal their messages"
+        )
     if group and re.search(r"[\s*>]", group):
-        return f'"{group}" must not contain spaces or wildcards'
+        return f"{_quoted(group)} must not contain spaces or wildcards"
     return None
 
 
@@ -164,7 +172,7 @@ def _split_listen(listen: str) -> tuple[str, int] | None:
 def _check_listen(listen: str) -> str | None:
     if listen in ("", "off") or _split_listen(listen):
         return None
-    return f'"{listen}" must be HOST:PORT (like 127.0.0.1:9464), or "off"'
+    return f'{_quoted(listen)} must be HOST:PORT (like 127.0.0.1:9464), or "off"'
 
 
 # -- the schema ----------------------------------------------------------------------------------
@@ -393,10 +401,11 @@ def check_files(cfg: Config) -> None:
     for path in LEAVES:
         value = get_value(cfg, path)
         if isinstance(value, Path) and path.endswith("_file"):
+            shown = str(value) if str(value).isprintable() else _quoted(str(value))
             try:
                 with value.open("rb"):
                     pass
             except OSError as e:
-                raise ConfigError(path, f"cannot read {value}: {e.strerror}") from None
+                raise ConfigError(path, f"cannot read {shown}: {e.strerror}") from None
             except ValueError:  # a NUL byte, which no file name can hold
-                raise ConfigError(path, f"cannot read {value}: not a valid file name") from None
+                raise ConfigError(path, f"cannot read {shown}: not a valid file name") from None

@@ -279,7 +279,7 @@ def record_seq_time(kind: Kind, body: bytes | memoryview) -> tuple[int, int]:
     Raises FrameError (offset 0: the caller knows the frame's) when the body does not start so.
     """
     try:
-        unpacker = msgpack.Unpacker(raw=False)
+        unpacker = msgpack.Unpacker(raw=False, max_buffer_size=64)
         unpacker.feed(body[:32])
         unpacker.read_array_header()
         seq, time_ns = unpacker.unpack(), unpacker.unpack()

@@ -8,7 +8,9 @@ from pathlib import Path
 import structlog
 
 from recorder.journal.maintenance import repair_segment
-from recorder.journal.segment import list_segments, summarize
+from recorder.journal.reader import walk_frames
+from recorder.journal.record import FrameError, Kind, Marker, MarkerType, decode_body
+from recorder.journal.segment import SegmentFile, list_segments, segment_bytes, summarize
 
 log = structlog.get_logger("recorder.journal")
 
@@ -45,5 +47,26 @@ def recover(directory: Path) -> Recovery:
         footer = summarize(segment).footer
         if footer is not None and footer.records:
             last_seq = footer.last_seq
+            if clean and not _ends_with_stop(segment):
+                # Sealed yet never stopped: the writer died between sealing a segment and
+                # writing into the next (mid-rotation, or a restart killed after its recovery).
+                clean = False
+                log.warning("unmarked_stop_detected", segment=segment.number, last_seq=last_seq)
             break
     return Recovery(last_seq, clean, tuple(repaired))
+
+
+def _ends_with_stop(segment: SegmentFile) -> bool:
+    """Whether the segment's last record is a STOPPED marker, as every orderly close leaves."""
+    last: tuple[Kind, memoryview] | None = None
+    data = segment_bytes(segment)
+    for _offset, kind, body in walk_frames(segment.name, data, salvage=True, damages=[]):
+        if kind is not Kind.FOOTER:
+            last = (kind, body)
+    if last is None or last[0] is not Kind.MARKER:
+        return False
+    try:
+        record = decode_body(*last)
+    except FrameError:
+        return False
+    return isinstance(record, Marker) and record.type is MarkerType.STOPPED
