@@ -1,0 +1,110 @@
+"""`recorder run` options that ask for more: a baseline dump at start, an embedded broker."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import socket
+import threading
+from pathlib import Path
+
+import nats
+import orjson
+from broker import NatsServer
+from run_helpers import messages_of, numbered, publish, read_records, recorders_for, wait_until
+
+from recorder.meshsync import REQUEST_SUBJECT
+
+CORE = "meshery.meshsync.core"
+DUMP = b'{"ObjectType":"","EventType":"","Request":null,"Object":[]}'
+
+
+class FakeMeshSync:
+    """Answers informer-store requests on the request subject with one dump reply, as MeshSync does."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.requests: list[dict[str, object]] = []
+        self._ready = threading.Event()
+        self._stop: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread = threading.Thread(target=lambda: asyncio.run(self._run()), daemon=True)
+
+    async def _run(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        nc = await nats.connect(self.url)
+
+        async def on_request(msg: nats.aio.msg.Msg) -> None:
+            request = json.loads(msg.data)
+            self.requests.append(request)
+            payload = (request.get("Request") or {}).get("Payload") or {}
+            if isinstance(payload, dict) and payload.get("Reply"):
+                await nc.publish(str(payload["Reply"]), DUMP)
+
+        await nc.subscribe(REQUEST_SUBJECT, queue="meshsync-request-stream", cb=on_request)
+        await nc.flush()
+        self._ready.set()
+        await self._stop.wait()
+        await nc.close()
+
+    def __enter__(self) -> FakeMeshSync:
+        self._thread.start()
+        assert self._ready.wait(10)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._loop is not None and self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(10)
+
+
+def test_informer_store_baseline_journals_the_request_and_the_dump(tmp_path: Path) -> None:
+    """With baseline informer-store the recorder asks MeshSync for a dump on its own reply
+    subject and journals both the request and the reply."""
+    journal = tmp_path / "journal"
+    with NatsServer() as server, FakeMeshSync(server.url) as meshsync:
+        with recorders_for(tmp_path) as recorders:
+            recorder = recorders.start(
+                journal,
+                server.url,
+                subjects=[REQUEST_SUBJECT, CORE],
+                env={"RECORDER_BASELINE": "informer-store"},
+            )
+            recorder.wait_ready()
+            recorder.wait_written(2)
+            assert recorder.stop() == 0
+        assert meshsync.requests
+        request = meshsync.requests[0]["Request"]
+        assert request == {
+            "Entity": "informer-store",
+            "Payload": {"Reply": "meshsync-recorder.store"},
+        }
+    by_subject = {m.subject: m.payload for m in messages_of(read_records(journal))}
+    assert orjson.loads(by_subject[REQUEST_SUBJECT])["Request"]["Entity"] == "informer-store"
+    assert by_subject["meshsync-recorder.store"] == DUMP
+
+
+def test_embedded_broker_records_what_is_published_to_it(tmp_path: Path) -> None:
+    """`--embedded-broker` starts a loopback nats-server, says its URL, records from it, and
+    stops it again on SIGTERM."""
+    journal = tmp_path / "journal"
+    with recorders_for(tmp_path) as recorders:
+        recorder = recorders.start(journal, None, subjects=[CORE], args=["--embedded-broker"])
+        recorder.wait_ready()
+        found = re.search(
+            r"embedded broker listening on (nats://127\.0\.0\.1:\d+)", recorder.stderr()
+        )
+        assert found, recorder.stderr()
+        publish(found.group(1), numbered(CORE, 30))
+        recorder.wait_written(30)
+        assert recorder.stop() == 0
+    assert len(messages_of(read_records(journal))) == 30
+    port = int(found.group(1).rsplit(":", 1)[1])
+    wait_until(lambda: not _listening(port), 5, "the embedded broker to stop")
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
