@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from recorder.cli import main
+from recorder.cli.config_commands import reference_table
 from recorder.journal.writer import JournalWriter, WriterOptions
 from recorder.log import reset_logging
 
@@ -271,3 +272,12 @@ def test_config_check_accepts_the_example_file(capsys: pytest.CaptureFixture[str
     code, out, _ = run_cli(capsys, "config", "check", "--config", str(example))
     assert code == 0
     assert out.strip() == "configuration is valid"
+
+
+def test_readme_configuration_reference_matches_the_schema() -> None:
+    """The README's settings table is exactly what `recorder config reference` prints, so the
+    documentation cannot drift from the config schema."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    start = readme.index("<!-- config-reference")
+    table = readme[readme.index("\n", start) + 1 : readme.index("<!-- end config-reference -->")]
+    assert table == reference_table()

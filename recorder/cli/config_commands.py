@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from recorder.cli.app import app
-from recorder.config import Config, check_files, config_to_yaml, load_config
+from recorder.config import (
+    ENV_VARS,
+    LEAVES,
+    Config,
+    check_files,
+    config_to_dict,
+    config_to_yaml,
+    load_config,
+)
 
 config_app = typer.Typer(help="Show or check the effective configuration.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
@@ -39,3 +47,40 @@ def check(config: ConfigFile = None) -> None:
     cfg = load_effective_config(config)
     check_files(cfg)
     typer.echo("configuration is valid")
+
+
+def reference_table() -> str:
+    """Every setting as a Markdown table: key, environment variables, default."""
+    defaults = _flatten(config_to_dict(load_config(None, {}, {}), mask_secrets=True))
+    variables: dict[str, list[str]] = {}
+    for name, key in ENV_VARS.items():
+        variables.setdefault(key, []).append(name)
+    rows = ["| key | environment | default |", "|---|---|---|"]
+    for key in LEAVES:
+        names = ", ".join(f"`{name}`" for name in sorted(variables.get(key, []), key=len))
+        rows.append(f"| `{key}` | {names} | `{_shown(defaults.get(key))}` |")
+    return "\n".join(rows) + "\n"
+
+
+def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for name, value in tree.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{name}."))
+        else:
+            flat[f"{prefix}{name}"] = value
+    return flat
+
+
+def _shown(value: Any) -> str:
+    if value is None:
+        return "unset"
+    if isinstance(value, list):
+        return ", ".join(str(item) for item in value)
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+@config_app.command("reference")
+def reference() -> None:
+    """Print every setting with its environment variables and default, as a Markdown table."""
+    typer.echo(reference_table(), nl=False)
