@@ -91,8 +91,15 @@ def find_gaps(segments: list[SegmentFile]) -> list[tuple[int, int]]:
 
 
 def ensure_dir(directory: Path) -> None:
-    """Create the journal directory owner-only: journals can hold Secret contents."""
-    directory.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+    """Create the journal directory owner-only: journals can hold Secret contents.
+
+    Missing parents get 0755 whatever the umask (mkdir would give them 0777 under umask 0).
+    """
+    missing = [parent for parent in reversed(directory.parents) if not parent.exists()]
+    for parent in missing:
+        parent.mkdir(mode=0o755, exist_ok=True)
+        parent.chmod(0o755)
+    directory.mkdir(mode=DIR_MODE, exist_ok=True)
 
 
 def segment_bytes(segment: SegmentFile) -> bytes:

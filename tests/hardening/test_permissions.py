@@ -16,6 +16,7 @@ import pytest
 from broker import Broker
 from run_helpers import RECORDER, Recorders, clean_env, numbered, publish, recorders_for
 
+from recorder.journal.segment import ensure_dir
 from recorder.meshsync import CORE_SUBJECT
 
 FILE_MODE = 0o600
@@ -114,3 +115,17 @@ def test_repair_quarantine_and_rewritten_segments_are_owner_only(journal: Path) 
     names = _assert_private(journal)
     assert sum(name.endswith(".quarantine") for name in names) >= 2, names
     assert {first.name.removesuffix(".zst"), second.name.removesuffix(".zst")} <= set(names)
+
+
+def test_missing_parent_directories_are_not_world_writable(tmp_path: Path) -> None:
+    """Parents created for a new journal directory get 0755 and the journal itself 0700, even
+    with umask 000."""
+    journal = tmp_path / "a" / "b" / "journal"
+    previous = os.umask(0)
+    try:
+        ensure_dir(journal)
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE(journal.stat().st_mode) == 0o700
+    for parent in (tmp_path / "a", tmp_path / "a" / "b"):
+        assert stat.S_IMODE(parent.stat().st_mode) == 0o755
