@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import nats
 from nats.aio.client import Client
@@ -302,8 +302,34 @@ def numbered(subject: str, count: int, start: int = 0, prefix: str = "") -> list
     return [Outgoing(subject, f"{prefix}{i}".encode()) for i in range(start, start + count)]
 
 
+class PublisherThread:
+    """Runs a subclass's `_run` coroutine on its own thread and event loop until `stop()`."""
+
+    sent: int
+    error: BaseException | None
+    _stop: threading.Event
+    _thread: threading.Thread | None
+
+    def __enter__(self) -> Self:
+        self._thread = threading.Thread(target=lambda: asyncio.run(self._run()), daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def stop(self) -> int:
+        """Stop publishing; returns how many were sent, or fails with the publisher's error."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(15)
+        if self.error is not None:
+            raise AssertionError(f"publisher failed: {self.error!r}")
+        return self.sent
+
+
 @dataclass
-class BackgroundPublisher:
+class BackgroundPublisher(PublisherThread):
     """Publishes numbered payloads on one subject from a thread until stopped."""
 
     url: str
@@ -313,22 +339,6 @@ class BackgroundPublisher:
     error: BaseException | None = None
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
-
-    def __enter__(self) -> BackgroundPublisher:
-        self._thread = threading.Thread(target=lambda: asyncio.run(self._run()), daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    def stop(self) -> int:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(10)
-        if self.error is not None:
-            raise AssertionError(f"publisher failed: {self.error!r}")
-        return self.sent
 
     async def _run(self) -> None:
         try:

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from run_helpers import connect
+from run_helpers import PublisherThread, connect
 
 # -- sizes: a default run for CI, bigger ones for `--run-slow` -----------------------------------
 # Not RECORDER_*: that prefix is the daemon's configuration, where an unknown name is an error.
@@ -175,7 +175,7 @@ class TcpProxy:
 
 
 @dataclass
-class CountingPublisher:
+class CountingPublisher(PublisherThread):
     """Publishes `payload(n)` for n = 0, 1, 2, ... at a steady rate from a thread.
 
     A lost connection is not an error: the publisher reconnects (without nats-py's reconnect
@@ -192,22 +192,6 @@ class CountingPublisher:
     error: BaseException | None = None
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
-
-    def __enter__(self) -> CountingPublisher:
-        self._thread = threading.Thread(target=lambda: asyncio.run(self._run()), daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    def stop(self) -> int:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(15)
-        if self.error is not None:
-            raise AssertionError(f"publisher failed: {self.error!r}")
-        return self.sent
 
     def _subject(self, n: int) -> str:
         return self.subject(n) if callable(self.subject) else self.subject
