@@ -15,7 +15,6 @@ from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
 import structlog
 
 from recorder import __version__
@@ -29,7 +28,7 @@ from recorder.journal.record import MarkerType
 from recorder.journal.retention import RetentionPolicy
 from recorder.journal.segment import list_segments
 from recorder.journal.writer import Compression, FsyncPolicy, JournalWriter, WriterOptions
-from recorder.meshsync import REQUEST_SUBJECT
+from recorder.meshsync import INFORMER_STORE, REQUEST_SUBJECT, RESYNC_DISCOVERY, request_payload
 from recorder.metrics import JournalSize, Metrics
 from recorder.pump import Pump, PumpOptions
 from recorder.sdnotify import Notifier
@@ -43,13 +42,9 @@ _STATUS_INTERVAL_S = 5.0
 
 def baseline_request(kind: str, reply_subject: str) -> tuple[str, bytes]:
     """The MeshSync control request that makes it (re)publish every object (WIRE.md, section 1)."""
-    request: dict[str, Any]
     if kind == "informer-store":
-        request = {"Entity": "informer-store", "Payload": {"Reply": reply_subject}}
-    else:
-        request = {"Entity": "resync-discovery", "Payload": None}
-    envelope = {"ObjectType": "", "EventType": "", "Request": request, "Object": None}
-    return REQUEST_SUBJECT, orjson.dumps(envelope)
+        return REQUEST_SUBJECT, request_payload(INFORMER_STORE, reply_subject)
+    return REQUEST_SUBJECT, request_payload(RESYNC_DISCOVERY)
 
 
 def writer_options(cfg: Config) -> WriterOptions:

@@ -88,6 +88,12 @@ class Undecodable:
 Decoded = ObjectEvent | DumpBatch | Boundary | NotState | Undecodable
 
 
+def request_payload(entity: str, reply: str | None = None) -> bytes:
+    """A control request as Meshery sends it on REQUEST_SUBJECT, in Go's json.Marshal layout."""
+    request = {"Entity": entity, "Payload": {"Reply": reply} if reply is not None else None}
+    return orjson.dumps({"ObjectType": "", "EventType": "", "Request": request, "Object": None})
+
+
 def decode(payload: bytes | memoryview, subject: str = CORE_SUBJECT) -> Decoded:
     """Classify one payload received on `subject`; never raises."""
     try:

@@ -24,7 +24,14 @@ import orjson
 from recorder import sim_objects as k8s
 from recorder.journal.record import Message
 from recorder.manifest import go_json, to_meshsync
-from recorder.meshsync import CORE_SUBJECT, REQUEST_SUBJECT, STORE_SUBJECT
+from recorder.meshsync import (
+    CORE_SUBJECT,
+    INFORMER_STORE,
+    REQUEST_SUBJECT,
+    RESYNC_DISCOVERY,
+    STORE_SUBJECT,
+    request_payload,
+)
 
 Key = tuple[str, str]
 _RV: Final = b'"resourceVersion":"@@RV@@"'
@@ -33,14 +40,8 @@ _ENVELOPES: Final = {
     for kind in (b"ADDED", b"MODIFIED", b"DELETED")
 }
 _DUMP_HEAD: Final = b'{"ObjectType":"","EventType":"","Request":null,"Object":['
-_RESYNC: Final = (
-    b'{"ObjectType":"","EventType":"","Request":'
-    b'{"Entity":"resync-discovery","Payload":null},"Object":null}'
-)
-_STORE: Final = (
-    b'{"ObjectType":"","EventType":"","Request":{"Entity":"informer-store","Payload":'
-    b'{"Reply":"' + STORE_SUBJECT.encode() + b'"}},"Object":null}'
-)
+_RESYNC: Final = request_payload(RESYNC_DISCOVERY)
+_STORE: Final = request_payload(INFORMER_STORE, STORE_SUBJECT)
 SECOND_NS: Final = 1_000_000_000
 
 

@@ -6,17 +6,8 @@ import re
 from datetime import UTC, datetime
 from typing import Final
 
-_RELATIVE: Final = re.compile(r"^([+-])?(\d+(?:\.\d+)?)(ns|us|ms|s|m|h|d|w)$")
-_UNIT_NS: Final = {
-    "ns": 1,
-    "us": 1_000,
-    "ms": 1_000_000,
-    "s": 1_000_000_000,
-    "m": 60_000_000_000,
-    "h": 3_600_000_000_000,
-    "d": 86_400_000_000_000,
-    "w": 604_800_000_000_000,
-}
+from recorder.units import BadValueError, parse_duration
+
 _FRACTION: Final = re.compile(r"\.(\d+)")
 
 
@@ -25,11 +16,14 @@ def parse_time(text: str, now_ns: int) -> int:
     text = text.strip()
     if text == "now":
         return now_ns
-    relative = _RELATIVE.match(text)
-    if relative:
-        sign, amount, unit = relative.groups()
-        delta = int(float(amount) * _UNIT_NS[unit])
-        return now_ns + delta if sign == "+" else now_ns - delta
+    sign, amount = (text[0], text[1:]) if text[:1] in "+-" else ("-", text)
+    if amount[-1:].isalpha():  # a unit: relative, in the same syntax as config durations
+        try:
+            delta = int(parse_duration(amount) * 1e9)
+        except BadValueError:
+            pass
+        else:
+            return now_ns + delta if sign == "+" else now_ns - delta
     return _parse_rfc3339(text)
 
 

@@ -284,3 +284,12 @@ _json = st.recursive(
 def test_decode_never_raises_on_arbitrary_json(value: object) -> None:
     """Any JSON document, including envelope look-alikes, decodes to a result without raising."""
     decode(orjson.dumps(value), CORE_SUBJECT)
+
+
+def test_request_payload_is_byte_identical_to_what_meshery_sends() -> None:
+    """The control requests we build (baseline, simulator) are the samples' exact bytes."""
+    from recorder.meshsync import INFORMER_STORE, RESYNC_DISCOVERY, request_payload
+
+    assert request_payload(RESYNC_DISCOVERY) == sample("request-resync-discovery").strip()
+    store = request_payload(INFORMER_STORE, "meshery-server.meshsync.store")
+    assert store == sample("request-informer-store").strip()
