@@ -15,7 +15,9 @@ from recorder.meshsync import (
     CORE_SUBJECT,
     DOCS,
     ENVELOPE,
+    INFORMER_STORE,
     REQUEST_SUBJECT,
+    RESYNC_DISCOVERY,
     STORE_SUBJECT,
     Boundary,
     DumpBatch,
@@ -25,6 +27,7 @@ from recorder.meshsync import (
     decode,
     events_of,
     load_object,
+    request_payload,
 )
 
 CLUSTER = "5b1d3c6e-8f2a-4c71-9e0d-3a7b2f4c9d18"
@@ -288,8 +291,6 @@ def test_decode_never_raises_on_arbitrary_json(value: object) -> None:
 
 def test_request_payload_is_byte_identical_to_what_meshery_sends() -> None:
     """The control requests we build (baseline, simulator) are the samples' exact bytes."""
-    from recorder.meshsync import INFORMER_STORE, RESYNC_DISCOVERY, request_payload
-
     assert request_payload(RESYNC_DISCOVERY) == sample("request-resync-discovery").strip()
     store = request_payload(INFORMER_STORE, "meshery-server.meshsync.store")
     assert store == sample("request-informer-store").strip()
