@@ -15,7 +15,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+import pytest
 from run_helpers import PublisherThread, connect
 
 # -- sizes: a default run for CI, bigger ones for `--run-slow` -----------------------------------
@@ -25,6 +27,17 @@ from run_helpers import PublisherThread, connect
 def env_int(name: str, default: int) -> int:
     """An integer knob from the environment (RELIABILITY_*), or its default."""
     return int(os.environ.get(name, default))
+
+
+LONG = [pytest.mark.slow, pytest.mark.timeout(3600)]
+
+
+def default_and_long(name: str, default: int, long: int) -> list[Any]:
+    """Two sizes for a storm: RELIABILITY_<NAME> for CI, RELIABILITY_<NAME>_LONG behind --run-slow."""
+    return [
+        pytest.param(env_int(f"RELIABILITY_{name}", default), id="default"),
+        pytest.param(env_int(f"RELIABILITY_{name}_LONG", long), id="long", marks=LONG),
+    ]
 
 
 def env_float(name: str, default: float) -> float:

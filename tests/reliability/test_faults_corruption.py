@@ -21,7 +21,7 @@ from pathlib import Path
 import orjson
 import pytest
 from broker import NatsServer
-from faults import env_int, flip_bits, truncate
+from faults import default_and_long, env_int, flip_bits, truncate
 from run_helpers import Outgoing, Recorders, publish, read_records, run_cli
 
 from recorder.cli import main
@@ -34,7 +34,6 @@ from recorder.simulator import Simulator
 
 SEED = env_int("RELIABILITY_SEED", 20260101)
 # The long variants: `--run-slow`, sizes from RELIABILITY_* variables, no 300 s cap.
-LONG = [pytest.mark.slow, pytest.mark.timeout(3600)]
 SUBJECTS = [CORE_SUBJECT, REQUEST_SUBJECT, STORE_SUBJECT]
 
 
@@ -198,10 +197,7 @@ def _problem_lines(outcome: Outcome) -> list[str]:
 
 @pytest.mark.parametrize(
     "count",
-    [
-        pytest.param(env_int("RELIABILITY_CORRUPTIONS", 60), id="default"),
-        pytest.param(env_int("RELIABILITY_CORRUPTIONS_LONG", 1000), id="long", marks=LONG),
-    ],
+    default_and_long("CORRUPTIONS", 60, 1000),
 )
 def test_random_bit_flips_and_truncations_are_all_found_and_salvage_keeps_every_undamaged_record(
     nats_server_factory: Callable[..., NatsServer],

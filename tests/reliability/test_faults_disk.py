@@ -16,7 +16,7 @@ from faults import (
     StreamPublisher,
     consumer_settled,
     consumer_state,
-    env_int,
+    default_and_long,
     slow_fsync_launcher,
 )
 from run_helpers import (
@@ -38,7 +38,6 @@ from recorder.journal.segment import list_segments
 
 CORE = "meshery.meshsync.core"
 # The long variants: `--run-slow`, sizes from RELIABILITY_* variables, no 300 s cap.
-LONG = [pytest.mark.slow, pytest.mark.timeout(3600)]
 DROPPED = "meshsync_recorder_messages_dropped_total"
 WRITTEN = "meshsync_recorder_messages_written_total"
 
@@ -91,10 +90,7 @@ def _drop_markers(records: list[Record]) -> list[Marker]:
 
 @pytest.mark.parametrize(
     "cycles",
-    [
-        pytest.param(env_int("RELIABILITY_DISK_CYCLES", 5), id="default"),
-        pytest.param(env_int("RELIABILITY_DISK_CYCLES_LONG", 40), id="long", marks=LONG),
-    ],
+    default_and_long("DISK_CYCLES", 5, 40),
 )
 def test_disk_full_again_and_again_drops_are_counted_marked_and_recording_resumes(
     tiny_tmpfs: Callable[[str], Path],

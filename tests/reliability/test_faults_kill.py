@@ -17,7 +17,13 @@ from pathlib import Path
 import pytest
 import run_helpers
 from broker import NatsServer
-from faults import StreamPublisher, consumer_settled, crash_launcher, env_int
+from faults import (
+    StreamPublisher,
+    consumer_settled,
+    crash_launcher,
+    default_and_long,
+    env_int,
+)
 from run_helpers import (
     BackgroundPublisher,
     RecorderProcess,
@@ -40,7 +46,6 @@ CORE = "meshery.meshsync.core"
 STREAM = "MESHSYNC_STORM"
 SEED = env_int("RELIABILITY_SEED", 20260101)
 # The long variants: `--run-slow`, sizes from RELIABILITY_* variables, no 300 s cap.
-LONG = [pytest.mark.slow, pytest.mark.timeout(3600)]
 # Small segments: at 2000 messages/s a rotation every ~0.5 s, so kills land in rotations too.
 STORM_ENV = {"RECORDER_JOURNAL_SEGMENT_MAX_BYTES": "64KiB"}
 
@@ -163,10 +168,7 @@ def _last_counter(journal: Path) -> int:
 
 @pytest.mark.parametrize(
     "kills",
-    [
-        pytest.param(env_int("RELIABILITY_KILLS", 20), id="default"),
-        pytest.param(env_int("RELIABILITY_KILLS_LONG", 150), id="long", marks=LONG),
-    ],
+    default_and_long("KILLS", 20, 150),
 )
 def test_sigkill_storm_keeps_every_fsynced_record_and_marks_every_restart(
     nats_server_factory: Callable[..., NatsServer],
@@ -198,10 +200,7 @@ def _stream_seqs(journal: Path) -> list[int]:
 
 @pytest.mark.parametrize(
     "kills",
-    [
-        pytest.param(env_int("RELIABILITY_JS_KILLS", 10), id="default"),
-        pytest.param(env_int("RELIABILITY_JS_KILLS_LONG", 60), id="long", marks=LONG),
-    ],
+    default_and_long("JS_KILLS", 10, 60),
 )
 def test_jetstream_sigkill_storm_journals_every_published_message_exactly_once(
     nats_server_factory: Callable[..., NatsServer],

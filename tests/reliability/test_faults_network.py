@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from broker import NatsServer
-from faults import CountingPublisher, TcpProxy, env_int
+from faults import CountingPublisher, TcpProxy, default_and_long, env_int
 from run_helpers import (
     RecorderProcess,
     Recorders,
@@ -31,7 +31,6 @@ from recorder.journal.record import Marker, MarkerType, Message, Record
 CORE = "meshery.meshsync.core"
 SEED = env_int("RELIABILITY_SEED", 20260101)
 # The long variants: `--run-slow`, sizes from RELIABILITY_* variables, no 300 s cap.
-LONG = [pytest.mark.slow, pytest.mark.timeout(3600)]
 
 
 def _written_more(recorder: RecorderProcess, than: int, timeout: float = 10) -> int:
@@ -108,10 +107,7 @@ def _finish(recorder: RecorderProcess, publisher: CountingPublisher, journal: Pa
 
 @pytest.mark.parametrize(
     "restarts",
-    [
-        pytest.param(env_int("RELIABILITY_BROKER_RESTARTS", 6), id="default"),
-        pytest.param(env_int("RELIABILITY_BROKER_RESTARTS_LONG", 40), id="long", marks=LONG),
-    ],
+    default_and_long("BROKER_RESTARTS", 6, 40),
 )
 def test_broker_restart_storm_recovers_every_time_and_marks_every_gap(
     nats_server_factory: Callable[..., NatsServer],
@@ -166,10 +162,7 @@ def test_broker_restart_storm_recovers_every_time_and_marks_every_gap(
 
 @pytest.mark.parametrize(
     "faults",
-    [
-        pytest.param(env_int("RELIABILITY_NETWORK_FAULTS", 12), id="default"),
-        pytest.param(env_int("RELIABILITY_NETWORK_FAULTS_LONG", 100), id="long", marks=LONG),
-    ],
+    default_and_long("NETWORK_FAULTS", 12, 100),
 )
 def test_cut_and_stalled_links_are_survived_and_only_cuts_leave_marked_gaps(
     nats_server_factory: Callable[..., NatsServer],
