@@ -2,7 +2,7 @@
 
 Renderers are pure and stream: each yields bytes chunks, one per document, so a large snapshot is
 never held in memory twice; `render_*` joins them for small outputs and tests. Files are written
-with `atomic_file`/`write_atomic` (tmp -> fsync -> rename -> fsync(dir)).
+by the caller with `recorder.fsutil` (tmp -> fsync -> rename -> fsync(dir)).
 
 For byte-identical snapshots of the same state, give the same `created_ns` (or None, which leaves
 the creation time out); everything else in the output depends only on the objects and the range.
