@@ -46,7 +46,8 @@ from recorder.config import NatsConfig
 from recorder.embedded import find_nats_server, free_port
 from recorder.journal.record import Incoming
 from recorder.journal.writer import JournalWriter, WriterOptions
-from recorder.replay import Pacer, ReplayStats, Selection, connect, journal_messages, replay
+from recorder.publisher import Publisher
+from recorder.replay import Pacer, ReplayStats, Selection, connect, journal_batches, replay
 
 SUBJECT = "meshery.meshsync.core"
 FLUSH_EVERY = 1024  # the same flow control as `--speed max`
@@ -190,8 +191,8 @@ async def library(url: str, journal: Path, count: int) -> float:
     nc, errors = await connect(NatsConfig(urls=(url,)))
     try:
         stats = ReplayStats()
-        messages = journal_messages(journal, Selection(), stats=stats)
-        await replay(messages, nc, errors, Pacer(None, None), asyncio.Event(), stats)
+        batches = journal_batches(journal, Selection(), stats=stats)
+        await replay(batches, Publisher(nc), errors, Pacer(None, None), asyncio.Event(), stats)
     finally:
         await nc.close()
     if stats.sent != count:

@@ -34,6 +34,7 @@ from recorder.journal.maintenance import inspect_journal, verify_journal
 from recorder.journal.reader import JournalReader
 from recorder.journal.record import Message
 from recorder.meshsync import CORE_SUBJECT, REQUEST_SUBJECT, STORE_SUBJECT, Boundary, decode
+from recorder.publisher import Publisher
 from recorder.replay import (
     Pacer,
     ReplayStats,
@@ -383,12 +384,14 @@ async def _replay_slice(url: str, journal: Path, count: int) -> tuple[int, int]:
         await listener.flush(timeout=5)
         nc, errors = await connect(NatsConfig(urls=(url,)))
         try:
-            outgoing = islice(
-                journal_messages(journal, Selection(), maps=(SubjectMap.parse(REPLAY_MAP),)),
-                count,
+            outgoing = list(
+                islice(
+                    journal_messages(journal, Selection(), maps=(SubjectMap.parse(REPLAY_MAP),)),
+                    count,
+                )
             )
             stats = await replay(
-                outgoing, nc, errors, Pacer(None, None), asyncio.Event(), ReplayStats()
+                [outgoing], Publisher(nc), errors, Pacer(None, None), asyncio.Event(), ReplayStats()
             )
         finally:
             await nc.close()

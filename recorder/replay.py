@@ -8,16 +8,18 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from operator import attrgetter
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, cast
 
 import structlog
 import yaml
 from nats.aio.client import Client
 from nats.errors import Error as NatsError
-from nats.errors import MaxPayloadError, StaleConnectionError
+from nats.errors import StaleConnectionError
 
 from recorder import natsclient
 from recorder.bridge import FIRST_CONNECT_OPTIONS, auth_options, tls_context
@@ -28,12 +30,19 @@ from recorder.journal.record import Message
 from recorder.journal.segment import list_segments, summarize
 from recorder.manifest import added_envelope
 from recorder.meshsync import CORE_SUBJECT, decode, events_of
-from recorder.natsclient import HeaderPairs
+from recorder.publisher import PublishError, Sink
 from recorder.subjects import is_valid_subject
 
 log = structlog.get_logger("recorder.replay")
 
-FLUSH_EVERY = 1024  # `--speed max`: wait for the broker at least this often (flow control)
+# Flat out, flow control: hand runs of up to SEND_EVERY messages to the socket, and wait for
+# the broker's PONG once FLUSH_EVERY messages or FLUSH_BYTES are unconfirmed. What is buffered
+# stays under FLUSH_BYTES plus one run (a journal's runs come from one read chunk, about 1 MiB,
+# or are a single record), and a broker that stops reading is noticed within CONFIRM_TIMEOUT_S.
+SEND_EVERY = 128
+FLUSH_EVERY = 1024
+FLUSH_BYTES = 4 * 1024 * 1024
+CONFIRM_TIMEOUT_S = 10.0
 
 
 # -- subject mapping --------------------------------------------------------------------------
@@ -126,15 +135,9 @@ class Selection:
         return False
 
 
-class Outgoing(NamedTuple):
-    """One message to publish, with where it came from (for resuming and pacing)."""
-
-    seq: int
-    time_ns: int
-    subject: str
-    reply: str
-    headers: dict[str, str] | None
-    payload: bytes
+# One message to publish, with where it came from (seq and time: for resuming and pacing). A
+# journal's message unchanged by maps and --msg-id is published as the very record read.
+Outgoing = Message
 
 
 @dataclass(slots=True)
@@ -145,7 +148,7 @@ class ReplayStats:
     first_time_ns: int | None = None
     last_time_ns: int | None = None
     last_seq: int | None = None
-    subjects: dict[str, int] = field(default_factory=dict)
+    subjects: Counter[str] = field(default_factory=Counter)
     elapsed_s: float = 0.0
     interrupted: bool = False
 
@@ -153,14 +156,74 @@ class ReplayStats:
     def rate(self) -> float:
         return self.sent / self.elapsed_s if self.elapsed_s > 0 else 0.0
 
-    def count(self, item: Outgoing) -> None:
-        self.sent += 1
-        self.bytes += len(item.payload)
-        self.subjects[item.subject] = self.subjects.get(item.subject, 0) + 1
+    def count(self, run: Sequence[Outgoing]) -> None:
+        """Count a run of messages sent (or, in a dry run, that would be)."""
+        if not run:
+            return
+        self.sent += len(run)
+        self.bytes += sum(map(len, map(_payload_of, run)))
+        self.subjects.update(map(_subject_of, run))
         if self.first_time_ns is None:
-            self.first_time_ns = item.time_ns
-        self.last_time_ns = item.time_ns
-        self.last_seq = item.seq
+            self.first_time_ns = run[0].time_ns
+        self.last_time_ns = run[-1].time_ns
+        self.last_seq = run[-1].seq
+
+
+_payload_of = attrgetter("payload")
+_subject_of = attrgetter("subject")
+
+
+def journal_batches(
+    directory: Path,
+    selection: Selection,
+    *,
+    maps: tuple[SubjectMap, ...] = (),
+    prefix: str = "",
+    msg_id: bool = False,
+    stats: ReplayStats | None = None,
+) -> Iterator[list[Outgoing]]:
+    """The journal's messages that the selection admits, mapped and ready to publish, in runs.
+
+    Runs are the reader's (a read chunk's worth, about 1 MiB, from one segment): handled a run
+    at a time, replaying costs little more than reading and publishing.
+    """
+    stats = stats if stats is not None else ReplayStats()
+    instances: dict[int, str] = {}
+    mapped: dict[str, str] = {}  # a journal has few subjects: map each once
+    filtered = bool(selection.kinds or selection.namespaces)
+    for batch in JournalReader(directory, query=selection.query).batches():
+        # A reader not asked for markers returns messages only.
+        messages = cast(list[Message], batch.records)
+        if filtered:
+            admitted = [message for message in messages if selection.admits_payload(message)]
+            stats.skipped += len(messages) - len(admitted)
+            messages = admitted
+        if maps or prefix or msg_id:
+            instance = None
+            if msg_id:
+                instance = instances.get(batch.segment)
+                if instance is None:
+                    instance = instances[batch.segment] = _instance_of(directory, batch.segment)
+            messages = [_remade(message, maps, prefix, mapped, instance) for message in messages]
+        if messages:
+            yield messages
+
+
+def _remade(
+    message: Message,
+    maps: tuple[SubjectMap, ...],
+    prefix: str,
+    mapped: dict[str, str],
+    instance: str | None,
+) -> Message:
+    """The message under its mapped subject, with a Nats-Msg-Id when there is an instance."""
+    subject = mapped.get(message.subject)
+    if subject is None:
+        subject = mapped[message.subject] = map_subject(message.subject, maps, prefix)
+    headers = message.headers
+    if instance is not None:
+        headers = (*(headers or ()), ("Nats-Msg-Id", f"{instance}-{message.seq}"))
+    return Message(message.seq, message.time_ns, subject, message.reply, headers, message.payload)
 
 
 def journal_messages(
@@ -172,27 +235,11 @@ def journal_messages(
     msg_id: bool = False,
     stats: ReplayStats | None = None,
 ) -> Iterator[Outgoing]:
-    """The journal's messages that the selection admits, mapped and ready to publish."""
-    stats = stats if stats is not None else ReplayStats()
-    instances: dict[int, str] = {}
-    mapped: dict[str, str] = {}  # a journal has few subjects: map each once
-    filtered = bool(selection.kinds or selection.namespaces)
-    for position, record in JournalReader(directory, query=selection.query):
-        if not isinstance(record, Message) or (filtered and not selection.admits_payload(record)):
-            stats.skipped += 1
-            continue
-        subject = mapped.get(record.subject)
-        if subject is None:
-            subject = mapped[record.subject] = map_subject(record.subject, maps, prefix)
-        headers = HeaderPairs(record.headers) if record.headers else None
-        if msg_id:
-            instance = instances.get(position.segment)
-            if instance is None:
-                instance = _instance_of(directory, position.segment)
-                instances[position.segment] = instance
-            msg_id_header = ("Nats-Msg-Id", f"{instance}-{record.seq}")
-            headers = HeaderPairs((*(record.headers or ()), msg_id_header))
-        yield Outgoing(record.seq, record.time_ns, subject, record.reply, headers, record.payload)
+    """`journal_batches`, a message at a time."""
+    for batch in journal_batches(
+        directory, selection, maps=maps, prefix=prefix, msg_id=msg_id, stats=stats
+    ):
+        yield from batch
 
 
 def _instance_of(directory: Path, number: int) -> str:
@@ -334,29 +381,29 @@ async def connect(nats_cfg: NatsConfig) -> tuple[Client, list[BaseException]]:
 
 
 async def replay(
-    messages: Iterable[Outgoing],
-    nc: Client,
+    batches: Iterable[Sequence[Outgoing]],
+    publisher: Sink,
     errors: list[BaseException],
     pacer: Pacer,
     stop: asyncio.Event,
     stats: ReplayStats,
     on_sent: Callable[[ReplayStats], None] | None = None,
 ) -> ReplayStats:
-    """Publish in order, on schedule; stops cleanly after the message in flight when `stop` is set."""
+    """Publish in order, on schedule; stops cleanly after the message in flight when `stop` is set.
+
+    Paced, each message leaves on time, alone. Flat out, messages leave in runs of up to
+    SEND_EVERY. Reading the journal never awaits, so sending is also when signals and the
+    broker's replies get in.
+    """
     started = time.monotonic()
     pacer.start_s = started
-    unflushed = 0
     paced = pacer.speed is not None or pacer.rate is not None
-    publish = nc.publish
     try:
-        for count, item in enumerate(messages):
-            if count % 256 == 0:
-                # Reading the journal never awaits: let signals and the broker's replies in.
-                await asyncio.sleep(0)
+        for run in _runs(batches, 1 if paced else SEND_EVERY):
             if stop.is_set():
                 stats.interrupted = True
                 break
-            wait = started + pacer.due(item.time_ns) - time.monotonic() if paced else 0.0
+            wait = started + pacer.due(run[0].time_ns) - time.monotonic() if paced else 0.0
             if wait > 0:
                 with_stop = asyncio.ensure_future(stop.wait())
                 done, _ = await asyncio.wait({with_stop}, timeout=wait)
@@ -366,34 +413,42 @@ async def replay(
                     break
             # A rejection (permissions) arrives asynchronously: stop at the first sign of one
             # rather than at the next flush, which at a recorded pace may be hours away.
-            _raise_async_error(errors, stats)
-            try:
-                await publish(item.subject, item.payload, reply=item.reply, headers=item.headers)
-            except MaxPayloadError:
-                raise BrokerError(
-                    f"seq {item.seq}: payload of {len(item.payload)} bytes exceeds the broker's "
-                    f"max_payload ({nc.max_payload})"
-                ) from None
-            except NatsError as exc:
-                raise BrokerError(f"seq {item.seq}: publish failed: {exc}") from None
-            stats.count(item)
-            unflushed += 1
-            if unflushed >= FLUSH_EVERY:
-                await _flush(nc, stats)
-                unflushed = 0
+            if errors:
                 _raise_async_error(errors, stats)
+            publisher.add(run)
+            stats.count(run)
+            await _send(publisher, stats)
             if on_sent is not None:
                 on_sent(stats)
-        await _flush(nc, stats)
+        await _send(publisher, stats, confirm=True)
         _raise_async_error(errors, stats)
     finally:
         stats.elapsed_s = time.monotonic() - started
     return stats
 
 
-async def _flush(nc: Client, stats: ReplayStats) -> None:
+def _runs(batches: Iterable[Sequence[Outgoing]], size: int) -> Iterator[Sequence[Outgoing]]:
+    """The batches' messages in runs of at most `size`, in order."""
+    for batch in batches:
+        if len(batch) <= size:
+            yield batch
+        else:
+            for start in range(0, len(batch), size):
+                yield batch[start : start + size]
+
+
+async def _send(publisher: Sink, stats: ReplayStats, *, confirm: bool = False) -> None:
+    """Send what was added; wait for the broker's PONG when asked or when too much is open."""
     try:
-        await nc.flush(timeout=10)
+        await publisher.send()
+        if (
+            confirm
+            or publisher.unconfirmed_messages >= FLUSH_EVERY
+            or publisher.unconfirmed_bytes >= FLUSH_BYTES
+        ):
+            await publisher.confirm(timeout=CONFIRM_TIMEOUT_S)
+    except PublishError as exc:
+        raise BrokerError(f"{exc} (after seq {stats.last_seq})") from None
     except NatsError as exc:
         raise BrokerError(
             f"the broker did not confirm messages up to seq {stats.last_seq}: {exc}"

@@ -5,23 +5,26 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from nats.errors import ConnectionClosedError, MaxPayloadError, UnexpectedEOF
+from nats.aio.client import Client
+from nats.errors import UnexpectedEOF
 
 from recorder.cli import main
 from recorder.cli.replay_command import parse_speed
 from recorder.compaction import CompactRequest, run_compaction
 from recorder.errors import BrokerError, UsageError
 from recorder.journal.reader import Query
-from recorder.journal.record import Message
+from recorder.journal.record import Headers, Message
 from recorder.journal.writer import JournalWriter
 from recorder.log import reset_logging
 from recorder.meshsync import ADDED, CORE_SUBJECT, decode, events_of
+from recorder.publisher import Publisher, PublishError, Sink
 from recorder.replay import (
     Outgoing,
     Pacer,
@@ -349,7 +352,7 @@ def test_journal_messages_filters_maps_and_counts_skips(tmp_path: Path) -> None:
     )
     assert [item.seq - first_seq for item in got] == [3, 5, 7]
     assert {item.subject for item in got} == {"replay.core"}
-    assert all(item.payload == pod and item.headers == {"k": "v"} for item in got)
+    assert all(item.payload == pod and item.headers == (("k", "v"),) for item in got)
     assert stats.skipped == 4  # the services at 2, 4, 6, 8 (the reader drops the rest unseen)
 
 
@@ -361,12 +364,12 @@ def test_msg_id_is_instance_and_seq_and_stable(tmp_path: Path) -> None:
     assert first == second
     for item in first:
         assert item.headers is not None
-        assert item.headers["Nats-Msg-Id"] == f"{instance.hex()}-{item.seq}"
-    assert first[0].headers == {"Nats-Msg-Id": f"{instance.hex()}-{first[0].seq}"}
-    assert first[1].headers == {"k": "v", "Nats-Msg-Id": f"{instance.hex()}-{first[1].seq}"}
+        assert item.headers[-1] == ("Nats-Msg-Id", f"{instance.hex()}-{item.seq}")
+    assert first[0].headers == (("Nats-Msg-Id", f"{instance.hex()}-{first[0].seq}"),)
+    assert first[1].headers == (("k", "v"), ("Nats-Msg-Id", f"{instance.hex()}-{first[1].seq}"))
     assert [item.headers for item in journal_messages(tmp_path, Selection())][:2] == [
         None,
-        {"k": "v"},
+        (("k", "v"),),
     ]
 
 
@@ -386,7 +389,7 @@ def compacted(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     writer.close()
     paths = base / "snapshot.yaml", base / "snapshot.json"
     for path, fmt in zip(paths, ("yaml", "json"), strict=True):
-        run_compaction(CompactRequest(journal, format=fmt, out=path))  # type: ignore[arg-type]
+        run_compaction(CompactRequest(journal, format=fmt, out=path))
     return paths
 
 
@@ -487,30 +490,42 @@ def test_unreadable_snapshot_is_a_usage_error(tmp_path: Path, make: str) -> None
 # -- the publish loop, on a stub client ----------------------------------------------------
 
 
-class StubClient:
-    """Records publish times; can be slow, refuse a payload size, or drop the connection."""
-
-    max_payload = 1024
+class StubPublisher:
+    """A Sink recording when each message is handed over; can be slow or lose the connection."""
 
     def __init__(self, publish_s: float = 0.0, fail_at: int | None = None) -> None:
         self.publish_s = publish_s
         self.fail_at = fail_at
-        self.sent: list[tuple[float, str, bytes, dict[str, str] | None]] = []
+        self.sent: list[tuple[float, str, bytes, Headers | None]] = []
+        self.sends = 0
         self.flushes = 0
+        self.handed_over = 0
+        self.most_unconfirmed = 0
+        self.unsent_bytes = 0
+        self.unconfirmed_messages = 0
+        self.unconfirmed_bytes = 0
 
-    async def publish(
-        self, subject: str, payload: bytes, reply: str = "", headers: dict[str, str] | None = None
-    ) -> None:
-        if len(payload) > self.max_payload:
-            raise MaxPayloadError
-        if self.fail_at is not None and len(self.sent) == self.fail_at:
-            raise ConnectionClosedError
-        if self.publish_s:
-            time.sleep(self.publish_s)  # a slow broker, blocking as a full socket would
-        self.sent.append((time.monotonic(), subject, payload, headers))
+    def add(self, messages: Sequence[Message]) -> None:
+        for message in messages:
+            if self.publish_s:
+                time.sleep(self.publish_s)  # a slow broker, blocking as a full socket would
+            self.sent.append((time.monotonic(), message.subject, message.payload, message.headers))
+            self.unsent_bytes += len(message.payload)
 
-    async def flush(self, timeout: float = 10) -> None:
+    async def send(self) -> None:
+        if self.fail_at is not None and len(self.sent) > self.fail_at:
+            raise PublishError("lost the connection to the broker")
+        self.sends += 1
+        self.unconfirmed_messages += len(self.sent) - self.handed_over
+        self.unconfirmed_bytes += self.unsent_bytes
+        self.most_unconfirmed = max(self.most_unconfirmed, self.unconfirmed_bytes)
+        self.handed_over = len(self.sent)
+        self.unsent_bytes = 0
+
+    async def confirm(self, timeout: float) -> None:
+        await self.send()
         self.flushes += 1
+        self.unconfirmed_messages = self.unconfirmed_bytes = 0
 
 
 def outgoing(count: int, gap_ns: int, size: int = 8) -> list[Outgoing]:
@@ -522,7 +537,7 @@ def outgoing(count: int, gap_ns: int, size: int = 8) -> list[Outgoing]:
 
 def run_replay(
     items: list[Outgoing],
-    client: StubClient,
+    client: Sink,
     pacer: Pacer,
     errors: list[BaseException] | None = None,
     stop_after: float | None = None,
@@ -532,14 +547,14 @@ def run_replay(
         if stop_after is not None:
             asyncio.get_running_loop().call_later(stop_after, stop.set)
         stats = ReplayStats()
-        return await replay(items, client, errors or [], pacer, stop, stats)  # type: ignore[arg-type]
+        return await replay([items], client, errors or [], pacer, stop, stats)
 
     return asyncio.run(go())
 
 
 def test_slow_publishes_do_not_push_later_deadlines_back() -> None:
     """When each publish takes 8 ms, 20 messages 10 ms apart still finish on the recorded schedule."""
-    client = StubClient(publish_s=0.008)
+    client = StubPublisher(publish_s=0.008)
     stats = run_replay(outgoing(20, 10 * MS), client, Pacer(1.0, None))
     assert stats.sent == 20
     span = client.sent[-1][0] - client.sent[0][0]
@@ -548,16 +563,29 @@ def test_slow_publishes_do_not_push_later_deadlines_back() -> None:
 
 
 def test_flat_out_flushes_every_1024_and_at_the_end() -> None:
-    """`--speed max` waits for the broker every 1024 messages (flow control) and once at the end."""
-    client = StubClient()
+    """`--speed max` sends every 128 messages and waits for the broker every 1024 and at the end."""
+    client = StubPublisher()
     stats = run_replay(outgoing(3000, MS), client, Pacer(None, None))
     assert stats.sent == 3000 and stats.last_seq == 3000
     assert client.flushes == 3
+    assert client.sends >= -(-3000 // 128)  # every run of 128 handed over as it was added
+
+
+def test_flat_out_bounds_what_is_buffered_by_bytes_too() -> None:
+    """Big messages are confirmed once 4 MiB is open: never more than that plus one run waits."""
+    client = StubPublisher()
+    batches = [outgoing(200, MS, size=64 * 1024)[i : i + 16] for i in range(0, 200, 16)]
+    stats = asyncio.run(
+        replay(batches, client, [], Pacer(None, None), asyncio.Event(), ReplayStats())
+    )
+    assert stats.sent == 200
+    assert client.flushes == 200 * 64 // (4 * 1024) + 1  # each 4 MiB, and at the end
+    assert client.most_unconfirmed <= 4 * 1024 * 1024 + 16 * 64 * 1024
 
 
 def test_stop_interrupts_a_wait_and_reports_the_last_seq_sent() -> None:
     """Setting stop during a paced wait ends the replay at once, after the message in flight."""
-    client = StubClient()
+    client = StubPublisher()
     started = time.monotonic()
     stats = run_replay(outgoing(10, 100 * MS), client, Pacer(1.0, None), stop_after=0.25)
     assert time.monotonic() - started < 0.5
@@ -570,14 +598,22 @@ def test_payload_over_max_payload_names_the_seq() -> None:
     """A payload the broker would refuse is a BrokerError naming its seq and both sizes."""
     items = outgoing(5, 0)
     items[3] = Outgoing(4, T0, "s", "", None, b"x" * 2048)
+    publisher = Publisher(Client())
+    publisher._nc._max_payload = 1024  # what a broker's INFO would have said
     with pytest.raises(BrokerError, match=r"seq 4: payload of 2048 bytes .* max_payload \(1024\)"):
-        run_replay(items, StubClient(), Pacer(None, None))
+        run_replay(items, publisher, Pacer(None, None))
 
 
-def test_lost_connection_is_a_broker_error() -> None:
+def test_lost_connection_is_a_broker_error_naming_the_seq() -> None:
     """A connection that closes mid-replay is a BrokerError naming the seq, not a traceback."""
-    with pytest.raises(BrokerError, match="seq 3: publish failed: nats: connection closed"):
-        run_replay(outgoing(5, 0), StubClient(fail_at=2), Pacer(None, None))
+    with pytest.raises(BrokerError, match=r"lost the connection to the broker \(after seq 3\)"):
+        run_replay(outgoing(5, 10 * MS), StubPublisher(fail_at=2), Pacer(10.0, None))
+
+
+def test_lost_connection_before_the_final_flush_names_the_last_seq() -> None:
+    """Flat out, the first send may be the final one; its error still says how far it got."""
+    with pytest.raises(BrokerError, match=r"lost the connection to the broker \(after seq 5\)"):
+        run_replay(outgoing(5, 0), Publisher(Client()), Pacer(None, None))
 
 
 @pytest.mark.parametrize(
@@ -592,7 +628,7 @@ def test_async_error_stops_a_paced_replay_at_the_next_message(
 ) -> None:
     """An error reported by the client's callback stops the replay before the next publish."""
     errors: list[BaseException] = [error]
-    client = StubClient()
+    client = StubPublisher()
     with pytest.raises(BrokerError, match=message):
         run_replay(outgoing(3, 10**9), client, Pacer(1.0, None), errors=errors)
     assert client.sent == []

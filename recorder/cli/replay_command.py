@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
-from collections.abc import Iterable
+import time
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Annotated
 
@@ -16,6 +17,7 @@ from recorder.cli.config_commands import ConfigFile, load_effective_config
 from recorder.cli.journal_commands import build_query
 from recorder.config import NatsConfig
 from recorder.errors import UsageError
+from recorder.publisher import Publisher
 from recorder.replay import (
     Outgoing,
     Pacer,
@@ -23,7 +25,7 @@ from recorder.replay import (
     Selection,
     SubjectMap,
     connect,
-    journal_messages,
+    journal_batches,
     replay,
     snapshot_messages,
 )
@@ -96,50 +98,58 @@ def replay_command(
         tuple(namespace or ()),
     )
     stats = ReplayStats()
-    messages: Iterable[Outgoing]
+    batches: Iterable[Sequence[Outgoing]]
     if snapshot is not None:
-        messages = list(
-            snapshot_messages(snapshot, maps=maps, prefix=subject_prefix, selection=selection)
-        )
+        batches = [
+            list(snapshot_messages(snapshot, maps=maps, prefix=subject_prefix, selection=selection))
+        ]
     elif directory is not None:
         if not directory.is_dir():
             raise UsageError(f"{directory}: not a journal directory (no such directory)")
-        messages = journal_messages(
+        batches = journal_batches(
             directory, selection, maps=maps, prefix=subject_prefix, msg_id=msg_id, stats=stats
         )
     if dry_run:
-        for item in messages:
-            stats.count(item)
+        for batch in batches:
+            stats.count(batch)
         _summary(stats, dry_run=True)
         return
     cfg = load_effective_config(config, {"nats.urls": list(nats_url) if nats_url else None})
-    stats = asyncio.run(_publish(messages, cfg.nats, Pacer(pace, rate), stats))
+    stats = asyncio.run(_publish(batches, cfg.nats, Pacer(pace, rate), stats))
     _summary(stats, dry_run=False)
     if stats.interrupted:
         raise typer.Exit(130)
 
 
 async def _publish(
-    messages: Iterable[Outgoing], nats_cfg: NatsConfig, pacer: Pacer, stats: ReplayStats
+    batches: Iterable[Sequence[Outgoing]], nats_cfg: NatsConfig, pacer: Pacer, stats: ReplayStats
 ) -> ReplayStats:
     nc, errors = await connect(nats_cfg)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    progress = _show_progress if sys.stderr.isatty() else None
+    progress = Progress() if sys.stderr.isatty() else None
     try:
-        return await replay(messages, nc, errors, pacer, stop, stats, progress)
+        return await replay(batches, Publisher(nc), errors, pacer, stop, stats, progress)
     finally:
         if progress is not None:
             sys.stderr.write("\n")
         await nc.close()
 
 
-def _show_progress(stats: ReplayStats) -> None:
-    if stats.sent % 500 == 0:
-        sys.stderr.write(f"\rsent {stats.sent} (seq {stats.last_seq})")
-        sys.stderr.flush()
+class Progress:
+    """`sent N (seq S)` on the terminal, redrawn at most ten times a second."""
+
+    def __init__(self) -> None:
+        self.drawn_at = 0.0
+
+    def __call__(self, stats: ReplayStats) -> None:
+        now = time.monotonic()
+        if now - self.drawn_at >= 0.1:
+            self.drawn_at = now
+            sys.stderr.write(f"\rsent {stats.sent} (seq {stats.last_seq})")
+            sys.stderr.flush()
 
 
 def _summary(stats: ReplayStats, *, dry_run: bool) -> None:

@@ -28,8 +28,8 @@ HEADER_SIZE: Final = _HEADER.size  # 48
 # 0xFF and 0xFE never occur in UTF-8, so MeshSync's JSON payloads can never imitate a sync marker.
 SYNC: Final = b"\xff\xfeMR"
 # sync marker, body length, CRC-32 of (kind byte + body), kind
-_FRAME: Final = struct.Struct("<4sIIB")
-FRAME_OVERHEAD: Final = _FRAME.size  # 13
+FRAME: Final = struct.Struct("<4sIIB")
+FRAME_OVERHEAD: Final = FRAME.size  # 13
 # Larger than NATS' largest configurable max_payload (64 MiB) plus subject, headers and framing.
 MAX_BODY_SIZE: Final = 64 * 1024 * 1024 + 1024 * 1024
 
@@ -42,7 +42,7 @@ class Kind(enum.IntEnum):
 
 _KINDS: Final = {int(kind): kind for kind in Kind}
 # Seeding each CRC with its kind byte covers the kind without concatenating bytes.
-_KIND_CRC: Final = {kind: crc32(bytes([kind])) for kind in Kind}
+KIND_CRC: Final = {kind: crc32(bytes([kind])) for kind in Kind}
 
 # -- footer (seals a segment) ---------------------------------------------------------------
 
@@ -163,7 +163,7 @@ def decode_header(data: bytes | memoryview) -> SegmentHeader:
 
 
 def _frame(kind: Kind, body: bytes) -> bytes:
-    return _FRAME.pack(SYNC, len(body), crc32(body, _KIND_CRC[kind]), kind) + body
+    return FRAME.pack(SYNC, len(body), crc32(body, KIND_CRC[kind]), kind) + body
 
 
 def encode_message(message: Message) -> bytes:
@@ -221,10 +221,10 @@ def read_frame(data: bytes | memoryview, offset: int) -> tuple[Kind, memoryview,
         if bytes(data[offset : offset + present]) != SYNC[:present]:
             raise FrameError(offset, "bad sync marker")
         raise FrameError(offset, "record header cut short", torn=True)
-    sync, length, crc, kind_byte = _FRAME.unpack_from(data, offset)
+    sync, length, crc, kind_byte = FRAME.unpack_from(data, offset)
     if sync != SYNC:
         raise FrameError(offset, "bad sync marker")
-    if kind_byte not in _KIND_CRC:
+    if kind_byte not in KIND_CRC:
         raise FrameError(offset, f"unknown record kind {kind_byte}")
     if length > MAX_BODY_SIZE:
         raise FrameError(offset, f"record length {length} exceeds the bound {MAX_BODY_SIZE}")
@@ -232,7 +232,7 @@ def read_frame(data: bytes | memoryview, offset: int) -> tuple[Kind, memoryview,
     if start + length > end:
         raise FrameError(offset, f"record of {length} bytes cut short at {end}", torn=True)
     body = memoryview(data)[start : start + length]
-    if crc32(body, _KIND_CRC[kind_byte]) != crc:
+    if crc32(body, KIND_CRC[kind_byte]) != crc:
         raise FrameError(offset, "checksum mismatch")
     return _KINDS[kind_byte], body, start + length
 
@@ -252,7 +252,7 @@ def decode_body(kind: Kind, body: bytes | memoryview, offset: int = 0) -> Record
                 and type(reply) is str
                 and type(payload) is bytes
                 and (stream_seq is None or type(stream_seq) is int)
-                and (headers is None or _valid_headers(headers))
+                and (headers is None or valid_headers(headers))
             ):
                 return Message(seq, time_ns, subject, reply, headers, payload, stream_seq)
             raise FrameError(offset, "message body has a field of the wrong type")
@@ -266,7 +266,7 @@ def decode_body(kind: Kind, body: bytes | memoryview, offset: int = 0) -> Record
     raise FrameError(offset, f"{kind.name.lower()} is not a record")
 
 
-def _valid_headers(headers: object) -> bool:
+def valid_headers(headers: object) -> bool:
     return type(headers) is tuple and all(
         type(pair) is tuple and len(pair) == 2 and type(pair[0]) is str and type(pair[1]) is str
         for pair in headers
@@ -322,8 +322,8 @@ def find_footer(data: bytes | memoryview) -> Footer | None:
     return decode_footer(body)
 
 
-_MESSAGE_CRC: Final = _KIND_CRC[Kind.MESSAGE]
-_pack_frame_header = _FRAME.pack
+_MESSAGE_CRC: Final = KIND_CRC[Kind.MESSAGE]
+_pack_frame_header = FRAME.pack
 
 # (receive time ns, subject, reply, headers, payload, stream sequence): what the bridge hands over.
 Incoming = tuple[int, str, str, Headers | None, bytes, int | None]

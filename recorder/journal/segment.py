@@ -117,16 +117,16 @@ def summarize(segment: SegmentFile) -> SegmentSummary:
             head = _read_skippable(handle.read(_SKIPPABLE.size + HEADER_SIZE + FOOTER_SIZE))
             if head is None:
                 return SegmentSummary(segment, None, None, size)
-            return SegmentSummary(segment, _header_or_none(head), find_footer(head), size)
+            return SegmentSummary(segment, header_or_none(head), find_footer(head), size)
         head = handle.read(HEADER_SIZE)
         footer = None
         if size >= HEADER_SIZE + FOOTER_SIZE:
             handle.seek(size - FOOTER_SIZE)
             footer = find_footer(head + handle.read(FOOTER_SIZE))
-        return SegmentSummary(segment, _header_or_none(head), footer, size)
+        return SegmentSummary(segment, header_or_none(head), footer, size)
 
 
-def _header_or_none(data: bytes) -> SegmentHeader | None:
+def header_or_none(data: bytes) -> SegmentHeader | None:
     try:
         return decode_header(data)
     except FrameError:

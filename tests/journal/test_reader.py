@@ -15,9 +15,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from recorder.errors import CorruptionError, JournalError, RecorderError
-from recorder.journal import reader as reader_module
 from recorder.journal.maintenance import inspect_journal, repair_journal, verify_journal
-from recorder.journal.reader import Damage, JournalReader, Position, Query
+from recorder.journal.reader import Batch, Damage, JournalReader, Position, Query
 from recorder.journal.record import (
     FOOTER_SIZE,
     HEADER_SIZE,
@@ -72,14 +71,15 @@ def _build_journal(directory: Path, segments: int = 3, per_segment: int = 5) -> 
 
 @contextmanager
 def _opened_segments(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
-    """Record which segments the reader opens (reads the bytes of)."""
+    """Record which segments the reader opens (reads the records of)."""
     opened: list[str] = []
+    read_segment = JournalReader._segment_batches
 
-    def spy(segment: SegmentFile) -> bytes:
+    def spy(self: JournalReader, segment: SegmentFile) -> Iterator[Batch]:
         opened.append(segment.name)
-        return segment_bytes(segment)
+        return read_segment(self, segment)
 
-    monkeypatch.setattr(reader_module, "segment_bytes", spy)
+    monkeypatch.setattr(JournalReader, "_segment_batches", spy)
     yield opened
 
 
