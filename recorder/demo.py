@@ -39,13 +39,13 @@ from recorder.replay import (
     Pacer,
     ReplayStats,
     Selection,
-    SubjectMap,
     connect,
     journal_messages,
-    load_snapshot,
     replay,
 )
 from recorder.simulator import SimMessage, Simulator
+from recorder.snapshot import load_snapshot
+from recorder.subjects import SubjectMap
 
 log = structlog.get_logger("recorder.demo")
 

@@ -13,10 +13,9 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from operator import attrgetter
 from pathlib import Path
-from typing import Any, cast
+from typing import cast
 
 import structlog
-import yaml
 from nats.aio.client import Client
 from nats.errors import Error as NatsError
 from nats.errors import StaleConnectionError
@@ -24,14 +23,15 @@ from nats.errors import StaleConnectionError
 from recorder import natsclient
 from recorder.bridge import FIRST_CONNECT_OPTIONS, auth_options, tls_context
 from recorder.config import NatsConfig, mask_url
-from recorder.errors import BrokerError, UsageError
+from recorder.errors import BrokerError
 from recorder.journal.reader import JournalReader, Query
 from recorder.journal.record import Message
 from recorder.journal.segment import list_segments, summarize
 from recorder.manifest import added_envelope
 from recorder.meshsync import CORE_SUBJECT, decode, events_of
 from recorder.publisher import PublishError, Sink
-from recorder.subjects import is_valid_subject
+from recorder.snapshot import load_snapshot
+from recorder.subjects import SubjectMap, map_subject
 
 log = structlog.get_logger("recorder.replay")
 
@@ -43,72 +43,6 @@ SEND_EVERY = 128
 FLUSH_EVERY = 1024
 FLUSH_BYTES = 4 * 1024 * 1024
 CONFIRM_TIMEOUT_S = 10.0
-
-
-# -- subject mapping --------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class SubjectMap:
-    """`FROM=TO`: the wildcards of FROM (`*` tokens, a final `>`) fill those of TO in order."""
-
-    source: str
-    target: str
-
-    @classmethod
-    def parse(cls, text: str) -> SubjectMap:
-        source, sep, target = text.partition("=")
-        if not sep or not is_valid_subject(source) or not is_valid_subject(target):
-            raise UsageError(f"--subject-map: expected FROM=TO with NATS subjects, got {text!r}")
-        if target.count("*") > source.count("*") or (
-            target.endswith(">") and not source.endswith(">")
-        ):
-            raise UsageError(f"--subject-map: {target!r} uses wildcards that {source!r} lacks")
-        return cls(source, target)
-
-    def apply(self, subject: str) -> str | None:
-        """The mapped subject, or None when `subject` does not match FROM."""
-        pattern = self.source.split(".")
-        tokens = subject.split(".")
-        captured: list[str] = []
-        tail: list[str] = []
-        for index, part in enumerate(pattern):
-            if part == ">":
-                if len(tokens) <= index:
-                    return None
-                tail = tokens[index:]
-                break
-            if index >= len(tokens):
-                return None
-            if part == "*":
-                captured.append(tokens[index])
-            elif part != tokens[index]:
-                return None
-        else:
-            if len(tokens) != len(pattern):
-                return None
-        out = []
-        stars = iter(captured)
-        for part in self.target.split("."):
-            if part == "*":
-                out.append(next(stars))
-            elif part == ">":
-                out.extend(tail)
-            else:
-                out.append(part)
-        return ".".join(out)
-
-
-def map_subject(subject: str, maps: tuple[SubjectMap, ...], prefix: str = "") -> str:
-    """The first matching map wins; then the prefix, if any, is put in front."""
-    for mapping in maps:
-        mapped = mapping.apply(subject)
-        if mapped is not None:
-            subject = mapped
-            break
-    if prefix:
-        subject = f"{prefix.rstrip('.')}.{subject}"
-    return subject
 
 
 # -- selection --------------------------------------------------------------------------------
@@ -271,46 +205,6 @@ def snapshot_messages(
         if selection.namespaces and namespace not in selection.namespaces:
             continue
         yield Outgoing(index, 0, subject, "", None, added_envelope(manifest))
-
-
-def load_snapshot(path: Path) -> list[dict[str, Any]]:
-    """The manifests of a YAML (multi-document) or JSON (`v1` `List`) snapshot."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise UsageError(f"--snapshot: cannot read {path}: {exc.strerror}") from None
-    except UnicodeDecodeError as exc:
-        raise UsageError(f"--snapshot: {path} is not UTF-8 text (byte {exc.start})") from None
-    documents: list[Any] = []
-    try:
-        documents.extend(doc for doc in yaml.load_all(text, Loader=_Loader) if doc is not None)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise UsageError(
-            f"--snapshot: {path}: document {len(documents) + 1} is not YAML or JSON{where}: "
-            f"{problem}"
-        ) from None
-    if (
-        len(documents) == 1
-        and isinstance(documents[0], dict)
-        and documents[0].get("kind") == "List"
-    ):
-        documents = list(documents[0].get("items") or [])
-    bad = [
-        i
-        for i, doc in enumerate(documents)
-        if not isinstance(doc, dict)
-        or "kind" not in doc
-        or not isinstance(doc.get("metadata", {}), dict)
-    ]
-    if bad:
-        raise UsageError(f"--snapshot: {path}: document {bad[0] + 1} is not a Kubernetes object")
-    return documents
-
-
-_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 # -- pacing -----------------------------------------------------------------------------------

@@ -30,15 +30,13 @@ from recorder.replay import (
     Pacer,
     ReplayStats,
     Selection,
-    SubjectMap,
     journal_messages,
-    load_snapshot,
-    map_subject,
     replay,
     snapshot_messages,
 )
 from recorder.simulator import Simulator
-from recorder.subjects import is_valid_subject, subject_matches
+from recorder.snapshot import load_snapshot
+from recorder.subjects import SubjectMap, is_valid_subject, map_subject, subject_matches
 
 SAMPLES = Path(__file__).parent / "data" / "meshsync-samples"
 T0 = 1_795_000_000 * 10**9  # 2026-11-18

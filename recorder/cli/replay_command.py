@@ -23,12 +23,12 @@ from recorder.replay import (
     Pacer,
     ReplayStats,
     Selection,
-    SubjectMap,
     connect,
     journal_batches,
     replay,
     snapshot_messages,
 )
+from recorder.subjects import SubjectMap
 from recorder.timeparse import format_time
 
 
