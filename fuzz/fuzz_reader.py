@@ -16,7 +16,7 @@ import atheris
 
 with atheris.instrument_imports():
     from recorder.errors import CorruptionError
-    from recorder.journal.reader import walk_frames
+    from recorder.journal.frames import walk_frames
     from recorder.journal.record import (
         HEADER_SIZE,
         SYNC,

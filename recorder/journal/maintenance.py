@@ -10,8 +10,8 @@ import structlog
 
 from recorder.errors import JournalError
 from recorder.fsutil import fsync_dir
+from recorder.journal.frames import Damage, walk_frames
 from recorder.journal.lock import DirectoryLock, is_locked
-from recorder.journal.reader import Damage, walk_frames
 from recorder.journal.record import (
     FRAME_OVERHEAD,
     HEADER_SIZE,

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import structlog
 
+from recorder.journal.frames import walk_frames
 from recorder.journal.maintenance import repair_segment
-from recorder.journal.reader import walk_frames
 from recorder.journal.record import FrameError, Kind, Marker, MarkerType, decode_body
 from recorder.journal.segment import SegmentFile, list_segments, segment_bytes, summarize
 

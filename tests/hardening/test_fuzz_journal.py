@@ -22,8 +22,9 @@ from fuzz_support import BODIES, FRAMES, MARKERISH, crc_valid_frame, fuzz_pair
 from hypothesis import strategies as st
 
 from recorder.errors import CorruptionError, JournalError
+from recorder.journal.frames import walk_frames
 from recorder.journal.maintenance import inspect_journal, repair_journal, verify_journal
-from recorder.journal.reader import JournalReader, Query, walk_frames
+from recorder.journal.reader import JournalReader, Query
 from recorder.journal.record import (
     FOOTER_SIZE,
     HEADER_SIZE,

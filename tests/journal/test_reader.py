@@ -15,8 +15,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from recorder.errors import CorruptionError, JournalError, RecorderError
+from recorder.journal.frames import Damage
 from recorder.journal.maintenance import inspect_journal, repair_journal, verify_journal
-from recorder.journal.reader import Batch, Damage, JournalReader, Position, Query
+from recorder.journal.reader import Batch, JournalReader, Position, Query
 from recorder.journal.record import (
     FOOTER_SIZE,
     HEADER_SIZE,

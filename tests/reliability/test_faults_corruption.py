@@ -25,7 +25,8 @@ from faults import default_and_long, env_int, flip_bits, truncate
 from run_helpers import Outgoing, Recorders, publish, read_records, run_cli
 
 from recorder.cli import main
-from recorder.journal.reader import JournalReader, walk_frames
+from recorder.journal.frames import walk_frames
+from recorder.journal.reader import JournalReader
 from recorder.journal.record import FRAME_OVERHEAD, HEADER_SIZE, Record
 from recorder.journal.segment import list_segments
 from recorder.log import reset_logging
