@@ -5,6 +5,8 @@ Every case also checks that the journal is left exactly as it was.
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -18,6 +20,8 @@ from test_replay_support import (
     start_replay,
     tree_state,
 )
+
+from recorder.replay import CONFIRM_TIMEOUT_S
 
 T0 = 1_767_225_600 * 10**9  # 2026-01-01T00:00:00Z
 MS = 1_000_000
@@ -117,3 +121,31 @@ def test_broker_dying_mid_replay_is_one_line_not_a_traceback(
     line = error_line(stderr)
     assert "lost the connection to the broker" in line or "publish failed" in line, line
     assert tree_state(directory) == before
+
+
+def test_a_frozen_broker_stops_a_flat_out_replay_within_the_confirm_timeout(
+    nats_server_factory: Callable[..., NatsServer], tmp_path: Path
+) -> None:
+    """With the broker frozen mid-replay (SIGSTOP: the connection stays open, nothing is read), `--speed max` stops buffering and exits 1 once the broker fails to confirm within CONFIRM_TIMEOUT_S, instead of waiting forever."""
+    server = nats_server_factory()
+    assert server.pid is not None
+    directory = tmp_path / "journal"
+    payload = b"f" * 2048
+    build_journal(directory, [(T0 + i * MS, "frozen.x", payload) for i in range(100_000)])
+    with Collector(server.url, "frozen.x") as collector:
+        process = start_replay(directory, "--nats-url", server.url, "--speed", "max")
+        try:
+            collector.wait_count(100)
+            os.kill(server.pid, signal.SIGSTOP)
+            frozen = time.monotonic()
+            _, stderr = process.communicate(timeout=CONFIRM_TIMEOUT_S + 30)
+            took = time.monotonic() - frozen
+        finally:
+            os.kill(server.pid, signal.SIGCONT)
+            if process.poll() is None:
+                process.kill()
+                process.communicate()
+    assert process.returncode == 1, stderr
+    line = error_line(stderr)
+    assert "the broker did not confirm messages up to seq" in line, line
+    assert took < CONFIRM_TIMEOUT_S + 15, took
