@@ -50,7 +50,10 @@ def encode_headers(pairs: Headers) -> bytes:
             raise PublishError(f"header name {name!r} is not a valid header token")
         if "\r" in value or "\n" in value:
             raise PublishError(f"header {name!r} has a line break in its value")
-        lines.append(f"{name}: {value}\r\n".encode())
+        try:
+            lines.append(f"{name}: {value}\r\n".encode())
+        except UnicodeEncodeError:
+            raise PublishError(f"header {name!r} has a value that is not UTF-8") from None
     lines.append(b"\r\n")
     return b"".join(lines)
 
@@ -93,6 +96,7 @@ class Publisher:
         self.unconfirmed_messages = 0
         self.unconfirmed_bytes = 0
         self._unsent_messages = 0
+        self._unsent_payload = 0
 
     def add(self, messages: Sequence[Message]) -> None:
         """Append messages to the outbound buffer, in order; they leave with the next `send()`.
@@ -104,33 +108,36 @@ class Publisher:
         max_payload = nc.max_payload
         prefixes = self._prefixes
         pending = nc._pending
-        added = 0
+        added = count = payload_bytes = 0
         try:
             for message in messages:
                 subject, reply, headers, payload = message[2:6]
                 if headers:
                     added += self._add_with_headers(message)
-                    continue
-                if len(payload) > max_payload:
+                elif len(payload) > max_payload:
                     raise PublishError(
                         f"seq {message.seq}: payload of {len(payload)} bytes exceeds the "
                         f"broker's max_payload ({max_payload})"
                     )
-                # PUB <subject> <reply> <size>, as nats-py's pub_cmd() builds it, in pieces:
-                # the buffer is joined once when written, which beats copying each payload
-                # twice here.
-                prefix = prefixes.get((subject, reply))
-                if prefix is None:
-                    prefix = self._prefix(message.seq, subject, reply)
-                head = b"%b%d\r\n" % (prefix, len(payload))
-                pending.append(head)
-                pending.append(payload)
-                pending.append(_CRLF)
-                added += len(head) + len(payload) + 2
-                self._unsent_messages += 1
+                else:
+                    # PUB <subject> <reply> <size>, as nats-py's pub_cmd() builds it, in
+                    # pieces: the buffer is joined once when written, which beats copying each
+                    # payload twice here.
+                    prefix = prefixes.get((subject, reply))
+                    if prefix is None:
+                        prefix = self._prefix(message.seq, subject, reply)
+                    head = b"%b%d\r\n" % (prefix, len(payload))
+                    pending.append(head)
+                    pending.append(payload)
+                    pending.append(_CRLF)
+                    added += len(head) + len(payload) + 2
+                count += 1
+                payload_bytes += len(payload)
         finally:
             nc._pending_data_size += added
             self.unsent_bytes += added
+            self._unsent_messages += count
+            self._unsent_payload += payload_bytes
 
     def _add_with_headers(self, message: Message) -> int:
         """Append an HPUB of `message`; returns its size."""
@@ -147,7 +154,6 @@ class Publisher:
         self._prefix(message.seq, message.subject, message.reply)  # checks both
         command = hpub_cmd(message.subject, message.reply, block, message.payload)
         nc._pending.append(command)
-        self._unsent_messages += 1
         return len(command)
 
     def _prefix(self, seq: int, subject: str, reply: str) -> bytes:
@@ -167,11 +173,10 @@ class Publisher:
             raise PublishError("lost the connection to the broker")
         if self._unsent_messages:
             nc.stats["out_msgs"] += self._unsent_messages
-            nc.stats["out_bytes"] += self.unsent_bytes
+            nc.stats["out_bytes"] += self._unsent_payload  # as publish() counts: payloads
             self.unconfirmed_messages += self._unsent_messages
             self.unconfirmed_bytes += self.unsent_bytes
-            self._unsent_messages = 0
-            self.unsent_bytes = 0
+            self._unsent_messages = self._unsent_payload = self.unsent_bytes = 0
             await nc._flush_pending()
         await asyncio.sleep(0)
 
