@@ -79,7 +79,7 @@ def walk_frames(
         offset = resume
     while offset < end:
         try:
-            kind, body, following = read_frame(data, offset)
+            kind, body, following = read_frame(data, offset, base)
             if kind is Kind.FOOTER:
                 _check_tail(data, offset, following)
                 decode_footer(body)  # a checksum-valid footer of the wrong size seals nothing

@@ -209,11 +209,14 @@ def encode_footer(footer: Footer) -> bytes:
     return frame + _TAIL.pack(len(frame), TAIL_MAGIC)
 
 
-def read_frame(data: bytes | memoryview, offset: int) -> tuple[Kind, memoryview, int]:
+def read_frame(
+    data: bytes | memoryview, offset: int, base: int = 0
+) -> tuple[Kind, memoryview, int]:
     """Check the frame at `offset`: returns (kind, body, next offset) or raises FrameError.
 
     The length is checked against its bound and the remaining bytes before anything is read,
-    and the checksum before anything is decoded.
+    and the checksum before anything is decoded. `base` is the file offset of data[0], for
+    messages that name a position in the file.
     """
     end = len(data)
     if end - offset < FRAME_OVERHEAD:
@@ -230,7 +233,7 @@ def read_frame(data: bytes | memoryview, offset: int) -> tuple[Kind, memoryview,
         raise FrameError(offset, f"record length {length} exceeds the bound {MAX_BODY_SIZE}")
     start = offset + FRAME_OVERHEAD
     if start + length > end:
-        raise FrameError(offset, f"record of {length} bytes cut short at {end}", torn=True)
+        raise FrameError(offset, f"record of {length} bytes cut short at {base + end}", torn=True)
     body = memoryview(data)[start : start + length]
     if crc32(body, KIND_CRC[kind_byte]) != crc:
         raise FrameError(offset, "checksum mismatch")
