@@ -18,7 +18,7 @@ import time
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from itertools import islice
+from itertools import chain, islice
 from pathlib import Path
 from typing import Final
 
@@ -40,7 +40,7 @@ from recorder.replay import (
     ReplayStats,
     Selection,
     connect,
-    journal_messages,
+    journal_batches,
     replay,
 )
 from recorder.simulator import SimMessage, Simulator
@@ -386,7 +386,9 @@ async def _replay_slice(url: str, journal: Path, count: int) -> tuple[int, int]:
         try:
             outgoing = list(
                 islice(
-                    journal_messages(journal, Selection(), maps=(SubjectMap.parse(REPLAY_MAP),)),
+                    chain.from_iterable(
+                        journal_batches(journal, Selection(), maps=(SubjectMap.parse(REPLAY_MAP),))
+                    ),
                     count,
                 )
             )

@@ -160,22 +160,6 @@ def _remade(
     return Message(message.seq, message.time_ns, subject, message.reply, headers, message.payload)
 
 
-def journal_messages(
-    directory: Path,
-    selection: Selection,
-    *,
-    maps: tuple[SubjectMap, ...] = (),
-    prefix: str = "",
-    msg_id: bool = False,
-    stats: ReplayStats | None = None,
-) -> Iterator[Outgoing]:
-    """`journal_batches`, a message at a time."""
-    for batch in journal_batches(
-        directory, selection, maps=maps, prefix=prefix, msg_id=msg_id, stats=stats
-    ):
-        yield from batch
-
-
 def _instance_of(directory: Path, number: int) -> str:
     """The recorder instance that wrote a segment: with the seq, a stable message id."""
     for segment in list_segments(directory):

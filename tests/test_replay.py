@@ -7,6 +7,7 @@ import itertools
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -30,7 +31,7 @@ from recorder.replay import (
     Pacer,
     ReplayStats,
     Selection,
-    journal_messages,
+    journal_batches,
     replay,
     snapshot_messages,
 )
@@ -331,13 +332,17 @@ def write_journal(directory: Path, items: list[tuple[int, str, bytes]]) -> bytes
     return writer.instance_id
 
 
+def journal_messages(directory: Path, selection: Selection, **options: Any) -> list[Message]:
+    return list(itertools.chain.from_iterable(journal_batches(directory, selection, **options)))
+
+
 def test_journal_messages_filters_maps_and_counts_skips(tmp_path: Path) -> None:
     """Query bounds and kind filters select messages; survivors are mapped and keep their headers."""
     pod = (SAMPLES / "core-added-pod.json").read_bytes()
     service = (SAMPLES / "core-added-service.json").read_bytes()
     items = [(T0 + i * 10**9, CORE_SUBJECT, pod if i % 2 else service) for i in range(10)]
     write_journal(tmp_path, items)
-    first_seq = next(journal_messages(tmp_path, Selection())).seq
+    first_seq = journal_messages(tmp_path, Selection())[0].seq
     stats = ReplayStats()
     selection = Selection(Query(since_ns=T0 + 2 * 10**9, to_seq=first_seq + 8), kinds=("Pod",))
     got = list(
@@ -357,8 +362,8 @@ def test_journal_messages_filters_maps_and_counts_skips(tmp_path: Path) -> None:
 def test_msg_id_is_instance_and_seq_and_stable(tmp_path: Path) -> None:
     """`--msg-id` adds Nats-Msg-Id `<instance hex>-<seq>` and keeps the recorded headers."""
     instance = write_journal(tmp_path, [(T0 + i, "a.b", b"x") for i in range(4)])
-    first = list(journal_messages(tmp_path, Selection(), msg_id=True))
-    second = list(journal_messages(tmp_path, Selection(), msg_id=True))
+    first = journal_messages(tmp_path, Selection(), msg_id=True)
+    second = journal_messages(tmp_path, Selection(), msg_id=True)
     assert first == second
     for item in first:
         assert item.headers is not None

@@ -30,8 +30,8 @@ from recorder.journal.record import (
     Message,
     Record,
     decode_body,
+    message_of,
     record_seq_time,
-    valid_headers,
 )
 from recorder.journal.segment import (
     SegmentFile,
@@ -251,8 +251,9 @@ class JournalReader:
         bounded = query.bounded
         subjects = query.subjects
         take_markers = self.markers
-        offsets = batch.offsets
         records = batch.records
+        add_offset = batch.offsets.append
+        add_record = records.append
         view = memoryview(data)
         try:
             while end - offset >= FRAME_OVERHEAD:
@@ -270,18 +271,10 @@ class JournalReader:
                 try:
                     fields = _unpackb(body, use_list=False)
                     if kind == _MESSAGE and type(fields) is tuple and len(fields) == 7:
-                        seq, time_ns, subject, reply, headers, payload, stream_seq = fields
-                        if not (
-                            type(seq) is int
-                            and type(time_ns) is int
-                            and type(subject) is str
-                            and type(reply) is str
-                            and type(payload) is bytes
-                            and (stream_seq is None or type(stream_seq) is int)
-                            and (headers is None or valid_headers(headers))
-                        ):
+                        message = message_of(fields)
+                        if message is None:
                             break
-                        record: Record = _new_tuple(Message, fields)
+                        record: Record = message
                     else:
                         record = decode_body(Kind(kind), body, base + offset)
                 except (ValueError, TypeError, msgpack.UnpackException, FrameError):
@@ -300,8 +293,8 @@ class JournalReader:
                 ):
                     offset = following
                     continue
-                offsets.append(base + offset)
-                records.append(record)
+                add_offset(base + offset)
+                add_record(record)
                 offset = following
             return base + offset
         finally:
@@ -380,7 +373,6 @@ _MARKER: Final = int(Kind.MARKER)
 _PLAIN_KINDS: Final = {_MESSAGE: KIND_CRC[Kind.MESSAGE], _MARKER: KIND_CRC[Kind.MARKER]}
 _unpack_frame = FRAME.unpack_from
 _unpackb = msgpack.unpackb
-_new_tuple = tuple.__new__
 
 
 def iter_messages(directory: Path, query: Query | None = None) -> Iterator[Message]:

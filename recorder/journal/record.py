@@ -245,19 +245,9 @@ def decode_body(kind: Kind, body: bytes | memoryview, offset: int = 0) -> Record
     try:
         fields = msgpack.unpackb(body, use_list=False, raw=False, strict_map_key=True)
         if kind is Kind.MESSAGE:
-            seq, time_ns, subject, reply, headers, payload, stream_seq = fields[:7]
-            # A body can pass its CRC and still hold other types (CRC-32 is no signature):
-            # what readers and the compactor rely on is checked here, once.
-            if (
-                type(seq) is int
-                and type(time_ns) is int
-                and type(subject) is str
-                and type(reply) is str
-                and type(payload) is bytes
-                and (stream_seq is None or type(stream_seq) is int)
-                and (headers is None or valid_headers(headers))
-            ):
-                return Message(seq, time_ns, subject, reply, headers, payload, stream_seq)
+            message = message_of(fields[:7])
+            if message is not None:
+                return message
             raise FrameError(offset, "message body has a field of the wrong type")
         if kind is Kind.MARKER:
             seq, time_ns, marker_type, marker_fields = fields[:4]
@@ -267,6 +257,29 @@ def decode_body(kind: Kind, body: bytes | memoryview, offset: int = 0) -> Record
     except (ValueError, TypeError, msgpack.UnpackException) as exc:
         raise FrameError(offset, f"undecodable {kind.name.lower()} body: {exc}") from None
     raise FrameError(offset, f"{kind.name.lower()} is not a record")
+
+
+def message_of(fields: tuple[Any, ...]) -> Message | None:
+    """The Message that a message body's seven decoded fields make; None if a type is wrong.
+
+    A body can pass its CRC and still hold other types (CRC-32 is no signature): what readers
+    and the compactor rely on is checked here, for every reader.
+    """
+    seq, time_ns, subject, reply, headers, payload, stream_seq = fields
+    if (
+        type(seq) is int
+        and type(time_ns) is int
+        and type(subject) is str
+        and type(reply) is str
+        and type(payload) is bytes
+        and (stream_seq is None or type(stream_seq) is int)
+        and (headers is None or valid_headers(headers))
+    ):
+        return _new_tuple(Message, fields)
+    return None
+
+
+_new_tuple = tuple.__new__
 
 
 def valid_headers(headers: object) -> bool:
