@@ -7,7 +7,11 @@ shared, noisy machine while still telling the paces apart.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
+import os
+import pty
+import re
 import subprocess
 import sys
 import time
@@ -15,6 +19,7 @@ from pathlib import Path
 
 import pytest
 from broker import Broker
+from run_helpers import RECORDER, clean_env
 from test_replay_support import Collector, build_journal, elapsed_s, replay_cli, sent_count
 
 T0 = 1_767_225_600 * 10**9  # 2026-01-01T00:00:00Z
@@ -72,11 +77,11 @@ async def main(url, count):
 
 asyncio.run(main(sys.argv[1], int(sys.argv[2])))
 """
-SANITY_FACTOR = 8  # today about 3-4x slower (bench/replay.py); a flush per message is 20x+
+SANITY_FACTOR = 3  # today within 1.3x (bench/replay.py: 75-90%); a flush per message is 20x+
 
 
 def test_speed_max_keeps_up_with_a_bare_publish_loop(nats_server: Broker, tmp_path: Path) -> None:
-    """`--speed max` delivers every message, ignoring recorded gaps, and publishes no more than 8x slower than a bare nats-py loop (a sanity bound against gross regressions; bench/replay.py measures the 70% target)."""
+    """`--speed max` delivers every message, ignoring recorded gaps, and publishes no more than 3x slower than a bare nats-py loop (a sanity bound against gross regressions; bench/replay.py measures the 70% target)."""
     count = 40_000
     payloads = [i.to_bytes(4, "big") * 256 for i in range(count)]
     directory = tmp_path / "journal"
@@ -130,3 +135,37 @@ def test_rate_caps_flat_out_and_bursts_after_a_quiet_stretch(
         assert expected * (1 - TOTAL_TOLERANCE) <= span <= expected + 0.25, (speed, span)
         if speed == "1":
             assert times[1] - times[0] >= 0.5 - GAP_TOLERANCE_S  # the recorded gap is kept
+
+
+def test_a_terminal_gets_a_progress_line_redrawn_in_place(
+    nats_server: Broker, tmp_path: Path
+) -> None:
+    """On a terminal, replay redraws `sent N (seq S)` in place (at most ten times a second) and ends the line before its summary; off a terminal there is no progress line."""
+    directory = tmp_path / "journal"
+    seqs = build_journal(directory, [(T0 + i * MS, "tty.x", b"%d" % i) for i in range(30)])
+    args = [str(directory), "--nats-url", nats_server.url, "--rate", "40"]  # about 0.75 s
+    controller, terminal = pty.openpty()
+    try:
+        process = subprocess.Popen(
+            [*RECORDER, "replay", *args],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=terminal,
+            env=clean_env(),
+        )
+        os.close(terminal)
+        output = b""
+        with contextlib.suppress(OSError):  # EIO once the process has closed the terminal
+            while chunk := os.read(controller, 4096):
+                output += chunk
+        assert process.wait(timeout=30) == 0, output
+    finally:
+        os.close(controller)
+    text = output.decode()
+    draws = re.findall(r"\rsent (\d+) \(seq (\d+)\)", text)
+    assert 3 <= len(draws) <= 12, text  # 0.75 s at most ten a second, and not once only
+    assert all(int(seq) in seqs for _, seq in draws)
+    assert [int(sent) for sent, _ in draws] == sorted(int(sent) for sent, _ in draws)
+    assert re.search(r"\r?\n.*sent 30 messages", text), text
+    piped = replay_cli(*args)
+    assert piped.returncode == 0 and "\rsent" not in piped.stderr
