@@ -9,7 +9,7 @@ flat-out replay ignores) is written once, then each repeat runs, in a rotating o
 
   bare      a nats-py loop in this process publishing the same payloads from memory to the same
             subject, with a flush (PING/PONG) every 1024 messages and at the end: the baseline
-  library   `recorder.replay.replay()` called in this process over `journal_messages()`: the
+  library   `recorder.replay.replay()` called in this process over `journal_batches()`: the
             journal read, the pacer and the publish loop, without process start-up
   cli       the real `recorder replay DIR --speed max` as a subprocess; its steady-state rate is
             taken from its own summary (`elapsed`, publishing only), and its wall time, start-up
