@@ -65,7 +65,6 @@ def _has_space(text: str) -> bool:
 class Sink(Protocol):
     """Where replay puts messages: `Publisher`, or a stand-in in tests of the replay loop."""
 
-    unsent_bytes: int
     unconfirmed_messages: int
     unconfirmed_bytes: int
 

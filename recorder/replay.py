@@ -15,7 +15,6 @@ from operator import attrgetter
 from pathlib import Path
 from typing import cast
 
-import structlog
 from nats.aio.client import Client
 from nats.errors import Error as NatsError
 from nats.errors import StaleConnectionError
@@ -32,8 +31,6 @@ from recorder.meshsync import CORE_SUBJECT, decode, events_of
 from recorder.publisher import PublishError, Sink
 from recorder.snapshot import load_snapshot
 from recorder.subjects import SubjectMap, map_subject
-
-log = structlog.get_logger("recorder.replay")
 
 # Flat out, flow control: hand runs of up to SEND_EVERY messages to the socket, and wait for
 # the broker's PONG once FLUSH_EVERY messages or FLUSH_BYTES are unconfirmed. What is buffered
