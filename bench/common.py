@@ -243,7 +243,7 @@ class Broker:
     """nats-server on loopback from a config file: JetStream with `sync_interval: always`."""
 
     def __init__(self, base: Path) -> None:
-        from recorder.embedded import free_port
+        from recorder.demo.embedded import free_port
 
         self.workdir = base / "nats-server"
         self.workdir.mkdir()
@@ -261,7 +261,7 @@ class Broker:
         return self.process.pid if self.process else 0
 
     def start(self) -> None:
-        from recorder.embedded import find_nats_server
+        from recorder.demo.embedded import find_nats_server
 
         store = json.dumps(str(self.workdir / "store"))
         conf = self.workdir / "server.conf"

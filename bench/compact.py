@@ -3,7 +3,7 @@
     .venv/bin/python bench/compact.py [--events N] [--live N] [--clusters C] [--repeat R]
         [--seed S] [--json] [--keep]
 
-A simulated MeshSync (recorder.simulator: real wire format, ~3.8 KB pods, kubectl-applied
+A simulated MeshSync (recorder.demo.simulator: real wire format, ~3.8 KB pods, kubectl-applied
 Deployments, ADDED / MODIFIED / DELETED churn, resync-discovery re-lists and informer-store dumps)
 fills a journal in a temporary directory under the current one (real disk). Generating it is timed
 on its own and not counted. Then every phase runs in a fresh Python process, so that its peak RSS
@@ -73,9 +73,9 @@ def simulator_options(events: int, live: int, clusters: int) -> dict[str, Any]:
 
 def generate(directory: Path, events: int, live: int, clusters: int, seed: int) -> dict[str, Any]:
     """Fill `directory` with the simulated journal; returns what it holds and how long it took."""
+    from recorder.demo.simulator import Simulator
     from recorder.journal.writer import FsyncPolicy, JournalWriter, WriterOptions
     from recorder.meshsync import REQUEST_SUBJECT, STORE_SUBJECT
-    from recorder.simulator import Simulator
 
     started = time.perf_counter()
     options = simulator_options(events, live, clusters)
@@ -172,7 +172,7 @@ def phase_decode(journal: Path, _out: Path) -> dict[str, Any]:
 
 
 def phase_dedup(journal: Path, _out: Path) -> dict[str, Any]:
-    from recorder.compact import Compactor
+    from recorder.compact.state import Compactor
     from recorder.journal.reader import JournalReader
     from recorder.journal.record import Message
 
@@ -204,10 +204,10 @@ def phase_dedup(journal: Path, _out: Path) -> dict[str, Any]:
 
 
 def _write_phase(journal: Path, out: Path, fmt: str) -> dict[str, Any]:
-    from recorder.compact import Compactor
+    from recorder.compact.snapshot import iter_json, iter_yaml, snapshot_meta
+    from recorder.compact.state import Compactor
     from recorder.fsutil import atomic_file
     from recorder.journal.reader import JournalReader
-    from recorder.snapshot import iter_json, iter_yaml, snapshot_meta
 
     base = peak_rss_mb()
     started = time.perf_counter()
@@ -219,7 +219,7 @@ def _write_phase(journal: Path, out: Path, fmt: str) -> dict[str, Any]:
     render = iter_yaml if fmt == "yaml" else iter_json
     written = objects = 0
     started = time.perf_counter()
-    # As recorder.compaction writes it: one file per cluster, streamed into an atomic file.
+    # As recorder.compact.run writes it: one file per cluster, streamed into an atomic file.
     for cluster in compactor.clusters():
         live = compactor.objects(cluster)
         meta = snapshot_meta(live, stats, journal=str(journal), created_ns=time.time_ns())

@@ -21,7 +21,7 @@ from common import SUBJECT, Broker, Child, stop_process
 from ingest_children import PENDING_BYTES, PENDING_MSGS, bare_main
 from nats.js.api import StorageType
 
-from recorder.embedded import free_port
+from recorder.demo.embedded import free_port
 
 STREAM = "BENCH_MESHSYNC"
 

@@ -9,7 +9,7 @@ flat-out replay ignores) is written once, then each repeat runs, in a rotating o
 
   bare      a nats-py loop in this process publishing the same payloads from memory to the same
             subject, with a flush (PING/PONG) every 1024 messages and at the end: the baseline
-  library   `recorder.replay.replay()` called in this process over `journal_batches()`: the
+  library   `recorder.replay.run.replay()` called in this process over `journal_batches()`: the
             journal read, the pacer and the publish loop, without process start-up
   cli       the real `recorder replay DIR --speed max` as a subprocess; its steady-state rate is
             taken from its own summary (`elapsed`, publishing only), and its wall time, start-up
@@ -43,11 +43,11 @@ from typing import Any
 import nats
 
 from recorder.config import NatsConfig
-from recorder.embedded import find_nats_server, free_port
+from recorder.demo.embedded import find_nats_server, free_port
 from recorder.journal.record import Incoming
 from recorder.journal.writer import JournalWriter, WriterOptions
-from recorder.publisher import Publisher
-from recorder.replay import Pacer, ReplayStats, Selection, connect, journal_batches, replay
+from recorder.replay.publisher import Publisher
+from recorder.replay.run import Pacer, ReplayStats, Selection, connect, journal_batches, replay
 
 SUBJECT = "meshery.meshsync.core"
 FLUSH_EVERY = 1024  # the same flow control as `--speed max`

@@ -13,10 +13,10 @@ import sys
 import atheris
 
 with atheris.instrument_imports():
-    from recorder.compact import compact
+    from recorder.compact.snapshot import render_json, render_meshsync, render_yaml, snapshot_meta
+    from recorder.compact.state import compact
     from recorder.journal.record import Message
     from recorder.meshsync import CORE_SUBJECT, REQUEST_SUBJECT, STORE_SUBJECT, decode
-    from recorder.snapshot import render_json, render_meshsync, render_yaml, snapshot_meta
 
 SUBJECTS = (CORE_SUBJECT, REQUEST_SUBJECT, STORE_SUBJECT, "other")
 # Seeds that reach past the JSON parser quickly; atheris mutates them into the rest.

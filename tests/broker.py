@@ -19,7 +19,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Protocol
 
-from recorder.embedded import find_nats_server
+from recorder.demo.embedded import find_nats_server
 
 STARTUP_TIMEOUT = 10.0
 STOP_TIMEOUT = 10.0

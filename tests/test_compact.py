@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from recorder.compact import SECOND_NS, CompactOptions, Compactor, compact
+from recorder.compact.state import SECOND_NS, CompactOptions, Compactor, compact
 from recorder.errors import UsageError
 from recorder.journal.record import Marker, MarkerType, Message, Record
 from recorder.manifest import envelope, to_meshsync

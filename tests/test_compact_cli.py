@@ -17,11 +17,11 @@ import pytest
 import yaml
 
 from recorder.cli import main
+from recorder.demo.simulator import SimMessage, Simulator
 from recorder.journal.segment import list_segments, summarize
 from recorder.journal.writer import JournalWriter, WriterOptions
 from recorder.log import reset_logging
 from recorder.meshsync import CORE_SUBJECT
-from recorder.simulator import SimMessage, Simulator
 from recorder.timeparse import format_time
 
 SEED = 11

@@ -25,8 +25,8 @@ import yaml
 
 from recorder import __version__
 from recorder.config import ENV_PREFIX, ENV_VARS, load_config
-from recorder.http import HealthServer
-from recorder.metrics import Metrics
+from recorder.recording.http import HealthServer
+from recorder.recording.metrics import Metrics
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCKERFILE = ROOT / "Dockerfile"

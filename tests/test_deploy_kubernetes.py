@@ -10,9 +10,9 @@ import pytest
 import yaml
 
 from recorder.config import ENV_VARS, Config, load_config
-from recorder.daemon import DRAIN_TIMEOUT_S
-from recorder.http import HealthServer
-from recorder.metrics import Metrics
+from recorder.recording.daemon import DRAIN_TIMEOUT_S
+from recorder.recording.http import HealthServer
+from recorder.recording.metrics import Metrics
 
 ROOT = Path(__file__).resolve().parents[1]
 MANIFESTS = ROOT / "deploy" / "kubernetes"

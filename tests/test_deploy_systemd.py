@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from recorder.config import ENV_CONFIG_PATH, ENV_VARS, load_config
-from recorder.daemon import _STATUS_INTERVAL_S, DRAIN_TIMEOUT_S
-from recorder.sdnotify import Notifier
+from recorder.recording.daemon import _STATUS_INTERVAL_S, DRAIN_TIMEOUT_S
+from recorder.recording.sdnotify import Notifier
 from recorder.units import parse_duration
 
 ROOT = Path(__file__).resolve().parents[1]

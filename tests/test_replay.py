@@ -18,15 +18,17 @@ from nats.errors import UnexpectedEOF
 
 from recorder.cli import main
 from recorder.cli.replay_command import parse_speed
-from recorder.compaction import CompactRequest, run_compaction
+from recorder.compact.run import CompactRequest, run_compaction
+from recorder.compact.snapshot import load_snapshot
+from recorder.demo.simulator import Simulator
 from recorder.errors import BrokerError, UsageError
 from recorder.journal.reader import Query
 from recorder.journal.record import Headers, Message
 from recorder.journal.writer import JournalWriter
 from recorder.log import reset_logging
 from recorder.meshsync import ADDED, CORE_SUBJECT, decode, events_of
-from recorder.publisher import Publisher, PublishError, Sink
-from recorder.replay import (
+from recorder.replay.publisher import Publisher, PublishError, Sink
+from recorder.replay.run import (
     Outgoing,
     Pacer,
     ReplayStats,
@@ -35,8 +37,6 @@ from recorder.replay import (
     replay,
     snapshot_messages,
 )
-from recorder.simulator import Simulator
-from recorder.snapshot import load_snapshot
 from recorder.subjects import SubjectMap, is_valid_subject, map_subject, subject_matches
 
 SAMPLES = Path(__file__).parent / "data" / "meshsync-samples"

@@ -8,7 +8,8 @@ from itertools import islice
 
 import orjson
 
-from recorder.compact import CompactOptions, compact
+from recorder.compact.state import CompactOptions, compact
+from recorder.demo.simulator import Simulator
 from recorder.meshsync import (
     CORE_SUBJECT,
     REQUEST_SUBJECT,
@@ -18,7 +19,6 @@ from recorder.meshsync import (
     ObjectEvent,
     decode,
 )
-from recorder.simulator import Simulator
 
 # MeshSync's wire order (pkg/model/model.go field order).
 OBJECT_KEYS = [

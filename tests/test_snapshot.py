@@ -10,13 +10,7 @@ import orjson
 import pytest
 import yaml
 
-from recorder.compact import Compactor, compact
-from recorder.fsutil import write_atomic
-from recorder.journal.record import Message
-from recorder.manifest import CLUSTER_ANNOTATION, envelope, to_meshsync
-from recorder.meshsync import CORE_SUBJECT
-from recorder.simulator import Simulator
-from recorder.snapshot import (
+from recorder.compact.snapshot import (
     extended_documents,
     iter_yaml,
     meshsync_snapshot_paths,
@@ -25,6 +19,12 @@ from recorder.snapshot import (
     render_yaml,
     snapshot_meta,
 )
+from recorder.compact.state import Compactor, compact
+from recorder.demo.simulator import Simulator
+from recorder.fsutil import write_atomic
+from recorder.journal.record import Message
+from recorder.manifest import CLUSTER_ANNOTATION, envelope, to_meshsync
+from recorder.meshsync import CORE_SUBJECT
 
 CREATED = 1_741_950_000 * 10**9
 TRICKY = {"bool": "true", "yes": "yes", "y": "y", "num": "1e3", "octal": "0755", "null": "null"}

@@ -9,9 +9,9 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from recorder.compact import compact
-from recorder.simulator import Simulator
-from recorder.snapshot import _EVENTS, _SnapshotDumper, to_yaml
+from recorder.compact.snapshot import _EVENTS, _SnapshotDumper, to_yaml
+from recorder.compact.state import compact
+from recorder.demo.simulator import Simulator
 
 # Strings that stress the emitter: YAML indicators, type look-alikes, breaks, odd spaces, unicode.
 _TRICKY = st.sampled_from(

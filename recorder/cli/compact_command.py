@@ -10,7 +10,7 @@ from typing import Annotated, cast
 import typer
 
 from recorder.cli.app import app
-from recorder.compaction import CompactRequest, Format, run_compaction
+from recorder.compact.run import CompactRequest, Format, run_compaction
 from recorder.errors import UsageError
 from recorder.journal.segment import list_segments
 from recorder.timeparse import parse_time

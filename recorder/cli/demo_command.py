@@ -16,7 +16,7 @@ import typer
 
 from recorder.cli.app import app
 from recorder.cli.render import table
-from recorder.demo import MIN_EVENTS, REPLAY_SUBJECT, DemoRequest, DemoStats, run_demo
+from recorder.demo.run import MIN_EVENTS, REPLAY_SUBJECT, DemoRequest, DemoStats, run_demo
 
 
 @app.command()

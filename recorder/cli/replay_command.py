@@ -17,8 +17,8 @@ from recorder.cli.config_commands import ConfigFile, load_effective_config
 from recorder.cli.journal_commands import build_query
 from recorder.config import NatsConfig
 from recorder.errors import UsageError
-from recorder.publisher import Publisher
-from recorder.replay import (
+from recorder.replay.publisher import Publisher
+from recorder.replay.run import (
     Outgoing,
     Pacer,
     ReplayStats,

@@ -11,9 +11,9 @@ import typer
 
 from recorder.cli.app import app
 from recorder.cli.config_commands import ConfigFile, load_effective_config
-from recorder.daemon import run_daemon
-from recorder.embedded import EmbeddedBroker
+from recorder.demo.embedded import EmbeddedBroker
 from recorder.log import configure_logging
+from recorder.recording.daemon import run_daemon
 
 
 @app.command()

@@ -27,7 +27,7 @@ from run_helpers import (
     run_cli,
 )
 
-from recorder.compact import compact
+from recorder.compact.state import compact
 from recorder.meshsync import CORE_SUBJECT, STORE_SUBJECT
 
 MiB = 1024 * 1024

@@ -15,7 +15,14 @@ from fuzz_support import fuzz_pair
 from hypothesis import strategies as st
 from structlog.testing import capture_logs
 
-from recorder.compact import CompactOptions, Compactor, compact
+from recorder.compact.snapshot import (
+    extended_documents,
+    render_json,
+    render_meshsync,
+    render_yaml,
+    snapshot_meta,
+)
+from recorder.compact.state import CompactOptions, Compactor, compact
 from recorder.journal.record import Marker, MarkerType, Message, Record
 from recorder.meshsync import (
     CORE_SUBJECT,
@@ -27,13 +34,6 @@ from recorder.meshsync import (
     ObjectEvent,
     Undecodable,
     decode,
-)
-from recorder.snapshot import (
-    extended_documents,
-    render_json,
-    render_meshsync,
-    render_yaml,
-    snapshot_meta,
 )
 
 T0 = 1_700_000_000 * 10**9

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from recorder.cli.demo_command import report
-from recorder.demo import DemoStats
+from recorder.demo.run import DemoStats
 from recorder.journal.reader import JournalReader
 from recorder.journal.record import Message
 

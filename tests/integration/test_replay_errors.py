@@ -21,7 +21,7 @@ from test_replay_support import (
     tree_state,
 )
 
-from recorder.replay import CONFIRM_TIMEOUT_S
+from recorder.replay.run import CONFIRM_TIMEOUT_S
 
 T0 = 1_767_225_600 * 10**9  # 2026-01-01T00:00:00Z
 MS = 1_000_000

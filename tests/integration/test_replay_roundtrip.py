@@ -19,10 +19,10 @@ from run_helpers import (
 )
 from test_replay_support import build_journal, replay_cli, sent_count, tree_state
 
-from recorder.compaction import CompactRequest, run_compaction
+from recorder.compact.run import CompactRequest, run_compaction
+from recorder.demo.simulator import Simulator
 from recorder.meshsync import CORE_SUBJECT, REQUEST_SUBJECT
-from recorder.natsclient import HeaderPairs
-from recorder.simulator import Simulator
+from recorder.recording.natsclient import HeaderPairs
 
 SAMPLES = Path(__file__).parent.parent / "data" / "meshsync-samples"
 

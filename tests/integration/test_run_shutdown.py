@@ -10,8 +10,8 @@ from pathlib import Path
 from broker import NatsServer
 from run_helpers import markers_of, numbered, publish, read_records, recorders_for, run_cli
 
-from recorder.daemon import DRAIN_TIMEOUT_S
 from recorder.journal.record import MarkerType
+from recorder.recording.daemon import DRAIN_TIMEOUT_S
 
 CORE = "meshery.meshsync.core"
 

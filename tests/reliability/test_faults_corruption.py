@@ -25,13 +25,13 @@ from faults import default_and_long, env_int, flip_bits, truncate
 from run_helpers import Outgoing, Recorders, publish, read_records, run_cli
 
 from recorder.cli import main
+from recorder.demo.simulator import Simulator
 from recorder.journal.frames import walk_frames
 from recorder.journal.reader import JournalReader
 from recorder.journal.record import FRAME_OVERHEAD, HEADER_SIZE, Record
 from recorder.journal.segment import list_segments
 from recorder.log import reset_logging
 from recorder.meshsync import CORE_SUBJECT, REQUEST_SUBJECT, STORE_SUBJECT
-from recorder.simulator import Simulator
 
 SEED = env_int("RELIABILITY_SEED", 20260101)
 # The long variants: `--run-slow`, sizes from RELIABILITY_* variables, no 300 s cap.

@@ -17,9 +17,9 @@ from broker import NatsServer
 from faults import CountingPublisher, dir_bytes, env_int, fd_count, median, rss_bytes
 from run_helpers import Recorders, run_cli, wait_until
 
+from recorder.demo.simulator import Simulator
 from recorder.journal.segment import list_segments
 from recorder.meshsync import CORE_SUBJECT, REQUEST_SUBJECT, STORE_SUBJECT
-from recorder.simulator import Simulator
 
 SUBJECTS = [CORE_SUBJECT, REQUEST_SUBJECT, STORE_SUBJECT]
 SEGMENT_MAX = 256 * 1024

@@ -15,7 +15,7 @@ import structlog
 
 from recorder.errors import RecorderError
 
-log = structlog.get_logger("recorder.embedded")
+log = structlog.get_logger("recorder.demo.embedded")
 
 _STARTUP_TIMEOUT_S = 10.0
 

@@ -40,7 +40,7 @@ from typing import Final
 import msgpack
 import orjson
 
-from recorder.compact_model import (
+from recorder.compact.model import (
     SECOND_NS,
     CompactOptions,
     CompactStats,

@@ -19,16 +19,16 @@ from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.api import AckPolicy, ConsumerConfig, StorageType, StreamConfig
 from nats.js.errors import NotFoundError
 
-from recorder.bridge import Bridge
 from recorder.config import Config
 from recorder.errors import BrokerError, ConfigError
-from recorder.intake import Intake
 from recorder.journal.reader import JournalReader
 from recorder.journal.record import Message
 from recorder.journal.segment import list_segments
-from recorder.metrics import Metrics
+from recorder.recording.bridge import Bridge
+from recorder.recording.intake import Intake
+from recorder.recording.metrics import Metrics
 
-log = structlog.get_logger("recorder.jetstream")
+log = structlog.get_logger("recorder.recording.jetstream")
 
 _FETCH_TIMEOUT_S = 1.0
 _RETRY_S = 1.0

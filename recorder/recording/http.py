@@ -7,9 +7,9 @@ import contextlib
 
 import structlog
 
-from recorder.metrics import Metrics
+from recorder.recording.metrics import Metrics
 
-log = structlog.get_logger("recorder.http")
+log = structlog.get_logger("recorder.recording.http")
 
 _REASONS = {200: "OK", 404: "Not Found", 405: "Method Not Allowed", 503: "Service Unavailable"}
 

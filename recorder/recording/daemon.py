@@ -18,22 +18,22 @@ from typing import Any
 import structlog
 
 from recorder import __version__
-from recorder.bridge import Bridge
 from recorder.config import Config, mask_url
 from recorder.errors import JournalError, RecorderError
-from recorder.http import HealthServer
-from recorder.intake import Intake
-from recorder.jetstream import JetStreamIntake
 from recorder.journal.record import MarkerType
 from recorder.journal.retention import RetentionPolicy
 from recorder.journal.segment import list_segments
 from recorder.journal.writer import Compression, FsyncPolicy, JournalWriter, WriterOptions
 from recorder.meshsync import INFORMER_STORE, REQUEST_SUBJECT, RESYNC_DISCOVERY, request_payload
-from recorder.metrics import JournalSize, Metrics
-from recorder.pump import Pump, PumpOptions
-from recorder.sdnotify import Notifier
+from recorder.recording.bridge import Bridge
+from recorder.recording.http import HealthServer
+from recorder.recording.intake import Intake
+from recorder.recording.jetstream import JetStreamIntake
+from recorder.recording.metrics import JournalSize, Metrics
+from recorder.recording.pump import Pump, PumpOptions
+from recorder.recording.sdnotify import Notifier
 
-log = structlog.get_logger("recorder.daemon")
+log = structlog.get_logger("recorder.recording.daemon")
 
 DRAIN_TIMEOUT_S = 5.0
 _CLOSE_TIMEOUT_S = 2.0

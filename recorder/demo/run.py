@@ -26,16 +26,18 @@ import nats
 import structlog
 from nats.aio.msg import Msg
 
-from recorder.compaction import CompactRequest, run_compaction
+from recorder.compact.run import CompactRequest, run_compaction
+from recorder.compact.snapshot import load_snapshot
 from recorder.config import NatsConfig
-from recorder.embedded import EmbeddedBroker, find_nats_server, free_port
+from recorder.demo.embedded import EmbeddedBroker, find_nats_server, free_port
+from recorder.demo.simulator import SimMessage, Simulator
 from recorder.errors import RecorderError, UsageError
 from recorder.journal.maintenance import inspect_journal, verify_journal
 from recorder.journal.reader import JournalReader
 from recorder.journal.record import Message
 from recorder.meshsync import CORE_SUBJECT, REQUEST_SUBJECT, STORE_SUBJECT, Boundary, decode
-from recorder.publisher import Publisher
-from recorder.replay import (
+from recorder.replay.publisher import Publisher
+from recorder.replay.run import (
     Pacer,
     ReplayStats,
     Selection,
@@ -43,11 +45,9 @@ from recorder.replay import (
     journal_batches,
     replay,
 )
-from recorder.simulator import SimMessage, Simulator
-from recorder.snapshot import load_snapshot
 from recorder.subjects import SubjectMap
 
-log = structlog.get_logger("recorder.demo")
+log = structlog.get_logger("recorder.demo.run")
 
 MIN_EVENTS: Final = 300  # fewer and the stream may end before both kinds of re-list
 REPLAY_SUBJECT: Final = "demo.replay.>"

@@ -14,12 +14,12 @@ from dataclasses import dataclass
 import structlog
 
 from recorder.errors import JournalError
-from recorder.intake import Control, Intake
 from recorder.journal.record import MarkerType
 from recorder.journal.writer import JournalWriteError, JournalWriter
-from recorder.metrics import Metrics
+from recorder.recording.intake import Control, Intake
+from recorder.recording.metrics import Metrics
 
-log = structlog.get_logger("recorder.pump")
+log = structlog.get_logger("recorder.recording.pump")
 
 _IDLE_WAIT_S = 0.002
 _HOUSEKEEPING_S = 0.1

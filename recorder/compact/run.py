@@ -1,7 +1,7 @@
 """`recorder compact` as a library call: journal (+ checkpoint) -> snapshot files, with stats.
 
-The pure dedup lives in recorder.compact and the renderers in recorder.snapshot; this module does
-the I/O around them: reading segments, the checkpoint file, the output files, and pruning.
+The pure dedup lives in `state` and the renderers in `snapshot`; this module does the I/O
+around them: reading segments, the checkpoint file, the output files, and pruning.
 """
 
 from __future__ import annotations
@@ -17,13 +17,7 @@ from typing import IO, Final, Literal
 
 import structlog
 
-from recorder.compact import CompactOptions, Compactor, CompactStats
-from recorder.errors import UsageError
-from recorder.fsutil import atomic_file, write_atomic
-from recorder.journal.reader import JournalReader, Query
-from recorder.journal.record import Message, Record
-from recorder.journal.segment import list_segments, summarize
-from recorder.snapshot import (
+from recorder.compact.snapshot import (
     extended_documents,
     iter_json,
     iter_meshsync,
@@ -31,9 +25,15 @@ from recorder.snapshot import (
     meshsync_snapshot_paths,
     snapshot_meta,
 )
+from recorder.compact.state import CompactOptions, Compactor, CompactStats
+from recorder.errors import UsageError
+from recorder.fsutil import atomic_file, write_atomic
+from recorder.journal.reader import JournalReader, Query
+from recorder.journal.record import Message, Record
+from recorder.journal.segment import list_segments, summarize
 from recorder.timeparse import format_time
 
-log = structlog.get_logger("recorder.compaction")
+log = structlog.get_logger("recorder.compact.run")
 
 CHECKPOINT_NAME: Final = "checkpoint.compact"
 Format = Literal["yaml", "json", "meshsync"]

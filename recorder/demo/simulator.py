@@ -21,7 +21,7 @@ from typing import Any, Final, NamedTuple
 
 import orjson
 
-from recorder import sim_objects as k8s
+from recorder.demo import sim_objects as k8s
 from recorder.journal.record import Message
 from recorder.manifest import go_json, to_meshsync
 from recorder.meshsync import (

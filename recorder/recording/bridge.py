@@ -15,15 +15,15 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.errors import SlowConsumerError
 
-from recorder import natsclient
 from recorder.config import NatsConfig, mask_url, nats_password, nats_token
 from recorder.errors import BrokerError, ConfigError
-from recorder.intake import Intake
 from recorder.journal.record import MarkerType
-from recorder.metrics import Metrics
-from recorder.natsclient import RecordingClient
+from recorder.recording import natsclient
+from recorder.recording.intake import Intake
+from recorder.recording.metrics import Metrics
+from recorder.recording.natsclient import RecordingClient
 
-log = structlog.get_logger("recorder.bridge")
+log = structlog.get_logger("recorder.recording.bridge")
 
 _FIRST_RETRY_S = 0.1
 # nats-py retries a first connection forever inside connect() unless attempts are bounded (0

@@ -23,13 +23,13 @@ import orjson
 import structlog
 import yaml
 
-from recorder.compact import CompactStats, LiveObject
+from recorder.compact.state import CompactStats, LiveObject
+from recorder.compact.yaml_events import EventDumper
 from recorder.errors import UsageError
 from recorder.manifest import to_manifest, to_meshsync
 from recorder.meshsync import DOCS, Decoded, ObjectEvent, decode, events_of
-from recorder.yaml_events import EventDumper
 
-log = structlog.get_logger("recorder.snapshot")
+log = structlog.get_logger("recorder.compact.snapshot")
 
 SNAPSHOT_PREFIX: Final = "meshery-cluster-snapshot"
 _ANNOTATION: Final = "meshery.io/snapshot-"
