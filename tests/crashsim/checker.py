@@ -95,6 +95,10 @@ def check_state(
             totals.lost += len(acked)
             totals.failures.append(f"{where}: the journal directory is gone")
         return
+    for name, versions in model.versions.items():
+        data = state.files.get(name)
+        if name not in model.created and data is not None and data not in versions:
+            totals.failures.append(f"{where}: {name} is neither of its atomic versions")
     before = journal_frames(directory)
     writer = JournalWriter(directory)
     writer.open()

@@ -78,6 +78,9 @@ class Model:
         self.fds: dict[tuple[int, int], int | str] = {}  # -> inode, or a directory's path
         self.syncs: dict[tuple[int, int], int] = {}  # fsync begun: pending count it covers
         self.history: dict[int, list[str]] = {}  # inode -> every name it had
+        # Names only ever given by a rename (atomic writes): every complete version renamed in.
+        self.versions: dict[str, list[bytes]] = {}
+        self.created: set[str] = set()
 
     def _link(self, name: str, inode: int) -> None:
         self.names[name] = inode
@@ -95,6 +98,7 @@ class Model:
                 return
             if op.created or op.path not in self.names:
                 self.inodes.append(Inode())
+                self.created.add(op.path)
                 self._link(op.path, len(self.inodes) - 1)
                 self._dir_op("link", op.path, len(self.inodes) - 1)
             inode = self.names[op.path]
@@ -118,6 +122,7 @@ class Model:
         elif op.kind == "rename":
             inode = self.names.pop(op.path)
             self._link(op.target, inode)
+            self.versions.setdefault(op.target, []).append(bytes(self.inodes[inode].issued))
             self._dir_op("unlink", op.path)
             self._dir_op("link", op.target, inode)
         elif op.kind == "unlink":
