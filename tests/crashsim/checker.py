@@ -26,6 +26,7 @@ class Totals:
     acknowledged: int = 0
     lost: int = 0
     invented: int = 0
+    compactions: int = 0  # states whose compaction was compared with the complete journal's
     failures: list[str] = field(default_factory=list)
 
 

@@ -39,7 +39,13 @@ def _record(tmp: Path, run: Recording) -> tuple[str, list[Op]]:
 
 
 def _explore(
-    tmp: Path, name: str, run: Recording, *, between: int, per_point: int
+    tmp: Path,
+    name: str,
+    run: Recording,
+    *,
+    between: int,
+    per_point: int,
+    checkpoint_states: bool = False,
 ) -> tuple[Totals, list[CrashState]]:
     seed = int(os.environ.get("CRASHSIM_SEED", random.randrange(1 << 32)))
     rng = random.Random(seed)
@@ -49,9 +55,19 @@ def _explore(
     totals = Totals()
     into = Path("/dev/shm" if Path("/dev/shm").is_dir() else tmp) / f"crashsim-{os.getpid()}"
     sample: list[CrashState] = []
+    pruning = _checkpoint_phase(ops) if checkpoint_states else None
+    reference = None
     try:
         for model, state in explore(root, ops, points, rng, per_point):
             check_state(model, state, root, journal, into, totals)
+            if pruning is not None and state.point >= pruning:
+                # The journal was complete and durable when the compactions began, so every
+                # state from then on must compact to the same objects, checkpoint or not.
+                objects = _compacted(into / "journal", tmp / "check.yaml")
+                reference = reference or objects
+                totals.compactions += 1
+                if objects != reference:
+                    totals.failures.append(f"crash point {state.point}: compaction lost state")
             if len(sample) < CLI_SAMPLE and rng.random() < CLI_SAMPLE / len(points):
                 sample.append(state)
     finally:
@@ -60,6 +76,21 @@ def _explore(
     assert not totals.failures, f"seed {seed}: " + "\n".join(totals.failures[:20])
     assert totals.lost == 0 and totals.invented == 0, f"seed {seed}"
     return totals, sample
+
+
+def _checkpoint_phase(ops: list[Op]) -> int:
+    """Index of the first operation of the first `compact` process (it writes snapshot.yaml)."""
+    pid = next(op.pid for op in ops if "snapshot.yaml" in op.path)
+    return next(index for index, op in enumerate(ops) if op.pid == pid)
+
+
+def _compacted(journal: Path, out: Path) -> list[str]:
+    """The snapshot's documents (comment lines, which carry times and paths, left out)."""
+    from recorder.compaction import CompactRequest, run_compaction
+
+    run_compaction(CompactRequest(directory=journal, out=out))
+    lines = out.read_text().splitlines()
+    return [line for line in lines if not line.startswith("#")]
 
 
 def _report(name: str, totals: Totals, points: int, seed: int) -> None:
@@ -74,6 +105,7 @@ def _report(name: str, totals: Totals, points: int, seed: int) -> None:
         "acknowledged_records_checked": totals.acknowledged,
         "lost": totals.lost,
         "invented": totals.invented,
+        "compactions_compared": totals.compactions,
         "failures": len(totals.failures),
     }
     path.write_text(json.dumps(results, indent=2) + "\n")
@@ -122,7 +154,9 @@ def test_daemon_states_keep_every_fsynced_record(tmp_path: Path, nats_server) ->
         with recorders_for(tmp_path) as recorders:
             record_workload(recorders, root, nats_server.url, shim)
 
-    totals, sample = _explore(tmp_path, "daemon", run, between=200, per_point=2)
+    totals, sample = _explore(
+        tmp_path, "daemon", run, between=200, per_point=2, checkpoint_states=True
+    )
     assert totals.states >= 500
     _check_through_cli(sample, os.path.realpath(tmp_path / "root"), tmp_path / "cli")
 
