@@ -30,11 +30,12 @@ class Inode:
 
 @dataclass(frozen=True, slots=True)
 class DirOp:
-    kind: str  # link (create or rename's new name), unlink, mkdir, rmdir
+    kind: str  # link (a create), rename, unlink, mkdir, rmdir
     name: str
-    inode: int  # link: the inode named; else -1
+    inode: int  # link, rename: the inode named; else -1
     directory: str
     needs: tuple[str, ...]
+    source: str = ""  # rename: the old name, gone exactly when the new one appears
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,9 +87,9 @@ class Model:
         self.names[name] = inode
         self.history.setdefault(inode, []).append(name)
 
-    def _dir_op(self, kind: str, name: str, inode: int = -1) -> None:
+    def _dir_op(self, kind: str, name: str, inode: int = -1, source: str = "") -> None:
         directory = os.path.dirname(name)
-        self.pending_dir.append(DirOp(kind, name, inode, directory, (directory,)))
+        self.pending_dir.append(DirOp(kind, name, inode, directory, (directory,), source))
 
     def apply(self, op: Op) -> None:
         key = (op.pid, op.fd)
@@ -123,8 +124,7 @@ class Model:
             inode = self.names.pop(op.path)
             self._link(op.target, inode)
             self.versions.setdefault(op.target, []).append(bytes(self.inodes[inode].issued))
-            self._dir_op("unlink", op.path)
-            self._dir_op("link", op.target, inode)
+            self._dir_op("rename", op.target, inode, op.path)
         elif op.kind == "unlink":
             self.names.pop(op.path, None)
             self._dir_op("unlink", op.path)
@@ -168,12 +168,13 @@ class Model:
         names = dict(self.durable_names)
         lost: set[str] = set()
         for op in self.pending_dir:
-            blocked = op.name in lost or any(need in lost for need in op.needs)
+            touched = {op.name, op.source} - {""}
+            blocked = bool(touched & lost) or any(need in lost for need in op.needs)
             keep = not blocked and (mode == "max" or (mode == "random" and rng.random() < 0.5))
             if keep:
                 _apply_dir(names, op)
             else:
-                lost.add(op.name)
+                lost |= touched
         files = {}
         dirs = set()
         for name, inode in names.items():
@@ -204,7 +205,10 @@ def _contains(ops: list[DirOp], op: DirOp) -> bool:
 
 
 def _apply_dir(names: dict[str, int], op: DirOp) -> None:
-    if op.kind == "link":
+    if op.kind == "rename":
+        names.pop(op.source, None)
+        names[op.name] = op.inode
+    elif op.kind == "link":
         names[op.name] = op.inode
     elif op.kind == "mkdir":
         names[op.name] = -1
