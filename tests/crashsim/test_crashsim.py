@@ -56,6 +56,7 @@ def _explore(
     into = Path("/dev/shm" if Path("/dev/shm").is_dir() else tmp) / f"crashsim-{os.getpid()}"
     sample: list[CrashState] = []
     pruning = _checkpoint_phase(ops) if checkpoint_states else None
+    cli_points = set(rng.sample(points, min(CLI_SAMPLE, len(points))))
     reference = None
     try:
         for model, state in explore(root, ops, points, rng, per_point):
@@ -68,7 +69,7 @@ def _explore(
                 totals.compactions += 1
                 if objects != reference:
                     totals.failures.append(f"crash point {state.point}: compaction lost state")
-            if len(sample) < CLI_SAMPLE and rng.random() < CLI_SAMPLE / len(points):
+            if state.point in cli_points and all(state.point != s.point for s in sample):
                 sample.append(state)
     finally:
         shutil.rmtree(into, ignore_errors=True)
@@ -158,6 +159,7 @@ def test_daemon_states_keep_every_fsynced_record(tmp_path: Path, nats_server) ->
         tmp_path, "daemon", run, between=200, per_point=2, checkpoint_states=True
     )
     assert totals.states >= 500
+    assert len(sample) == CLI_SAMPLE
     _check_through_cli(sample, os.path.realpath(tmp_path / "root"), tmp_path / "cli")
 
 
@@ -188,9 +190,23 @@ def _check_through_cli(sample: list[CrashState], root: str, into: Path) -> None:
 
 
 @pytest.mark.slow
-def test_ten_thousand_crash_states(tmp_path: Path) -> None:
-    """The long run: at least 10,000 crash states, none loses or invents a record."""
+def test_ten_thousand_writer_crash_states(tmp_path: Path) -> None:
+    """The long run of the writer: at least 10,000 crash states, none loses or invents a record."""
     totals, _sample = _explore(
         tmp_path, "writer-long", _writer_run(300, "always"), between=2000, per_point=6
+    )
+    assert totals.states >= 10_000
+
+
+@pytest.mark.slow
+def test_ten_thousand_daemon_crash_states(tmp_path: Path, nats_server) -> None:
+    """The long run of the daemon workload: at least 10,000 crash states, all recover losslessly."""
+
+    def run(root: Path, shim: dict[str, str]) -> None:
+        with recorders_for(tmp_path) as recorders:
+            record_workload(recorders, root, nats_server.url, shim)
+
+    totals, _sample = _explore(
+        tmp_path, "daemon-long", run, between=4000, per_point=4, checkpoint_states=True
     )
     assert totals.states >= 10_000
