@@ -54,15 +54,17 @@ def run_daemon(
 
 
 def record_workload(recorders: Recorders, root: Path, url: str, shim: dict[str, str]) -> Path:
-    """Daemon killed (fsync always), restarted (interval) and stopped, then compactions."""
+    """Daemon killed (fsync always), repaired, restarted (interval) and killed, restarted and
+    stopped (recovering the kill itself), then a compaction and a checkpointed, pruning one."""
     journal = root / "journal"
-    run_daemon(recorders, journal, url, {**shim, **settings("always")}, 60, kill=True)
-    run_daemon(recorders, journal, url, {**shim, **settings("interval")}, 60, kill=False)
     env = {**os.environ, **shim}
     recorder = [sys.executable, "-m", "recorder"]
+    run_daemon(recorders, journal, url, {**shim, **settings("always")}, 60, kill=True)
+    subprocess.run([*recorder, "repair", str(journal)], env=env, check=True, capture_output=True)
+    run_daemon(recorders, journal, url, {**shim, **settings("interval")}, 60, kill=True)
+    run_daemon(recorders, journal, url, {**shim, **settings("always")}, 30, kill=False)
     snapshot = str(root / "snapshot.yaml")
     for args in (
-        ["repair", str(journal)],
         ["compact", str(journal), "--out", snapshot],
         ["compact", str(journal), "--checkpoint", "--prune", "--out", snapshot],
     ):
