@@ -27,7 +27,7 @@ from recorder.compact.snapshot import (
 )
 from recorder.compact.state import CompactOptions, Compactor, CompactStats
 from recorder.errors import UsageError
-from recorder.fsutil import atomic_file, write_atomic
+from recorder.fsutil import atomic_file, fsync_dir, write_atomic
 from recorder.journal.reader import JournalReader, Query
 from recorder.journal.record import Message, Record
 from recorder.journal.segment import list_segments, summarize
@@ -235,6 +235,9 @@ def prune_covered_segments(directory: Path, covered_seq: int) -> list[str]:
         if footer is None or (footer.records and footer.last_seq > covered_seq):
             break  # keep everything from the first segment the checkpoint does not cover
         segment.path.unlink()
+        # Oldest first, each durable before the next: a power loss never leaves a gap that
+        # would hide the checkpoint from a later compaction (or fail verify).
+        fsync_dir(directory)
         deleted.append(segment.name)
         log.info("segment_pruned", segment=segment.number, covered_seq=covered_seq)
     return deleted

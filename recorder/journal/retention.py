@@ -85,6 +85,8 @@ def enforce_retention(
     deleted = []
     for deletion in plan_retention(sealed, active_size, policy, now_ns):
         deletion.summary.file.path.unlink(missing_ok=True)
+        # Oldest first, each durable before the next: a power loss never leaves a gap.
+        fsync_dir(directory)
         deleted.append(deletion.summary.file.name)
         log.info(
             "segment_deleted",
@@ -92,6 +94,4 @@ def enforce_retention(
             bytes=deletion.summary.size,
             reason=deletion.reason,
         )
-    if deleted:
-        fsync_dir(directory)
     return deleted

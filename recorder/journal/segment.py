@@ -99,7 +99,13 @@ def ensure_dir(directory: Path) -> None:
     for parent in missing:
         parent.mkdir(mode=0o755, exist_ok=True)
         parent.chmod(0o755)
+    if not directory.exists():
+        missing.append(directory)
     directory.mkdir(mode=DIR_MODE, exist_ok=True)
+    # A new directory's entry is durable only once its parent is fsynced: without this a power
+    # loss can take the whole journal, fsynced segments and all.
+    for created in missing:
+        fsync_dir(created.parent)
 
 
 def segment_bytes(segment: SegmentFile) -> bytes:
