@@ -61,3 +61,16 @@ class LockedError(JournalError):
 
 class BrokerError(RecorderError):
     """The NATS broker cannot be reached, refused us, or rejected an operation."""
+
+
+class UnsupportedClientError(RecorderError):
+    """The installed nats-py lacks an internal the recorder relies on, or bypasses it."""
+
+    def __init__(self, version: str, missing: list[str]) -> None:
+        super().__init__(
+            f"nats-py {version} is not supported: {'; '.join(missing)} "
+            "(repeated header names would be collapsed or messages not delivered)"
+        )
+        self.version = version
+        self.missing = missing
+        self.hint = "install a nats-py version in the range pyproject.toml pins (>=2.15,<3)"

@@ -8,8 +8,14 @@ from typing import Any
 
 import pytest
 from broker import Broker, ExternalBroker, NatsServer, container_broker, docker_unavailable_reason
+from hypothesis import settings
 
 ANY_BROKER = "any_broker"
+
+# No deadlines anywhere: on a shared, busy machine one slow example is not a failure. A failure
+# prints the blob that reproduces it (`@reproduce_failure`), since CI's database is thrown away.
+settings.register_profile("recorder", deadline=None, print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "recorder"))
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

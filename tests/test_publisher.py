@@ -17,10 +17,10 @@ from hypothesis import strategies as st
 from nats.aio.client import Client
 from nats.protocol.command import hpub_cmd, pub_cmd
 
+from recorder import natsclient
 from recorder.errors import BrokerError
 from recorder.journal.record import Headers, Message
-from recorder.recording import natsclient
-from recorder.recording.natsclient import HeaderPairs, RecordingClient
+from recorder.natsclient import HeaderPairs, RecordingClient
 from recorder.replay.publisher import Publisher, PublishError, encode_headers
 
 TOKEN_CHARS = "!#$%&'*+-.^_`|~" + string.digits + string.ascii_letters

@@ -19,7 +19,6 @@ from nats.errors import UnexpectedEOF
 from recorder.cli import main
 from recorder.cli.replay_command import parse_speed
 from recorder.compact.run import CompactRequest, run_compaction
-from recorder.compact.snapshot import load_snapshot
 from recorder.demo.simulator import Simulator
 from recorder.errors import BrokerError, UsageError
 from recorder.journal.reader import Query
@@ -37,6 +36,7 @@ from recorder.replay.run import (
     replay,
     snapshot_messages,
 )
+from recorder.replay.snapshot_source import load_snapshot
 from recorder.subjects import SubjectMap, is_valid_subject, map_subject, subject_matches
 
 SAMPLES = Path(__file__).parent / "data" / "meshsync-samples"
@@ -486,7 +486,7 @@ def test_unreadable_snapshot_is_a_usage_error(tmp_path: Path, make: str) -> None
     path = tmp_path / "snap.yaml"
     if make == "directory":
         path.mkdir()
-    with pytest.raises(UsageError, match=f"cannot read {path}"):
+    with pytest.raises(UsageError, match=f"cannot read snapshot {path}"):
         load_snapshot(path)
 
 

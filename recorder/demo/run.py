@@ -27,7 +27,6 @@ import structlog
 from nats.aio.msg import Msg
 
 from recorder.compact.run import CompactRequest, run_compaction
-from recorder.compact.snapshot import load_snapshot
 from recorder.config import NatsConfig
 from recorder.demo.embedded import EmbeddedBroker, find_nats_server, free_port
 from recorder.demo.simulator import SimMessage, Simulator
@@ -45,6 +44,7 @@ from recorder.replay.run import (
     journal_batches,
     replay,
 )
+from recorder.replay.snapshot_source import load_snapshot
 from recorder.subjects import SubjectMap
 
 log = structlog.get_logger("recorder.demo.run")

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-import ssl
 import time
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import structlog
@@ -15,21 +13,22 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.errors import SlowConsumerError
 
-from recorder.config import NatsConfig, mask_url, nats_password, nats_token
-from recorder.errors import BrokerError, ConfigError
+from recorder import natsclient
+from recorder.config import NatsConfig, mask_url
+from recorder.errors import BrokerError
 from recorder.journal.record import MarkerType
-from recorder.recording import natsclient
+from recorder.natsclient import (
+    FIRST_CONNECT_OPTIONS,
+    RecordingClient,
+    auth_options,
+    tls_context,
+)
 from recorder.recording.intake import Intake
 from recorder.recording.metrics import Metrics
-from recorder.recording.natsclient import RecordingClient
 
 log = structlog.get_logger("recorder.recording.bridge")
 
 _FIRST_RETRY_S = 0.1
-# nats-py retries a first connection forever inside connect() unless attempts are bounded (0
-# means unbounded there), so a dead or refusing broker would never be reported: bound them, and
-# lift the bound once connected (Bridge.connect) where reconnecting forever is what we want.
-FIRST_CONNECT_OPTIONS: dict[str, Any] = {"max_reconnect_attempts": 1, "reconnect_time_wait": 0.2}
 
 
 def backoff_delay(attempt: int, base: float, cap: float, rng: random.Random) -> float:
@@ -58,39 +57,6 @@ class ReconnectPolicy:
         self.attempt = 0
 
 
-def tls_context(nats_cfg: NatsConfig) -> ssl.SSLContext | None:
-    tls = nats_cfg.tls
-    needs_tls = (
-        tls.ca_file or tls.cert_file or any(url.startswith("tls://") for url in nats_cfg.urls)
-    )
-    if not needs_tls:
-        return None
-    try:
-        context = ssl.create_default_context(cafile=str(tls.ca_file) if tls.ca_file else None)
-        if tls.cert_file:
-            context.load_cert_chain(str(tls.cert_file), str(tls.key_file) if tls.key_file else None)
-    except (OSError, ssl.SSLError) as exc:
-        raise ConfigError("nats.tls", f"cannot load TLS files: {exc}") from None
-    return context
-
-
-def auth_options(nats_cfg: NatsConfig) -> dict[str, Any]:
-    """Credentials for nats-py; secrets are read here, from files or inline values."""
-    options: dict[str, Any] = {}
-    password = nats_password(nats_cfg)
-    token = nats_token(nats_cfg)
-    if nats_cfg.user:
-        options["user"] = nats_cfg.user
-        options["password"] = password or ""
-    if token:
-        options["token"] = token
-    if nats_cfg.nkey_seed_file:
-        options["nkeys_seed"] = str(nats_cfg.nkey_seed_file)
-    if nats_cfg.creds_file:
-        options["user_credentials"] = str(nats_cfg.creds_file)
-    return options
-
-
 class Bridge:
     """One NATS connection and its subscriptions, feeding an Intake; reconnects forever."""
 
@@ -108,6 +74,7 @@ class Bridge:
 
     async def connect(self, *, retry: bool, stop: asyncio.Event | None = None) -> None:
         """Connect, retrying with backoff while `retry` (until `stop` is set); else fail fast."""
+        natsclient.check_internals()  # an unsupported client is no reason to retry
         options = self._options()
         attempt = 0
         rng = random.Random()
@@ -170,7 +137,7 @@ class Bridge:
         }
 
     async def subscribe(self, subjects: tuple[str, ...], queue_group: str = "") -> None:
-        nc = self._client()
+        nc = self.client()
         put = self.intake.put
         now = time.time_ns
 
@@ -200,7 +167,7 @@ class Bridge:
         log.info("subscribed", subjects=list(subjects), queue_group=queue_group or None)
 
     async def publish(self, subject: str, payload: bytes) -> None:
-        nc = self._client()
+        nc = self.client()
         await nc.publish(subject, payload)
         await nc.flush(timeout=max(1, round(self.cfg.connect_timeout)))
 
@@ -215,7 +182,8 @@ class Bridge:
         if self.nc is not None and not self.nc.is_closed:
             await self.nc.close()
 
-    def _client(self) -> Client:
+    def client(self) -> Client:
+        """The connected nats-py client (JetStream pulls and acks through it)."""
         if self.nc is None:
             raise BrokerError("not connected")
         return self.nc
@@ -269,6 +237,3 @@ def _describe(exc: BaseException) -> str:
 def _is_auth_error(reason: str) -> bool:
     lowered = reason.lower()
     return "authorization" in lowered or "authentication" in lowered
-
-
-Callback = Callable[[], Awaitable[None]]

@@ -78,7 +78,7 @@ class JetStreamIntake:
 
     async def start(self) -> None:
         js_cfg = self.cfg.jetstream
-        nc = self.bridge._client()
+        nc = self.bridge.client()
         js = nc.jetstream()
         try:
             await self._ensure_stream(nc.jsm())
@@ -194,7 +194,7 @@ class JetStreamIntake:
 
     async def _prune(self) -> None:
         """Forget journaled sequences the server has seen acknowledged: they never come back."""
-        nc = self.bridge._client()
+        nc = self.bridge.client()
         js_cfg = self.cfg.jetstream
         try:
             info = await nc.jsm().consumer_info(js_cfg.stream, js_cfg.consumer)

@@ -19,7 +19,7 @@ from nats.aio.client import Client
 from nats.errors import Error as NatsError
 from nats.errors import StaleConnectionError
 
-from recorder.compact.snapshot import load_snapshot
+from recorder import natsclient
 from recorder.config import NatsConfig, mask_url
 from recorder.errors import BrokerError
 from recorder.journal.reader import JournalReader, Query
@@ -27,9 +27,9 @@ from recorder.journal.record import Message
 from recorder.journal.segment import list_segments, summarize
 from recorder.manifest import added_envelope
 from recorder.meshsync import CORE_SUBJECT, decode, events_of
-from recorder.recording import natsclient
-from recorder.recording.bridge import FIRST_CONNECT_OPTIONS, auth_options, tls_context
+from recorder.natsclient import FIRST_CONNECT_OPTIONS, auth_options, tls_context
 from recorder.replay.publisher import PublishError, Sink
+from recorder.replay.snapshot_source import load_snapshot
 from recorder.subjects import SubjectMap, map_subject
 
 # Flat out, flow control: hand runs of up to SEND_EVERY messages to the socket, and wait for

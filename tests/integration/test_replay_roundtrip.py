@@ -22,7 +22,7 @@ from test_replay_support import build_journal, replay_cli, sent_count, tree_stat
 from recorder.compact.run import CompactRequest, run_compaction
 from recorder.demo.simulator import Simulator
 from recorder.meshsync import CORE_SUBJECT, REQUEST_SUBJECT
-from recorder.recording.natsclient import HeaderPairs
+from recorder.natsclient import HeaderPairs
 
 SAMPLES = Path(__file__).parent.parent / "data" / "meshsync-samples"
 

@@ -1,4 +1,6 @@
-"""A nats-py Client that keeps every header value: NATS headers can repeat a name.
+"""The nats-py edge shared by recording and replay: the client and its connection options.
+
+`RecordingClient` keeps every header value, since NATS headers can repeat a name.
 
 nats-py parses headers into a dict, so a name sent twice keeps only its last value. The recorder
 must journal headers exactly, and replay must send them back the same way, so headers arrive as
@@ -8,13 +10,25 @@ arrival order. Publishing a `HeaderPairs` sends every pair, since nats-py encode
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, Final
 
+from nats.aio import client as nats_client_module
 from nats.aio.client import Client
 from nats.aio.subscription import Subscription
 
-from recorder.journal.record import Headers
+from recorder.config import NatsConfig, nats_password, nats_token
+from recorder.errors import ConfigError, UnsupportedClientError
+
+# nats-py retries a first connection forever inside connect() unless attempts are bounded (0
+# means unbounded there), so a dead or refusing broker would never be reported: bound them, and
+# lift the bound once connected (Bridge.connect) where reconnecting forever is what we want.
+FIRST_CONNECT_OPTIONS: dict[str, Any] = {"max_reconnect_attempts": 1, "reconnect_time_wait": 0.2}
+
+
+# Every (name, value) pair in arrival order: the journal record's `Headers` shape.
+Pairs = tuple[tuple[str, str], ...]
 
 
 class HeaderPairs(dict[str, str]):
@@ -23,7 +37,7 @@ class HeaderPairs(dict[str, str]):
     __slots__ = ("pairs",)
 
     def __init__(self, pairs: Iterable[tuple[str, str]]) -> None:
-        self.pairs: Headers = tuple(pairs)
+        self.pairs: Pairs = tuple(pairs)
         super().__init__(self.pairs)
 
     def items(self) -> Any:  # a view of every pair, not of the dict's unique keys
@@ -92,7 +106,60 @@ class RecordingClient(Client):
         return HeaderPairs(pairs)
 
 
+# What RecordingClient overrides or reads of nats-py's Client: a release that renames one of
+# these would silently skip our header parsing or direct delivery, so each is checked first.
+_CLIENT_INTERNALS: Final = ("_process_msg", "_process_headers", "_parse_header_lines")
+
+
+def check_internals() -> None:
+    """Refuse a nats-py whose internals differ from what RecordingClient overrides and reads."""
+    missing = [f"Client.{name}" for name in _CLIENT_INTERNALS if not hasattr(Client, name)]
+    subscription_init = getattr(Subscription.__init__, "__code__", None)
+    if subscription_init is None or "id" not in subscription_init.co_varnames:
+        missing.append("Subscription._id")
+    # With fast_mail_parser installed, nats-py parses headers with it and never calls
+    # _parse_header_lines, so repeated header names would collapse to their last value.
+    if getattr(nats_client_module, "parse_email", None) is not None:
+        missing.append("fast_mail_parser is installed and bypasses Client._parse_header_lines")
+    if missing:
+        raise UnsupportedClientError(nats_client_module.__version__, missing)
+
+
 async def connect(**options: Any) -> RecordingClient:
+    check_internals()
     client = RecordingClient()
     await client.connect(**options)
     return client
+
+
+def tls_context(nats_cfg: NatsConfig) -> ssl.SSLContext | None:
+    tls = nats_cfg.tls
+    needs_tls = (
+        tls.ca_file or tls.cert_file or any(url.startswith("tls://") for url in nats_cfg.urls)
+    )
+    if not needs_tls:
+        return None
+    try:
+        context = ssl.create_default_context(cafile=str(tls.ca_file) if tls.ca_file else None)
+        if tls.cert_file:
+            context.load_cert_chain(str(tls.cert_file), str(tls.key_file) if tls.key_file else None)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError("nats.tls", f"cannot load TLS files: {exc}") from None
+    return context
+
+
+def auth_options(nats_cfg: NatsConfig) -> dict[str, Any]:
+    """Credentials for nats-py; secrets are read here, from files or inline values."""
+    options: dict[str, Any] = {}
+    password = nats_password(nats_cfg)
+    token = nats_token(nats_cfg)
+    if nats_cfg.user:
+        options["user"] = nats_cfg.user
+        options["password"] = password or ""
+    if token:
+        options["token"] = token
+    if nats_cfg.nkey_seed_file:
+        options["nkeys_seed"] = str(nats_cfg.nkey_seed_file)
+    if nats_cfg.creds_file:
+        options["user_credentials"] = str(nats_cfg.creds_file)
+    return options
