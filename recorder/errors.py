@@ -74,3 +74,17 @@ class UnsupportedClientError(RecorderError):
         self.version = version
         self.missing = missing
         self.hint = "install a nats-py version in the range pyproject.toml pins (>=2.15,<3)"
+
+
+class JournalWriteError(JournalError):
+    """Appending failed (disk full, permission lost, file size limit); nothing torn was left."""
+
+    def __init__(self, segment: str, errno: int | None, reason: str) -> None:
+        super().__init__(f"{segment}: write failed: {reason}")
+        self.segment = segment
+        self.errno = errno
+        self.written = 0  # how many of the batch's records did reach the journal
+
+
+class PublishError(BrokerError):
+    """A message that cannot be put on the wire, or a connection that can no longer take any."""

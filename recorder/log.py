@@ -17,8 +17,8 @@ from structlog.typing import (
     WrappedLogger,
 )
 
-from recorder.config import MASK, mask_url
 from recorder.errors import ConfigError
+from recorder.units import MASK, mask_url
 
 LEVELS: Final = {
     "debug": logging.DEBUG,

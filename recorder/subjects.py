@@ -60,11 +60,11 @@ class SubjectMap:
     def parse(cls, text: str) -> SubjectMap:
         source, sep, target = text.partition("=")
         if not sep or not is_valid_subject(source) or not is_valid_subject(target):
-            raise UsageError(f"--subject-map: expected FROM=TO with NATS subjects, got {text!r}")
+            raise UsageError(f"subject map {text!r}: expected FROM=TO with NATS subjects")
         if target.count("*") > source.count("*") or (
             target.endswith(">") and not source.endswith(">")
         ):
-            raise UsageError(f"--subject-map: {target!r} uses wildcards that {source!r} lacks")
+            raise UsageError(f"subject map {text!r}: {target!r} uses wildcards that {source!r} lacks")
         return cls(source, target)
 
     def apply(self, subject: str) -> str | None:

@@ -77,3 +77,13 @@ def test_the_layer_rule_itself() -> None:
     assert _allowed("replay", "journal")
     assert _allowed("demo", "compact")
     assert not _allowed("demo", "cli")
+
+
+def test_every_module_logs_through_the_subsystem_logger() -> None:
+    """No module builds a structlog logger of its own, so every event carries its subsystem."""
+    own = [
+        _module_name(path)
+        for path in MODULES
+        if path.name != "log.py" and "structlog.get_logger(" in path.read_text(encoding="utf-8")
+    ]
+    assert own == []

@@ -18,10 +18,10 @@ from nats.aio.client import Client
 from nats.protocol.command import hpub_cmd, pub_cmd
 
 from recorder import natsclient
-from recorder.errors import BrokerError
+from recorder.errors import BrokerError, PublishError
 from recorder.journal.record import Headers, Message
 from recorder.natsclient import HeaderPairs, RecordingClient
-from recorder.replay.publisher import Publisher, PublishError, encode_headers
+from recorder.replay.publisher import Publisher, encode_headers
 
 TOKEN_CHARS = "!#$%&'*+-.^_`|~" + string.digits + string.ascii_letters
 WAIT_S = 20.0

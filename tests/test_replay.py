@@ -20,13 +20,13 @@ from recorder.cli import main
 from recorder.cli.replay_command import parse_speed
 from recorder.compact.run import CompactRequest, run_compaction
 from recorder.demo.simulator import Simulator
-from recorder.errors import BrokerError, UsageError
+from recorder.errors import BrokerError, PublishError, UsageError
 from recorder.journal.reader import Query
 from recorder.journal.record import Headers, Message
 from recorder.journal.writer import JournalWriter
 from recorder.log import reset_logging
 from recorder.meshsync import ADDED, CORE_SUBJECT, decode, events_of
-from recorder.replay.publisher import Publisher, PublishError, Sink
+from recorder.replay.publisher import Publisher, Sink
 from recorder.replay.run import (
     Outgoing,
     Pacer,
@@ -103,11 +103,11 @@ def test_subject_map_leaves_non_matching_subjects_alone(spec: str, subject: str)
     ],
 )
 def test_invalid_subject_map_is_a_one_line_usage_error(spec: str) -> None:
-    """A malformed FROM=TO is a UsageError that names the option and fits on one line."""
+    """A malformed FROM=TO is a UsageError that names the map and fits on one line."""
     with pytest.raises(UsageError) as info:
         SubjectMap.parse(spec)
     message = str(info.value)
-    assert message.startswith("--subject-map: ")
+    assert message.startswith(f"subject map {spec!r}: ")
     assert "\n" not in message
 
 

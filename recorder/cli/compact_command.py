@@ -87,6 +87,11 @@ def compact(
     )
     if not directory.is_dir():
         raise UsageError(f"{directory}: not a journal directory (no such directory)")
+    # The library states these as facts; here they are worded as the flags that caused them.
+    if prune and not checkpoint:
+        raise UsageError("--prune needs --checkpoint: segments are only deleted once covered")
+    if fmt == "meshsync" and out == "-":
+        raise UsageError("--format meshsync writes two files; give --out a directory")
     if sys.stderr.isatty():
         total = len(list_segments(directory))
         with typer.progressbar(length=total, label="compacting", file=sys.stderr) as bar:

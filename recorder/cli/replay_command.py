@@ -91,7 +91,10 @@ def replay_command(
     if (directory is None) == (snapshot is None):
         raise UsageError("give a journal directory or --snapshot FILE (one of them)")
     pace = parse_speed(speed)
-    maps = tuple(SubjectMap.parse(text) for text in subject_map or ())
+    try:
+        maps = tuple(SubjectMap.parse(text) for text in subject_map or ())
+    except UsageError as exc:
+        raise UsageError(f"--subject-map: {exc}") from None
     selection = Selection(
         build_query(since, until, from_seq, to_seq, subject),
         tuple(kind or ()),

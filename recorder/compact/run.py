@@ -15,8 +15,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Final, Literal
 
-import structlog
-
 from recorder.compact.snapshot import (
     extended_documents,
     iter_json,
@@ -31,9 +29,10 @@ from recorder.fsutil import atomic_file, fsync_dir, write_atomic
 from recorder.journal.reader import JournalReader, Query
 from recorder.journal.record import Message, Record
 from recorder.journal.segment import list_segments, summarize
+from recorder.log import get_logger
 from recorder.timeparse import format_time
 
-log = structlog.get_logger("recorder.compact.run")
+log = get_logger("compact")
 
 CHECKPOINT_NAME: Final = "checkpoint.compact"
 Format = Literal["yaml", "json", "meshsync"]
@@ -74,9 +73,9 @@ def run_compaction(
 ) -> CompactResult:
     """Compact the journal into the requested snapshot; `progress` gets bytes of segments read."""
     if request.prune and not request.checkpoint:
-        raise UsageError("--prune needs --checkpoint: segments are only deleted once covered")
+        raise UsageError("pruning needs a checkpoint: segments are only deleted once one covers them")
     if request.format == "meshsync" and request.to_stdout:
-        raise UsageError("--format meshsync writes two files; give --out a directory")
+        raise UsageError("the MeshSync format writes two files, so it needs a directory, not stdout")
     options = CompactOptions(
         until_seq=request.until_seq,
         until_ns=request.until_ns,

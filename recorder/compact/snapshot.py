@@ -20,15 +20,15 @@ from pathlib import Path
 from typing import Any, Final, TypeVar
 
 import orjson
-import structlog
 import yaml
 
 from recorder.compact.state import CompactStats, LiveObject
 from recorder.compact.yaml_events import EventDumper
+from recorder.log import get_logger
 from recorder.manifest import to_manifest, to_meshsync
 from recorder.meshsync import DOCS, Decoded, ObjectEvent, decode, events_of
 
-log = structlog.get_logger("recorder.compact.snapshot")
+log = get_logger("snapshot")
 
 SNAPSHOT_PREFIX: Final = "meshery-cluster-snapshot"
 _ANNOTATION: Final = "meshery.io/snapshot-"

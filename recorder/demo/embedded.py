@@ -11,11 +11,10 @@ import tempfile
 import time
 from pathlib import Path
 
-import structlog
-
 from recorder.errors import RecorderError
+from recorder.log import get_logger
 
-log = structlog.get_logger("recorder.demo.embedded")
+log = get_logger("embedded")
 
 _STARTUP_TIMEOUT_S = 10.0
 

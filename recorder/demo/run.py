@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Final
 
 import nats
-import structlog
 from nats.aio.msg import Msg
 
 from recorder.compact.run import CompactRequest, run_compaction
@@ -34,6 +33,7 @@ from recorder.errors import RecorderError, UsageError
 from recorder.journal.maintenance import inspect_journal, verify_journal
 from recorder.journal.reader import JournalReader
 from recorder.journal.record import Message
+from recorder.log import get_logger
 from recorder.meshsync import CORE_SUBJECT, REQUEST_SUBJECT, STORE_SUBJECT, Boundary, decode
 from recorder.replay.publisher import Publisher
 from recorder.replay.run import (
@@ -47,7 +47,7 @@ from recorder.replay.run import (
 from recorder.replay.snapshot_source import load_snapshot
 from recorder.subjects import SubjectMap
 
-log = structlog.get_logger("recorder.demo.run")
+log = get_logger("demo")
 
 MIN_EVENTS: Final = 300  # fewer and the stream may end before both kinds of re-list
 REPLAY_SUBJECT: Final = "demo.replay.>"

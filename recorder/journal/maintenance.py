@@ -6,8 +6,6 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import structlog
-
 from recorder.errors import JournalError
 from recorder.fsutil import fsync_dir
 from recorder.journal.frames import Damage, walk_frames
@@ -37,8 +35,9 @@ from recorder.journal.segment import (
     summarize,
     write_file_atomically,
 )
+from recorder.log import get_logger
 
-log = structlog.get_logger("recorder.journal")
+log = get_logger("journal")
 
 
 @dataclass(slots=True)

@@ -5,14 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import structlog
-
 from recorder.journal.frames import walk_frames
 from recorder.journal.maintenance import repair_segment
 from recorder.journal.record import FrameError, Kind, Marker, MarkerType, decode_body
 from recorder.journal.segment import SegmentFile, list_segments, segment_bytes, summarize
+from recorder.log import get_logger
 
-log = structlog.get_logger("recorder.journal")
+log = get_logger("journal")
 
 
 @dataclass(frozen=True, slots=True)

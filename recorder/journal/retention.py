@@ -5,12 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import structlog
-
 from recorder.fsutil import fsync_dir
 from recorder.journal.segment import SegmentSummary, list_segments, summarize
+from recorder.log import get_logger
 
-log = structlog.get_logger("recorder.journal")
+log = get_logger("journal")
 
 
 @dataclass(frozen=True, slots=True)

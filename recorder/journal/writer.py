@@ -13,10 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import structlog
-
 from recorder import __version__
-from recorder.errors import JournalError
+from recorder.errors import JournalError, JournalWriteError
 from recorder.fsutil import fsync_dir, write_all
 from recorder.journal.lock import DirectoryLock
 from recorder.journal.record import (
@@ -42,8 +40,9 @@ from recorder.journal.segment import (
     list_segments,
     segment_name,
 )
+from recorder.log import get_logger
 
-log = structlog.get_logger("recorder.journal")
+log = get_logger("journal")
 
 
 class FsyncPolicy(enum.StrEnum):
@@ -65,16 +64,6 @@ class WriterOptions:
     fsync_interval_ns: int = 10**9
     compression: Compression = Compression.NONE
     retention: RetentionPolicy = field(default_factory=RetentionPolicy)
-
-
-class JournalWriteError(JournalError):
-    """Appending failed (disk full, permission lost, file size limit); nothing torn was left."""
-
-    def __init__(self, segment: str, errno: int | None, reason: str) -> None:
-        super().__init__(f"{segment}: write failed: {reason}")
-        self.segment = segment
-        self.errno = errno
-        self.written = 0  # how many of the batch's records did reach the journal
 
 
 @dataclass(slots=True)

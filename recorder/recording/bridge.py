@@ -7,7 +7,6 @@ import random
 import time
 from typing import Any
 
-import structlog
 from nats.aio.client import Client, Server
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
@@ -17,6 +16,7 @@ from recorder import natsclient
 from recorder.config import NatsConfig, mask_url
 from recorder.errors import BrokerError
 from recorder.journal.record import MarkerType
+from recorder.log import get_logger
 from recorder.natsclient import (
     FIRST_CONNECT_OPTIONS,
     RecordingClient,
@@ -26,7 +26,7 @@ from recorder.natsclient import (
 from recorder.recording.intake import Intake
 from recorder.recording.metrics import Metrics
 
-log = structlog.get_logger("recorder.recording.bridge")
+log = get_logger("bridge")
 
 _FIRST_RETRY_S = 0.1
 

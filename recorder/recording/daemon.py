@@ -15,8 +15,6 @@ from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import structlog
-
 from recorder import __version__
 from recorder.config import Config, mask_url
 from recorder.errors import JournalError, RecorderError
@@ -24,6 +22,7 @@ from recorder.journal.record import MarkerType
 from recorder.journal.retention import RetentionPolicy
 from recorder.journal.segment import list_segments
 from recorder.journal.writer import Compression, FsyncPolicy, JournalWriter, WriterOptions
+from recorder.log import get_logger
 from recorder.meshsync import INFORMER_STORE, REQUEST_SUBJECT, RESYNC_DISCOVERY, request_payload
 from recorder.recording.bridge import Bridge
 from recorder.recording.http import HealthServer
@@ -33,7 +32,7 @@ from recorder.recording.metrics import JournalSize, Metrics
 from recorder.recording.pump import Pump, PumpOptions
 from recorder.recording.sdnotify import Notifier
 
-log = structlog.get_logger("recorder.recording.daemon")
+log = get_logger("daemon")
 
 DRAIN_TIMEOUT_S = 5.0
 _CLOSE_TIMEOUT_S = 2.0

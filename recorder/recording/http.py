@@ -5,11 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-import structlog
-
+from recorder.log import get_logger
 from recorder.recording.metrics import Metrics
 
-log = structlog.get_logger("recorder.recording.http")
+log = get_logger("http")
 
 _REASONS = {200: "OK", 404: "Not Found", 405: "Method Not Allowed", 503: "Service Unavailable"}
 

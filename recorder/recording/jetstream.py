@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import structlog
 from nats.aio.msg import Msg
 from nats.errors import ConnectionClosedError, NoRespondersError
 from nats.errors import TimeoutError as NatsTimeoutError
@@ -24,11 +23,12 @@ from recorder.errors import BrokerError, ConfigError
 from recorder.journal.reader import JournalReader
 from recorder.journal.record import Message
 from recorder.journal.segment import list_segments
+from recorder.log import get_logger
 from recorder.recording.bridge import Bridge
 from recorder.recording.intake import Intake
 from recorder.recording.metrics import Metrics
 
-log = structlog.get_logger("recorder.recording.jetstream")
+log = get_logger("jetstream")
 
 _FETCH_TIMEOUT_S = 1.0
 _RETRY_S = 1.0

@@ -11,15 +11,14 @@ import threading
 import time
 from dataclasses import dataclass
 
-import structlog
-
-from recorder.errors import JournalError
+from recorder.errors import JournalError, JournalWriteError
 from recorder.journal.record import MarkerType
-from recorder.journal.writer import JournalWriteError, JournalWriter
+from recorder.journal.writer import JournalWriter
+from recorder.log import get_logger
 from recorder.recording.intake import Control, Intake
 from recorder.recording.metrics import Metrics
 
-log = structlog.get_logger("recorder.recording.pump")
+log = get_logger("pump")
 
 _IDLE_WAIT_S = 0.002
 _HOUSEKEEPING_S = 0.1

@@ -24,7 +24,7 @@ from typing import Final, Protocol
 from nats.aio.client import Client
 from nats.protocol.command import hpub_cmd
 
-from recorder.errors import BrokerError
+from recorder.errors import PublishError
 from recorder.journal.record import Headers, Message
 
 _INTERNALS: Final = ("_pending", "_pending_data_size", "_flush_pending")
@@ -32,10 +32,6 @@ _INTERNALS: Final = ("_pending", "_pending_data_size", "_flush_pending")
 _HEADER_NAME: Final = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _STATUS_LINE: Final = b"NATS/1.0\r\n"
 _CRLF: Final = b"\r\n"
-
-
-class PublishError(BrokerError):
-    """A message that cannot be put on the wire, or a connection that can no longer take any."""
 
 
 def encode_headers(pairs: Headers) -> bytes:

@@ -21,14 +21,14 @@ from nats.errors import StaleConnectionError
 
 from recorder import natsclient
 from recorder.config import NatsConfig, mask_url
-from recorder.errors import BrokerError
+from recorder.errors import BrokerError, PublishError
 from recorder.journal.reader import JournalReader, Query
 from recorder.journal.record import Message
 from recorder.journal.segment import list_segments, summarize
 from recorder.manifest import added_envelope
 from recorder.meshsync import CORE_SUBJECT, decode, events_of
 from recorder.natsclient import FIRST_CONNECT_OPTIONS, auth_options, tls_context
-from recorder.replay.publisher import PublishError, Sink
+from recorder.replay.publisher import Sink
 from recorder.replay.snapshot_source import load_snapshot
 from recorder.subjects import SubjectMap, map_subject
 

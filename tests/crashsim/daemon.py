@@ -11,15 +11,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "integration"))
 
 from run_helpers import Outgoing, Recorders, publish, read_records, wait_until
 
-SAMPLES = Path(os.environ.get("MESHSYNC_SAMPLES", "/work/shared/meshsync/samples"))
-FALLBACK_SAMPLES = Path(__file__).resolve().parent.parent / "data" / "meshsync-samples"
+# The repository's copy of the real MeshSync samples, so a clone alone reproduces a run.
+SAMPLES = Path(__file__).resolve().parent.parent / "data" / "meshsync-samples"
 SUBJECT = "meshery.meshsync.core"
 
 
 def sample_payloads() -> list[bytes]:
-    """The real MeshSync resource events (the repository's copy when the shared one is absent)."""
-    where = SAMPLES if SAMPLES.is_dir() else FALLBACK_SAMPLES
-    return [path.read_bytes() for path in sorted(where.glob("core-*.json"))]
+    """The real MeshSync resource events."""
+    return [path.read_bytes() for path in sorted(SAMPLES.glob("core-*.json"))]
 
 
 def messages(count: int, start: int) -> list[Outgoing]:

@@ -19,7 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from structlog.testing import capture_logs
 
-from recorder.errors import JournalError, LockedError, RecorderError
+from recorder.errors import JournalError, JournalWriteError, LockedError, RecorderError
 from recorder.journal.maintenance import inspect_journal, verify_journal
 from recorder.journal.reader import JournalReader, Query
 from recorder.journal.record import (
@@ -36,7 +36,6 @@ from recorder.journal.segment import list_segments, segment_name, summarize
 from recorder.journal.writer import (
     Compression,
     FsyncPolicy,
-    JournalWriteError,
     JournalWriter,
     WriterOptions,
 )
@@ -755,7 +754,8 @@ _FSIZE_CHILD = textwrap.dedent(
     """
     import json, resource, signal, sys
     from pathlib import Path
-    from recorder.journal.writer import JournalWriteError, JournalWriter
+    from recorder.errors import JournalWriteError
+    from recorder.journal.writer import JournalWriter
 
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # get EFBIG instead of being killed
     writer = JournalWriter(Path(sys.argv[1]))
