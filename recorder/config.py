@@ -2,8 +2,8 @@
 
 Nothing here reads argv or os.environ: the CLI passes the file path, the environment mapping and
 its flag values to `load_config`, which names the dotted field and its source in every error.
-The value parsers live in `recorder.units` and the layering in `recorder.config_load`; their public
-names are re-exported here, so callers keep importing from `recorder.config`.
+The value parsers live in `recorder.units` and the layering in `recorder.config_load`; import
+them from there.
 """
 
 from __future__ import annotations
@@ -28,37 +28,21 @@ from recorder.config_load import (
     Leaf,
     Schema,
     build,
-    read_config_file,
     read_layers,
-    read_secret_file,
     resolve_secret,
     setting,
 )
 from recorder.errors import ConfigError
 from recorder.subjects import is_valid_subject
 from recorder.units import (
-    DURATION_HINT,
     MASK,
-    SIZE_HINT,
     GiB,
     KiB,
     MiB,
     format_duration,
     format_size,
     mask_url,
-    parse_duration,
-    parse_size,
 )
-
-__all__ = [  # the public API, including what moved to recorder.units and recorder.config_load
-    "DURATION", "DURATION_HINT", "ENV_CONFIG_PATH", "ENV_PREFIX", "ENV_VARS", "LEAVES", "LISTEN",
-    "MASK", "RESERVED_QUEUE_GROUPS", "SCHEMA", "SECTIONS", "SIZE", "SIZE_HINT", "Check", "Config",
-    "GiB", "HttpConfig", "JetStreamConfig", "JournalConfig", "KiB", "LogConfig", "MiB",
-    "NatsConfig", "RetentionConfig", "TlsConfig", "check_files", "check_subject", "config_to_dict",
-    "config_to_yaml", "format_duration", "format_size", "get_value", "load_config", "mask_url",
-    "nats_password", "nats_token", "parse_duration", "parse_size", "read_config_file",
-    "read_secret_file", "resolve_secret", "validate",
-]  # fmt: skip
 
 ENV_PREFIX: Final = "RECORDER_"
 ENV_CONFIG_PATH: Final = "RECORDER_CONFIG"  # read by the CLI, not a setting

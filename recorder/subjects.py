@@ -64,7 +64,9 @@ class SubjectMap:
         if target.count("*") > source.count("*") or (
             target.endswith(">") and not source.endswith(">")
         ):
-            raise UsageError(f"subject map {text!r}: {target!r} uses wildcards that {source!r} lacks")
+            raise UsageError(
+                f"subject map {text!r}: {target!r} uses wildcards that {source!r} lacks"
+            )
         return cls(source, target)
 
     def apply(self, subject: str) -> str | None:

@@ -9,14 +9,12 @@ from typing import Any
 import pytest
 import yaml
 
-from recorder import config, config_load, units
 from recorder.config import (
     ENV_VARS,
     LEAVES,
     SECTIONS,
     Config,
     HttpConfig,
-    MiB,
     NatsConfig,
     check_files,
     check_subject,
@@ -28,6 +26,7 @@ from recorder.config import (
 )
 from recorder.errors import ConfigError
 from recorder.subjects import is_valid_subject
+from recorder.units import MiB
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "config" / "recorder.yaml"
 
@@ -93,14 +92,6 @@ def test_subject_reasons_quote_the_subject_and_the_rules(
 ) -> None:
     """A rejected subject's reason quotes it and states the rules it must follow."""
     assert reason in str(check_subject(subject, wildcards=wildcards))
-
-
-def test_values_are_still_importable_from_config() -> None:
-    """The parsers and loaders that moved out of recorder.config are re-exported from it."""
-    for name in config.__all__:
-        assert hasattr(config, name), name
-    assert (config.parse_size, config.mask_url) == (units.parse_size, units.mask_url)
-    assert config.read_config_file is config_load.read_config_file
 
 
 # -- sources and precedence ----------------------------------------------------------------------

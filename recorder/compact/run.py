@@ -73,9 +73,13 @@ def run_compaction(
 ) -> CompactResult:
     """Compact the journal into the requested snapshot; `progress` gets bytes of segments read."""
     if request.prune and not request.checkpoint:
-        raise UsageError("pruning needs a checkpoint: segments are only deleted once one covers them")
+        raise UsageError(
+            "pruning needs a checkpoint: segments are only deleted once one covers them"
+        )
     if request.format == "meshsync" and request.to_stdout:
-        raise UsageError("the MeshSync format writes two files, so it needs a directory, not stdout")
+        raise UsageError(
+            "the MeshSync format writes two files, so it needs a directory, not stdout"
+        )
     options = CompactOptions(
         until_seq=request.until_seq,
         until_ns=request.until_ns,

@@ -13,7 +13,7 @@ from nats.aio.subscription import Subscription
 from nats.errors import SlowConsumerError
 
 from recorder import natsclient
-from recorder.config import NatsConfig, mask_url
+from recorder.config import NatsConfig
 from recorder.errors import BrokerError
 from recorder.journal.record import MarkerType
 from recorder.log import get_logger
@@ -25,6 +25,7 @@ from recorder.natsclient import (
 )
 from recorder.recording.intake import Intake
 from recorder.recording.metrics import Metrics
+from recorder.units import mask_url
 
 log = get_logger("bridge")
 

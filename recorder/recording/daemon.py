@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from recorder import __version__
-from recorder.config import Config, mask_url
+from recorder.config import Config
 from recorder.errors import JournalError, RecorderError
 from recorder.journal.record import MarkerType
 from recorder.journal.retention import RetentionPolicy
@@ -31,6 +31,7 @@ from recorder.recording.jetstream import JetStreamIntake
 from recorder.recording.metrics import JournalSize, Metrics
 from recorder.recording.pump import Pump, PumpOptions
 from recorder.recording.sdnotify import Notifier
+from recorder.units import mask_url
 
 log = get_logger("daemon")
 

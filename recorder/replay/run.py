@@ -20,7 +20,7 @@ from nats.errors import Error as NatsError
 from nats.errors import StaleConnectionError
 
 from recorder import natsclient
-from recorder.config import NatsConfig, mask_url
+from recorder.config import NatsConfig
 from recorder.errors import BrokerError, PublishError
 from recorder.journal.reader import JournalReader, Query
 from recorder.journal.record import Message
@@ -31,6 +31,7 @@ from recorder.natsclient import FIRST_CONNECT_OPTIONS, auth_options, tls_context
 from recorder.replay.publisher import Sink
 from recorder.replay.snapshot_source import load_snapshot
 from recorder.subjects import SubjectMap, map_subject
+from recorder.units import mask_url
 
 # Flat out, flow control: hand runs of up to SEND_EVERY messages to the socket, and wait for
 # the broker's PONG once FLUSH_EVERY messages or FLUSH_BYTES are unconfirmed. What is buffered
