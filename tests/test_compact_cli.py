@@ -280,6 +280,31 @@ def test_meshsync_format_writes_meshsyncs_file_pair(
     assert (tmp_path / f"meshery-cluster-snapshot-{day}-01-extended.yaml").exists()
 
 
+def test_meshsync_format_decodes_each_message_once(
+    standard: tuple[Path, Simulator],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The snapshot and its -extended file come from one decoding of each recorded message."""
+    from recorder.compact import snapshot, state
+
+    journal, _sim = standard
+    calls = 0
+    real = state.decode
+
+    def counting(payload: bytes, subject: str = CORE_SUBJECT) -> Any:
+        nonlocal calls
+        calls += 1
+        return real(payload, subject)
+
+    monkeypatch.setattr(state, "decode", counting)
+    monkeypatch.setattr(snapshot, "decode", counting)
+    summary = compact_ok(capsys, journal, "--format", "meshsync", "--out", tmp_path)
+    messages = int(re.search(r"read (\d+) messages", summary[0]).group(1))  # type: ignore[union-attr]
+    assert calls == messages
+
+
 def is_sorted(value: Any) -> bool:
     if isinstance(value, dict):
         return list(value) == sorted(value) and all(map(is_sorted, value.values()))

@@ -30,6 +30,7 @@ from recorder.journal.reader import JournalReader, Query
 from recorder.journal.record import Message, Record
 from recorder.journal.segment import list_segments, summarize
 from recorder.log import get_logger
+from recorder.meshsync import Decoded
 from recorder.timeparse import format_time
 
 log = get_logger("compact")
@@ -120,7 +121,7 @@ def run_compaction(
             )
             # Streamed as it is read: the -extended file grows with events, memory must not.
             extended = stack.enter_context(atomic_file(meshsync_paths[1]))
-        compactor.feed_many(_records(reader, extended, progress))
+        compactor.feed_many(_records(reader, progress), _extended_writer(extended))
         if request.until_ns is not None:
             compactor.close_idle_epoch(request.until_ns)
         stats = compactor.stats()
@@ -143,18 +144,27 @@ def run_compaction(
     return result
 
 
-def _records(
-    reader: JournalReader, extended: IO[bytes] | None, progress: Callable[[int], None] | None
-) -> Iterator[Record]:
+def _records(reader: JournalReader, progress: Callable[[int], None] | None) -> Iterator[Record]:
     segment = None
     for position, record in reader:
         if progress is not None and position.segment != segment:
             segment = position.segment
             progress(segment)
-        if extended is not None and isinstance(record, Message):
-            documents = extended_documents(record.payload, record.subject, seq=record.seq)
-            extended.write(b"".join(documents))
         yield record
+
+
+def _extended_writer(extended: IO[bytes] | None) -> Callable[[Decoded, Message], None] | None:
+    """Write each applied message's events to the `-extended` file, from the one decoding."""
+    if extended is None:
+        return None
+
+    def write(decoded: Decoded, message: Message) -> None:
+        documents = extended_documents(
+            message.payload, message.subject, decoded=decoded, seq=message.seq
+        )
+        extended.write(b"".join(documents))
+
+    return write
 
 
 def _pruned_before(directory: Path, checkpoint_path: Path) -> bool:

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import sys
 from collections import Counter
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable
 from sys import intern
 from typing import Final
 
@@ -119,9 +119,13 @@ class Compactor:
         """Apply one record; False once a record lies past `until` (the caller should stop)."""
         return self.feed_many((record,))
 
-    def feed_many(self, records: Iterable[Record]) -> bool:
+    def feed_many(
+        self, records: Iterable[Record], observe: Callable[[Decoded, Message], None] | None = None
+    ) -> bool:
         """Apply records in journal order; False if it stopped at a record past `until`.
 
+        `observe` sees each message it applies with its decoding, so a caller that needs the
+        decoded events too (the MeshSync `-extended` file) never decodes a payload twice.
         This is the benchmarked loop, so the per-record state lives in locals and is written back
         once at the end.
         """
@@ -149,6 +153,8 @@ class Compactor:
                 last_time = now
                 messages += 1
                 decoded = decode(record.payload, record.subject)
+                if observe is not None:
+                    observe(decoded, record)
                 if type(decoded) is ObjectEvent:
                     apply(decoded, record.payload, seq, record.subject)
                     if self._epoch_open and decoded.type == ADDED:
