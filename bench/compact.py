@@ -74,6 +74,7 @@ def simulator_options(events: int, live: int, clusters: int) -> dict[str, Any]:
 def generate(directory: Path, events: int, live: int, clusters: int, seed: int) -> dict[str, Any]:
     """Fill `directory` with the simulated journal; returns what it holds and how long it took."""
     from recorder.demo.simulator import Simulator
+    from recorder.journal.record import Incoming
     from recorder.journal.writer import FsyncPolicy, JournalWriter, WriterOptions
     from recorder.meshsync import REQUEST_SUBJECT, STORE_SUBJECT
 
@@ -96,7 +97,7 @@ def generate(directory: Path, events: int, live: int, clusters: int, seed: int) 
             mix[payload[len(ENVELOPE) : payload.index(b'"', len(ENVELOPE))].decode()] += 1
         else:
             mix["other"] += 1
-        batch.append((message.time_ns, message.subject, "", None, payload, None))
+        batch.append(Incoming(message.time_ns, message.subject, "", None, payload, None))
         if len(batch) == 1000:
             writer.append_messages(batch)
             batch = []

@@ -81,9 +81,10 @@ class RecorderTarget:
         policy: str,
         cprofile: Path | None = None,
         source: Path | None = None,
+        name: str | None = None,
     ) -> None:
-        self.name = policy
-        self.journal = Path(tempfile.mkdtemp(prefix=f"journal-{policy}-", dir=base))
+        self.name = name or policy
+        self.journal = Path(tempfile.mkdtemp(prefix=f"journal-{self.name}-", dir=base))
         self.log_path = self.journal.with_suffix(".log")
         self.http_port = free_port()
         profile = ["-m", "cProfile", "-o", str(cprofile)] if cprofile else []
@@ -177,7 +178,13 @@ class JetStreamTarget:
         return {}
 
 
-def start_target(name: str, broker: Broker, base: Path, source: Path | None) -> Target:
+def start_target(
+    name: str, broker: Broker, base: Path, source: Path | None, baseline: Path | None = None
+) -> Target:
+    if name == "baseline":
+        # The same `recorder run --fsync interval`, from another checkout: before/after a change
+        # measured in one run, interleaved with the other targets.
+        return RecorderTarget(broker, base, "interval", source=baseline, name="baseline")
     if name == "bare":
         return BareTarget(broker)
     if name == "jetstream":

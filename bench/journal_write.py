@@ -140,7 +140,7 @@ def build_workload(payload_size: int, records: int, batch: int) -> Workload:
     payloads = make_payloads(payload_size)
     start = time.time_ns()
     items: list[Incoming] = [
-        (start + index * 1000, SUBJECT, "", None, payloads[index % PAYLOAD_POOL], None)
+        Incoming(start + index * 1000, SUBJECT, "", None, payloads[index % PAYLOAD_POOL], None)
         for index in range(records)
     ]
     batches = [items[index : index + batch] for index in range(0, records, batch)]

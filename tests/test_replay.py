@@ -22,7 +22,7 @@ from recorder.compact.run import CompactRequest, run_compaction
 from recorder.demo.simulator import Simulator
 from recorder.errors import BrokerError, PublishError, UsageError
 from recorder.journal.reader import Query
-from recorder.journal.record import Headers, Message
+from recorder.journal.record import Headers, Incoming, Message
 from recorder.journal.writer import JournalWriter
 from recorder.log import reset_logging
 from recorder.meshsync import ADDED, CORE_SUBJECT, decode, events_of
@@ -324,7 +324,7 @@ def write_journal(directory: Path, items: list[tuple[int, str, bytes]]) -> bytes
     writer.open()
     writer.append_messages(
         [
-            (t, subject, "", (("k", "v"),) if i % 2 else None, p, None)
+            Incoming(t, subject, "", (("k", "v"),) if i % 2 else None, p, None)
             for i, (t, subject, p) in enumerate(items)
         ]
     )
@@ -387,7 +387,10 @@ def compacted(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     writer = JournalWriter(journal)
     writer.open()
     writer.append_messages(
-        [(m.time_ns, m.subject, "", None, m.payload, None) for m in Simulator(5).events(400)]
+        [
+            Incoming(m.time_ns, m.subject, "", None, m.payload, None)
+            for m in Simulator(5).events(400)
+        ]
     )
     writer.close()
     paths = base / "snapshot.yaml", base / "snapshot.json"

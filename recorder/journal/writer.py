@@ -209,13 +209,13 @@ class JournalWriter:
         if active.size + size <= self.options.segment_max_bytes - FOOTER_SIZE:
             # The common case: the whole batch fits in the active segment; gathered writes,
             # no copy into one buffer.
-            earliest = min(item[0] for item in items)
-            latest = max(item[0] for item in items)
+            earliest = min(item.time_ns for item in items)
+            latest = max(item.time_ns for item in items)
             self._append_chunk(active, parts, len(items), earliest, latest, messages=True)
             self._after_write()
         else:
             frames = [parts[index] + parts[index + 1] for index in range(0, len(parts), 2)]
-            self._append_frames(frames, [item[0] for item in items], messages=True)
+            self._append_frames(frames, [item.time_ns for item in items], messages=True)
         return self._next_seq - 1
 
     def append_marker(self, marker_type: MarkerType, fields: dict[str, Any] | None = None) -> int:

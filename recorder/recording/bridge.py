@@ -15,7 +15,7 @@ from nats.errors import SlowConsumerError
 from recorder import natsclient
 from recorder.config import NatsConfig
 from recorder.errors import BrokerError
-from recorder.journal.record import MarkerType
+from recorder.journal.record import Incoming, MarkerType
 from recorder.log import get_logger
 from recorder.natsclient import (
     FIRST_CONNECT_OPTIONS,
@@ -145,8 +145,12 @@ class Bridge:
         def on_direct(
             subject: str, reply: str, headers: dict[str, str] | None, data: bytes
         ) -> None:
-            # The hot path: one tuple onto the intake, nothing else.
-            put((now(), subject, reply, tuple(headers.items()) if headers else None, data, None))
+            # The hot path: one Incoming (a tuple) onto the intake, nothing else.
+            put(
+                Incoming(
+                    now(), subject, reply, tuple(headers.items()) if headers else None, data, None
+                )
+            )
 
         async def on_message(msg: Msg) -> None:
             # Only for what arrives before direct delivery is registered, or on a plain Client.

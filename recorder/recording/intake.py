@@ -60,7 +60,7 @@ class Intake:
             self.accepted += 1
         else:
             self.dropped += 1
-            subject = item[1]
+            subject = item.subject
             self.dropped_by_subject[subject] = self.dropped_by_subject.get(subject, 0) + 1
 
     def count_slow_consumer(self, subject: str) -> None:

@@ -21,7 +21,7 @@ from nats.js.errors import NotFoundError
 from recorder.config import Config
 from recorder.errors import BrokerError, ConfigError
 from recorder.journal.reader import JournalReader
-from recorder.journal.record import Message
+from recorder.journal.record import Incoming, Message
 from recorder.journal.segment import list_segments
 from recorder.log import get_logger
 from recorder.recording.bridge import Bridge
@@ -167,7 +167,7 @@ class JetStreamIntake:
         for msg, stream_seq in fresh:
             headers = msg.headers
             self.intake.put(
-                (
+                Incoming(
                     time.time_ns(),
                     msg.subject,
                     "",

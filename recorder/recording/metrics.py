@@ -51,15 +51,15 @@ class Metrics:
     def count_written(self, batch: list[Incoming]) -> None:
         msgs, sizes = self.written_msgs, self.written_bytes
         for item in batch:
-            subject = item[1]
+            subject = item.subject
             msgs[subject] = msgs.get(subject, 0) + 1
-            sizes[subject] = sizes.get(subject, 0) + len(item[4])
-        self.last_message_time_ns = batch[-1][0]
+            sizes[subject] = sizes.get(subject, 0) + len(item.payload)
+        self.last_message_time_ns = batch[-1].time_ns
 
     def count_dropped(self, batch: list[Incoming], reason: str) -> None:
         self.dropped[reason] = self.dropped.get(reason, 0) + len(batch)
         for item in batch:
-            subject = item[1]
+            subject = item.subject
             self.dropped_by_subject[subject] = self.dropped_by_subject.get(subject, 0) + 1
 
     def fold_drops(self, reason: str, by_subject: dict[str, int]) -> None:

@@ -33,6 +33,7 @@ from recorder.journal.record import (
     TAIL_MAGIC,
     Footer,
     FrameError,
+    Incoming,
     Kind,
     Marker,
     MarkerType,
@@ -59,7 +60,9 @@ def _template(*, sealed: bool, first_seq: int = 1) -> bytes:
     """A valid segment: a started marker, eight varied messages, a note, and maybe a footer."""
     payloads = [b"", b"{}", b"\xff\xfeMR", b"x" * 300, b'{"a":1}', b"\x00", SYNC * 3, b"z"]
     items = [
-        (T0 + i, f"s.{i}", "r" if i % 3 else "", (("h", str(i)),) if i % 2 else None, p, None)
+        Incoming(
+            T0 + i, f"s.{i}", "r" if i % 3 else "", (("h", str(i)),) if i % 2 else None, p, None
+        )
         for i, p in enumerate(payloads)
     ]
     parts = [HEADER, encode_marker(Marker(first_seq, T0, MarkerType.STARTED, {"pid": 1}))]
@@ -291,7 +294,7 @@ def test_a_checksum_valid_message_with_wrong_field_types_is_damage(
     frame = crc_valid_frame(Kind.MESSAGE, body)
     with pytest.raises(FrameError):
         decode_body(Kind.MESSAGE, read_frame(frame, 0)[1])
-    good = encode_messages(1, [(T0, "a", "", None, b"ok", None)])[0]
+    good = encode_messages(1, [Incoming(T0, "a", "", None, b"ok", None)])[0]
     (tmp_path / "00000001.seg").write_bytes(HEADER + good + frame)
     assert [r.seq for _, r in JournalReader(tmp_path, salvage=True)] == [1]
     for query in (Query(), Query(from_seq=1), Query(until_ns=T0 + 1)):

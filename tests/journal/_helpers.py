@@ -39,7 +39,9 @@ def items(
     headers: Headers | None = None,
 ) -> list[Incoming]:
     """`count` incoming messages with increasing receive times."""
-    return [(start_ns + i * step_ns, subject, "", headers, payload, None) for i in range(count)]
+    return [
+        Incoming(start_ns + i * step_ns, subject, "", headers, payload, None) for i in range(count)
+    ]
 
 
 def open_writer(

@@ -278,10 +278,11 @@ _HOLD_AND_SLEEP = textwrap.dedent(
     """
     import sys, time
     from pathlib import Path
+    from recorder.journal.record import Incoming
     from recorder.journal.writer import JournalWriter
     writer = JournalWriter(Path(sys.argv[1]))
     writer.open()
-    writer.append_messages([(1, "a", "", None, b"x", None)])
+    writer.append_messages([Incoming(1, "a", "", None, b"x", None)])
     print("ready", flush=True)
     time.sleep(60)
     """

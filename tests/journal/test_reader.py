@@ -59,7 +59,9 @@ def _build_journal(directory: Path, segments: int = 3, per_segment: int = 5) -> 
     writer = open_writer(directory, clock)
     for n in range(segments):
         batch: list[Incoming] = [
-            (clock.now + i * SECOND, SUBJECTS[(n + i) % len(SUBJECTS)], "", None, b"%d" % i, None)
+            Incoming(
+                clock.now + i * SECOND, SUBJECTS[(n + i) % len(SUBJECTS)], "", None, b"%d" % i, None
+            )
             for i in range(per_segment)
         ]
         writer.append_messages(batch)
@@ -235,7 +237,7 @@ def _crashed_journal(directory: Path) -> tuple[Path, int, int]:
     writer.append_messages(items(3))
     writer.rotate()
     writer.append_messages(items(2, payload=b'{"a":1}'))
-    writer.append_messages([(T0, "a", "", None, b"!", None)])
+    writer.append_messages([Incoming(T0, "a", "", None, b"!", None)])
     active = writer.active_segment
     assert active is not None
     writer.abandon()

@@ -119,9 +119,9 @@ def test_record_bigger_than_a_segment_gets_a_segment_of_its_own(tmp_path: Path) 
     small, big = b"s" * 10, b"B" * 5000
     writer.append_messages(
         [
-            (T0, "a", "", None, small, None),
-            (T0, "b", "", None, big, None),
-            (T0, "c", "", None, small, None),
+            Incoming(T0, "a", "", None, small, None),
+            Incoming(T0, "b", "", None, big, None),
+            Incoming(T0, "c", "", None, small, None),
         ]
     )
     writer.close()
@@ -154,7 +154,7 @@ def test_batches_are_split_at_segment_boundaries_without_losing_order(
         chunk = max(1, len(payload_sizes) // batches)
         for start in range(0, len(payload_sizes), chunk):
             batch: list[Incoming] = [
-                (T0 + i, f"s.{i}", "", None, bytes([i % 256]) * size, None)
+                Incoming(T0 + i, f"s.{i}", "", None, bytes([i % 256]) * size, None)
                 for i, size in enumerate(payload_sizes[start : start + chunk], start)
             ]
             writer.append_messages(batch)
@@ -755,24 +755,25 @@ _FSIZE_CHILD = textwrap.dedent(
     import json, resource, signal, sys
     from pathlib import Path
     from recorder.errors import JournalWriteError
+    from recorder.journal.record import Incoming
     from recorder.journal.writer import JournalWriter
 
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # get EFBIG instead of being killed
     writer = JournalWriter(Path(sys.argv[1]))
     writer.open()
-    writer.append_messages([(1, "before", "", None, b"x" * 100, None)] * 3)
+    writer.append_messages([Incoming(1, "before", "", None, b"x" * 100, None)] * 3)
     path = writer.active_segment.path
     facts = {"size_before": path.stat().st_size, "seq_before": writer.next_seq}
     soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
     resource.setrlimit(resource.RLIMIT_FSIZE, (facts["size_before"] + 150, hard))
     try:
-        writer.append_messages([(2, "lost", "", None, b"y" * 100, None)] * 5)
+        writer.append_messages([Incoming(2, "lost", "", None, b"y" * 100, None)] * 5)
     except JournalWriteError as exc:
         facts["errno"] = exc.errno
     facts["size_after"] = path.stat().st_size
     facts["seq_after"] = writer.next_seq
     resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
-    writer.append_messages([(3, "after", "", None, b"z" * 100, None)] * 2)
+    writer.append_messages([Incoming(3, "after", "", None, b"z" * 100, None)] * 2)
     writer.close()
     print(json.dumps(facts))
     """
@@ -831,8 +832,8 @@ def test_message_fields_survive_the_writer(tmp_path: Path) -> None:
     writer = open_writer(directory)
     headers: Headers = (("Nats-Msg-Id", "1"), ("X", "a"), ("X", "b"))
     batch: list[Incoming] = [
-        (T0, "meshsync.a", "_INBOX.x", headers, b"\x00\x01", 17),
-        (T0 + 1, "meshsync.b", "", None, b"", None),
+        Incoming(T0, "meshsync.a", "_INBOX.x", headers, b"\x00\x01", 17),
+        Incoming(T0 + 1, "meshsync.b", "", None, b"", None),
     ]
     last = writer.append_messages(batch)
     writer.close()
