@@ -15,30 +15,25 @@ from typing import Any
 
 from recorder import __version__
 from recorder.errors import JournalError, JournalWriteError
-from recorder.fsutil import fsync_dir, write_all
+from recorder.fsutil import write_all
+from recorder.journal.active import ActiveSegment, create_segment
 from recorder.journal.lock import DirectoryLock
 from recorder.journal.record import (
     FOOTER_SIZE,
-    HEADER_SIZE,
-    Footer,
     Incoming,
     Marker,
     MarkerType,
-    SegmentHeader,
     encode_footer,
-    encode_header,
     encode_marker,
     encode_message_parts,
 )
 from recorder.journal.recovery import Recovery, recover
 from recorder.journal.retention import RetentionPolicy, enforce_retention
 from recorder.journal.segment import (
-    FILE_MODE,
     SegmentFile,
     compress_segment,
     ensure_dir,
     list_segments,
-    segment_name,
 )
 from recorder.log import get_logger
 
@@ -66,30 +61,6 @@ class WriterOptions:
     retention: RetentionPolicy = field(default_factory=RetentionPolicy)
 
 
-@dataclass(slots=True)
-class _ActiveSegment:
-    file: SegmentFile
-    fd: int
-    created_ns: int
-    size: int = HEADER_SIZE
-    records: int = 0
-    messages: int = 0
-    first_seq: int = 0
-    last_seq: int = 0
-    first_time_ns: int = 0
-    last_time_ns: int = 0
-
-    def footer(self) -> Footer:
-        return Footer(
-            self.first_seq,
-            self.last_seq,
-            self.first_time_ns,
-            self.last_time_ns,
-            self.records,
-            self.messages,
-        )
-
-
 class JournalWriter:
     """Appends records to DIR; not thread-safe: one thread (the daemon's writer) drives it."""
 
@@ -108,7 +79,7 @@ class JournalWriter:
         self._clock = clock
         self._lock = DirectoryLock(directory)
         self._lock_held = False
-        self._active: _ActiveSegment | None = None
+        self._active: ActiveSegment | None = None
         self._next_seq = 1
         self._dirty = False
         self._last_sync_ns = 0
@@ -263,7 +234,7 @@ class JournalWriter:
 
     def _append_chunk(
         self,
-        active: _ActiveSegment,
+        active: ActiveSegment,
         data: bytes | list[bytes],
         count: int,
         earliest_ns: int,
@@ -288,7 +259,7 @@ class JournalWriter:
         self._next_seq += count
         active.last_seq = self._next_seq - 1
 
-    def _write(self, active: _ActiveSegment, data: bytes | list[bytes]) -> None:
+    def _write(self, active: ActiveSegment, data: bytes | list[bytes]) -> None:
         try:
             size = write_all(active.fd, data)
         except OSError as exc:
@@ -322,7 +293,7 @@ class JournalWriter:
             return
         self._fsync(active)
 
-    def _fsync(self, active: _ActiveSegment) -> None:
+    def _fsync(self, active: ActiveSegment) -> None:
         started = time.perf_counter()
         try:
             os.fsync(active.fd)
@@ -394,30 +365,18 @@ class JournalWriter:
             future.result()
 
     def _open_segment(self, number: int) -> SegmentFile:
-        path = self.directory / segment_name(number)
-        created = self._clock()
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, FILE_MODE)
-        segment = SegmentFile(number, path)
-        header = encode_header(SegmentHeader(number, created, self.instance_id))
-        try:
-            os.write(fd, header)
-            os.fsync(fd)
-        except OSError as exc:
-            os.close(fd)
-            path.unlink(missing_ok=True)
-            raise JournalWriteError(path.name, exc.errno, exc.strerror or str(exc)) from exc
-        fsync_dir(self.directory)
-        self._active = _ActiveSegment(segment, fd, created)
-        self._last_sync_ns = created
-        return segment
+        active = create_segment(self.directory, number, self._clock(), self.instance_id)
+        self._active = active
+        self._last_sync_ns = active.created_ns
+        return active.file
 
-    def _ensure_active(self) -> _ActiveSegment:
+    def _ensure_active(self) -> ActiveSegment:
         """The active segment, opening the next one if a failed rotation left none."""
         if self._active is None and self._lock_held:
             self._open_segment(self._next_number())
         return self._require_active()
 
-    def _require_active(self) -> _ActiveSegment:
+    def _require_active(self) -> ActiveSegment:
         if self._active is None:
             raise JournalError(f"{self.directory}: journal writer is not open")
         return self._active
