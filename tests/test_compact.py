@@ -11,7 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from recorder.compact.state import SECOND_NS, CompactOptions, Compactor, compact
+from recorder.compact.model import SECOND_NS, CompactOptions
+from recorder.compact.state import Compactor, compact
 from recorder.errors import UsageError
 from recorder.journal.record import Marker, MarkerType, Message, Record
 from recorder.manifest import envelope, to_meshsync

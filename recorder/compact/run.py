@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Final, Literal
 
+from recorder.compact.model import CompactOptions, CompactStats
 from recorder.compact.snapshot import (
     extended_documents,
     iter_json,
@@ -23,7 +24,7 @@ from recorder.compact.snapshot import (
     meshsync_snapshot_paths,
     snapshot_meta,
 )
-from recorder.compact.state import CompactOptions, Compactor, CompactStats
+from recorder.compact.state import Compactor
 from recorder.errors import UsageError
 from recorder.fsutil import atomic_file, fsync_dir, write_atomic
 from recorder.journal.reader import JournalReader, Query

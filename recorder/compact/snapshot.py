@@ -22,7 +22,7 @@ from typing import Any, Final, TypeVar
 import orjson
 import yaml
 
-from recorder.compact.state import CompactStats, LiveObject
+from recorder.compact.model import CompactStats, LiveObject
 from recorder.compact.yaml_events import EventDumper
 from recorder.log import get_logger
 from recorder.manifest import to_manifest, to_meshsync
