@@ -13,6 +13,7 @@ import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from meshsync_samples import sample, sample_names
 from nats.aio.client import Client
 from nats.errors import UnexpectedEOF
 
@@ -39,7 +40,6 @@ from recorder.replay.run import (
 from recorder.replay.snapshot_source import load_snapshot
 from recorder.subjects import SubjectMap
 
-SAMPLES = Path(__file__).parent / "data" / "meshsync-samples"
 T0 = 1_795_000_000 * 10**9  # 2026-11-18
 MS = 1_000_000
 
@@ -128,11 +128,8 @@ def test_deadline_is_the_later_of_schedule_and_rate_cap(
 # -- selection ------------------------------------------------------------------------------
 
 
-def sample(name: str, seq: int = 1, subject: str = CORE_SUBJECT) -> Message:
-    return Message(seq, T0, subject, "", None, (SAMPLES / name).read_bytes())
-
-
-SAMPLE_NAMES = sorted(path.name for path in SAMPLES.iterdir())
+def sample_message(name: str, seq: int = 1, subject: str = CORE_SUBJECT) -> Message:
+    return Message(seq, T0, subject, "", None, sample(name))
 
 
 @pytest.mark.parametrize(
@@ -142,19 +139,19 @@ SAMPLE_NAMES = sorted(path.name for path in SAMPLES.iterdir())
             ("Pod",),
             (),
             {
-                "core-added-pod.json",
-                "core-deleted-pod.json",
-                "docs-format-added-pod.json",
-                "store-dump-batch.json",
+                "core-added-pod",
+                "core-deleted-pod",
+                "docs-format-added-pod",
+                "store-dump-batch",
             },
         ),
         (("pod",), ("default",), None),  # kind is case-insensitive: the same set as above
-        (("ConfigMap",), (), {"core-modified-configmap.json"}),
-        ((), ("shop",), {"core-modified-configmap.json"}),
-        (("Service", "ConfigMap"), (), {"core-added-service.json", "core-modified-configmap.json"}),
+        (("ConfigMap",), (), {"core-modified-configmap"}),
+        ((), ("shop",), {"core-modified-configmap"}),
+        (("Service", "ConfigMap"), (), {"core-added-service", "core-modified-configmap"}),
         # Both filters must hold for one object: the dump's Pod is in default, its Namespace is not.
         (("Namespace",), ("default",), set()),
-        (("Namespace",), (), {"store-dump-batch.json"}),
+        (("Namespace",), (), {"store-dump-batch"}),
     ],
 )
 def test_kind_and_namespace_select_meshsync_objects(
@@ -163,20 +160,20 @@ def test_kind_and_namespace_select_meshsync_objects(
     """Kind and namespace filters admit a message when one of its objects matches both."""
     if admitted is None:
         admitted = {
-            "core-added-pod.json",
-            "core-deleted-pod.json",
-            "docs-format-added-pod.json",
-            "store-dump-batch.json",
+            "core-added-pod",
+            "core-deleted-pod",
+            "docs-format-added-pod",
+            "store-dump-batch",
         }
     selection = Selection(kinds=kinds, namespaces=namespaces)
-    got = {name for name in SAMPLE_NAMES if selection.admits_payload(sample(name))}
+    got = {name for name in sample_names() if selection.admits_payload(sample_message(name))}
     assert got == admitted
 
 
 def test_no_kind_or_namespace_admits_everything_even_binary() -> None:
     """Without MeshSync filters every payload is admitted, including ones that are not JSON."""
     selection = Selection()
-    assert all(selection.admits_payload(sample(name)) for name in SAMPLE_NAMES)
+    assert all(selection.admits_payload(sample_message(name)) for name in sample_names())
     assert selection.admits_payload(Message(1, T0, "x", "", None, b"\xff\x00"))
 
 
@@ -228,8 +225,8 @@ def journal_messages(directory: Path, selection: Selection, **options: Any) -> l
 
 def test_journal_messages_filters_maps_and_counts_skips(tmp_path: Path) -> None:
     """Query bounds and kind filters select messages; survivors are mapped and keep their headers."""
-    pod = (SAMPLES / "core-added-pod.json").read_bytes()
-    service = (SAMPLES / "core-added-service.json").read_bytes()
+    pod = sample("core-added-pod")
+    service = sample("core-added-service")
     items = [(T0 + i * 10**9, CORE_SUBJECT, pod if i % 2 else service) for i in range(10)]
     write_journal(tmp_path, items)
     first_seq = journal_messages(tmp_path, Selection())[0].seq

@@ -12,11 +12,11 @@ from pathlib import Path
 import nats
 import orjson
 from broker import NatsServer
-from run_helpers import messages_of, numbered, publish, read_records, recorders_for, wait_until
+from polling import wait_until
+from run_helpers import messages_of, numbered, publish, read_records, recorders_for
 
-from recorder.meshsync import REQUEST_SUBJECT
+from recorder.meshsync import CORE_SUBJECT, REQUEST_SUBJECT
 
-CORE = "meshery.meshsync.core"
 DUMP = b'{"ObjectType":"","EventType":"","Request":null,"Object":[]}'
 
 
@@ -69,7 +69,7 @@ def test_informer_store_baseline_journals_the_request_and_the_dump(tmp_path: Pat
             recorder = recorders.start(
                 journal,
                 server.url,
-                subjects=[REQUEST_SUBJECT, CORE],
+                subjects=[REQUEST_SUBJECT, CORE_SUBJECT],
                 env={"RECORDER_BASELINE": "informer-store"},
             )
             recorder.wait_ready()
@@ -91,13 +91,15 @@ def test_embedded_broker_records_what_is_published_to_it(tmp_path: Path) -> None
     stops it again on SIGTERM."""
     journal = tmp_path / "journal"
     with recorders_for(tmp_path) as recorders:
-        recorder = recorders.start(journal, None, subjects=[CORE], args=["--embedded-broker"])
+        recorder = recorders.start(
+            journal, None, subjects=[CORE_SUBJECT], args=["--embedded-broker"]
+        )
         recorder.wait_ready()
         found = re.search(
             r"embedded broker listening on (nats://127\.0\.0\.1:\d+)", recorder.stderr()
         )
         assert found, recorder.stderr()
-        publish(found.group(1), numbered(CORE, 30))
+        publish(found.group(1), numbered(CORE_SUBJECT, 30))
         recorder.wait_written(30)
         assert recorder.stop() == 0
     assert len(messages_of(read_records(journal))) == 30

@@ -14,15 +14,11 @@ import pytest
 # The real-process helpers live with the integration tests; share them rather than copy them.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "integration"))
 
-from run_helpers import Recorders, recorders_for
+# The `recorders` fixture has its one home in tests/integration/conftest.py; importing it here
+# offers it to this directory's tests as well (tests/ itself is on sys.path, hence the package).
+from integration.conftest import recorders as recorders
 
 _FIGURES = pytest.StashKey[list[tuple[str, dict[str, Any]]]]()
-
-
-@pytest.fixture
-def recorders(tmp_path: Path) -> Iterator[Recorders]:
-    with recorders_for(tmp_path) as started:
-        yield started
 
 
 @pytest.fixture
