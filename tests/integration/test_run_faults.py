@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
 import resource
 import signal
-import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
-import pytest
 from broker import NatsServer
 from polling import wait_until
 from run_helpers import (
@@ -204,70 +201,56 @@ def test_file_size_limit_drops_marks_and_recovers_when_lifted(
     assert verify_journal(journal).clean
 
 
-@contextlib.contextmanager
-def tiny_tmpfs(where: Path, size: str) -> Iterator[Path]:
-    where.mkdir()
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)],
-        capture_output=True,
-        check=False,
-    )
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
-    try:
-        yield where
-    finally:
-        subprocess.run(["umount", "-l", str(where)], capture_output=True, check=False)
-
-
 def test_full_disk_counts_drops_and_records_again_once_space_is_freed(
-    nats_server_factory: Callable[..., NatsServer], recorders: Recorders, tmp_path: Path
+    nats_server_factory: Callable[..., NatsServer],
+    recorders: Recorders,
+    tiny_tmpfs: Callable[[str], Path],
 ) -> None:
     """On a full filesystem (ENOSPC) the daemon stays up, counts errors and drops without tearing a record, and once space is freed it is ready, records again, and has marked the drops."""
     server = nats_server_factory()
-    with tiny_tmpfs(tmp_path / "mnt", "1m") as mount:
-        filler = mount / "filler"
-        filler.write_bytes(b"\0" * (1024 * 1024 - 192 * 1024))
-        journal = mount / "journal"
-        recorder = recorders.start(
-            journal,
-            server.url,
-            subjects=[CORE_SUBJECT],
-            env={"RECORDER_JOURNAL_SEGMENT_MAX_BYTES": "8MiB"},
-        )
-        recorder.wait_ready()
-        traffic = [
-            Outgoing(m.subject, m.payload.ljust(16_000, b"#")) for m in numbered(CORE_SUBJECT, 16)
-        ]
-        publish(server.url, traffic)
-        dropped_key = 'meshsync_recorder_messages_dropped_total{reason="write_error"}'
-        written_key = f'meshsync_recorder_messages_written_total{{subject="{CORE_SUBJECT}"}}'
-        samples = wait_until(
-            lambda: (m := recorder.metrics()).get(written_key, 0) + m[dropped_key] == 16 and m,
-            15,
-            "every message written or counted as dropped",
-        )
-        dropped = samples[dropped_key]
-        assert dropped > 0
-        assert samples["meshsync_recorder_write_errors_total"] >= 1
-        assert recorder.alive()
-        assert any(e.get("errno") == 28 for e in recorder.events())  # ENOSPC
-        assert verify_journal(journal).clean
+    mount = tiny_tmpfs("1m")
+    filler = mount / "filler"
+    filler.write_bytes(b"\0" * (1024 * 1024 - 192 * 1024))
+    journal = mount / "journal"
+    recorder = recorders.start(
+        journal,
+        server.url,
+        subjects=[CORE_SUBJECT],
+        env={"RECORDER_JOURNAL_SEGMENT_MAX_BYTES": "8MiB"},
+    )
+    recorder.wait_ready()
+    traffic = [
+        Outgoing(m.subject, m.payload.ljust(16_000, b"#")) for m in numbered(CORE_SUBJECT, 16)
+    ]
+    publish(server.url, traffic)
+    dropped_key = 'meshsync_recorder_messages_dropped_total{reason="write_error"}'
+    written_key = f'meshsync_recorder_messages_written_total{{subject="{CORE_SUBJECT}"}}'
+    samples = wait_until(
+        lambda: (m := recorder.metrics()).get(written_key, 0) + m[dropped_key] == 16 and m,
+        15,
+        "every message written or counted as dropped",
+    )
+    dropped = samples[dropped_key]
+    assert dropped > 0
+    assert samples["meshsync_recorder_write_errors_total"] >= 1
+    assert recorder.alive()
+    assert any(e.get("errno") == 28 for e in recorder.events())  # ENOSPC
+    assert verify_journal(journal).clean
 
-        filler.unlink()
-        recorder.wait_ready(timeout=15)
-        publish(server.url, numbered(CORE_SUBJECT, 3, prefix="later-"))
-        recorder.wait_written(16 - int(dropped) + 3)
-        assert recorder.stop() == 0
-        records = read_records(journal)
-        # A small DROPPED marker may fit where a 16 kB message did not, so there can be several.
-        drops = markers_of(records, MarkerType.DROPPED)
-        assert sum(marker.fields["count"] for marker in drops) == dropped
-        got = [m.payload for m in messages_of(records)]
-        assert got[-3:] == [b"later-0", b"later-1", b"later-2"]
-        got = got[:-3]
-        assert len(got) == 16 - dropped
-        sent = iter(m.payload for m in traffic)
-        assert all(payload in sent for payload in got), "journaled out of order"
-        assert verify_journal(journal).clean
-        assert recorder.stderr().count('"journal_writable_again"') >= 1
+    filler.unlink()
+    recorder.wait_ready(timeout=15)
+    publish(server.url, numbered(CORE_SUBJECT, 3, prefix="later-"))
+    recorder.wait_written(16 - int(dropped) + 3)
+    assert recorder.stop() == 0
+    records = read_records(journal)
+    # A small DROPPED marker may fit where a 16 kB message did not, so there can be several.
+    drops = markers_of(records, MarkerType.DROPPED)
+    assert sum(marker.fields["count"] for marker in drops) == dropped
+    got = [m.payload for m in messages_of(records)]
+    assert got[-3:] == [b"later-0", b"later-1", b"later-2"]
+    got = got[:-3]
+    assert len(got) == 16 - dropped
+    sent = iter(m.payload for m in traffic)
+    assert all(payload in sent for payload in got), "journaled out of order"
+    assert verify_journal(journal).clean
+    assert recorder.stderr().count('"journal_writable_again"') >= 1
