@@ -29,7 +29,6 @@ from recorder.meshsync import CORE_SUBJECT
 
 READY_TIMEOUT = 15.0
 EXIT_TIMEOUT = 15.0
-POLL_S = 0.05
 RECORDER = [sys.executable, "-m", "recorder", "--log-format", "json"]
 
 
