@@ -8,11 +8,11 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
 import pytest
+from polling import wait_until
 
 from recorder.config import ENV_CONFIG_PATH, ENV_VARS, load_config
 from recorder.recording.daemon import _STATUS_INTERVAL_S, DRAIN_TIMEOUT_S
@@ -274,14 +274,19 @@ def test_daemon_runs_without_write_execute_memory(tmp_path: Path) -> None:
         stderr=subprocess.PIPE,
         text=True,
     )
+
+    def answer() -> tuple[bytes] | None:
+        """(body,) once /healthz answers, (b"",) once the daemon has exited, else None."""
+        if daemon.poll() is not None:
+            return (b"",)
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as r:
+                return (r.read(),)
+        except OSError:
+            return None
+
     try:
-        body, deadline = None, time.monotonic() + 20
-        while body is None and daemon.poll() is None and time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as r:
-                    body = r.read()
-            except OSError:
-                time.sleep(0.1)
+        (body,) = wait_until(answer, 20, "/healthz to answer or the daemon to exit")
         if daemon.poll() == 77:
             pytest.skip("this kernel has no PR_SET_MDWE (Linux >= 6.3)")
         assert body == b"ok\n", daemon.stderr.read() if daemon.poll() is not None else "no answer"

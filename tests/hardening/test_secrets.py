@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import os
 import subprocess
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,7 +23,6 @@ from run_helpers import (
     clean_env,
     connect,
     numbered,
-    recorders_for,
 )
 
 from recorder.meshsync import CORE_SUBJECT
@@ -118,12 +116,6 @@ def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
         timeout=60,
         check=False,
     )
-
-
-@pytest.fixture
-def recorders(tmp_path: Path) -> Iterator[Recorders]:
-    with recorders_for(tmp_path) as started:
-        yield started
 
 
 KINDS = ["password-env", "password-file", "token-env", "token-file", "nkey-seed", "url-credentials"]

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from broker import NatsServer
-from run_helpers import Recorders, messages_of, numbered, publish, read_records, recorders_for
+from run_helpers import Recorders, messages_of, numbered, publish, read_records
 
 from recorder.meshsync import CORE_SUBJECT
 
@@ -89,12 +89,6 @@ def tls_server(pki: Pki) -> Iterator[NatsServer]:
     )
     with NatsServer(config_text=config) as server:
         yield server
-
-
-@pytest.fixture
-def recorders(tmp_path: Path) -> Iterator[Recorders]:
-    with recorders_for(tmp_path) as started:
-        yield started
 
 
 def _tls_url(server: NatsServer) -> str:

@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import nats
-from run_helpers import RECORDER, clean_env, run_cli, wait_until
+from polling import wait_until
+from run_helpers import RECORDER, clean_env, run_cli
 
 from recorder.journal.record import Incoming
 from recorder.journal.writer import JournalWriter
