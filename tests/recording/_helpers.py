@@ -19,7 +19,7 @@ JOIN_S = 30.0
 
 def incoming(n: int, *, subject: str = SUBJECT, size: int = 0) -> Incoming:
     """Message `n`: its number as the payload (padded to `size`), received n µs after T0."""
-    return (T0 + n * 1000, subject, "", None, str(n).encode().ljust(size, b"."), None)
+    return Incoming(T0 + n * 1000, subject, "", None, str(n).encode().ljust(size, b"."), None)
 
 
 @dataclass

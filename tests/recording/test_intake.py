@@ -19,7 +19,7 @@ def test_put_keeps_order_until_the_limit_then_counts_each_refusal_by_subject() -
     intake.put(incoming(3, subject="a"))
     intake.put(incoming(4, subject="b"))
     intake.put(incoming(5, subject="a"))
-    assert [item[4] for item in intake.items] == [b"0", b"1", b"2"]
+    assert [item.payload for item in intake.items] == [b"0", b"1", b"2"]
     assert len(intake) == 3
     assert intake.accepted == 3
     assert intake.dropped == 3
@@ -31,9 +31,9 @@ def test_room_made_by_the_writer_is_used_again() -> None:
     intake = Intake(1)
     intake.put(incoming(0))
     intake.put(incoming(1))
-    assert intake.items.popleft()[4] == b"0"
+    assert intake.items.popleft().payload == b"0"
     intake.put(incoming(2))
-    assert [item[4] for item in intake.items] == [b"2"]
+    assert [item.payload for item in intake.items] == [b"2"]
     assert (intake.accepted, intake.dropped) == (2, 1)
 
 
@@ -84,10 +84,10 @@ def test_every_put_is_either_queued_or_counted(limit: int, steps: list[str]) -> 
             intake.put(incoming(puts))
             puts += 1
         elif intake.items:
-            taken.append(int(intake.items.popleft()[4]))
+            taken.append(int(intake.items.popleft().payload))
         assert len(intake) <= limit
     assert intake.accepted + intake.dropped == puts
     assert sum(intake.dropped_by_subject.values()) == intake.dropped
-    delivered = taken + [int(item[4]) for item in intake.items]
+    delivered = taken + [int(item.payload) for item in intake.items]
     assert delivered == sorted(delivered)
     assert len(delivered) == intake.accepted
