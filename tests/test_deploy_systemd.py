@@ -14,6 +14,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from broker import Broker
 
 from recorder.config import ENV_CONFIG_PATH, ENV_VARS, load_config
 from recorder.recording.daemon import _STATUS_INTERVAL_S, DRAIN_TIMEOUT_S
@@ -288,34 +289,27 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def test_daemon_runs_without_write_execute_memory(tmp_path: Path) -> None:
-    """MemoryDenyWriteExecute holds: the daemon starts, serves and stops under the kernel's MDWE."""
-    recorder = Path(sys.executable).parent / "recorder"
-    port = _free_port()
-    env = {
-        "PATH": "/usr/bin:/bin",
-        "RECORDER_JOURNAL_DIR": str(tmp_path / "journal"),
-        "RECORDER_HTTP_LISTEN": f"127.0.0.1:{port}",
-        "RECORDER_NATS_URL": f"nats://127.0.0.1:{_free_port()}",  # nobody: it keeps retrying
-    }
+def _serve_and_stop(
+    launcher: list[str], env: dict[str, str], port: int, path: str = "/healthz"
+) -> None:
+    """Start the daemon through `launcher`, wait for `path` to answer 200, SIGTERM, require 0.
+
+    A launcher that exits 77 cannot set up its restriction on this machine: the test skips.
+    """
     daemon = subprocess.Popen(
-        [sys.executable, "-c", _UNDER_MDWE, str(recorder), "run"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
+        launcher, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
     )
     try:
         body, deadline = None, time.monotonic() + 20
         while body is None and daemon.poll() is None and time.monotonic() < deadline:
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as r:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2) as r:
                     body = r.read()
             except OSError:
                 time.sleep(0.1)
         if daemon.poll() == 77:
-            pytest.skip("this kernel has no PR_SET_MDWE (Linux >= 6.3)")
-        assert body == b"ok\n", daemon.stderr.read() if daemon.poll() is not None else "no answer"
+            pytest.skip(daemon.stderr.read().strip() if daemon.stderr else "not supported here")
+        assert body, daemon.stderr.read() if daemon.poll() is not None else f"no answer on {path}"
         daemon.send_signal(signal.SIGTERM)
         _, stderr = daemon.communicate(timeout=15)
     finally:
@@ -323,3 +317,82 @@ def test_daemon_runs_without_write_execute_memory(tmp_path: Path) -> None:
             daemon.kill()
             daemon.wait()
     assert daemon.returncode == 0, stderr
+
+
+def _daemon_env(tmp_path: Path, port: int, nats_url: str) -> dict[str, str]:
+    return {
+        "PATH": "/usr/bin:/bin",
+        "RECORDER_JOURNAL_DIR": str(tmp_path / "journal"),
+        "RECORDER_HTTP_LISTEN": f"127.0.0.1:{port}",
+        "RECORDER_NATS_URL": nats_url,
+        "RECORDER_JOURNAL_MIN_FREE_BYTES": "0",
+    }
+
+
+def test_daemon_runs_without_write_execute_memory(tmp_path: Path) -> None:
+    """MemoryDenyWriteExecute holds: the daemon starts, serves and stops under the kernel's MDWE."""
+    recorder = Path(sys.executable).parent / "recorder"
+    port = _free_port()
+    env = _daemon_env(tmp_path, port, f"nats://127.0.0.1:{_free_port()}")  # nobody: it retries
+    _serve_and_stop([sys.executable, "-c", _UNDER_MDWE, str(recorder), "run"], env, port)
+
+
+# Denies each named system call with EPERM (as SystemCallErrorNumber=EPERM does), checks that
+# the filter bites, then runs the command.
+_UNDER_SECCOMP = """\
+import ctypes, ctypes.util, errno, os, sys
+found = ctypes.util.find_library("seccomp")
+if found is None:
+    sys.exit(77)
+lib = ctypes.CDLL(found)
+lib.seccomp_init.restype = ctypes.c_void_p
+lib.seccomp_rule_add.argtypes = [ctypes.c_void_p, ctypes.c_uint32, ctypes.c_int, ctypes.c_uint]
+lib.seccomp_load.argtypes = [ctypes.c_void_p]
+ctx = lib.seccomp_init(0x7FFF0000)  # SCMP_ACT_ALLOW
+for name in sys.argv[1].split():
+    number = lib.seccomp_syscall_resolve_name(name.encode())
+    if number >= 0:  # a name this architecture has
+        assert lib.seccomp_rule_add(ctx, 0x00050000 | errno.EPERM, number, 0) == 0, name
+assert lib.seccomp_load(ctx) == 0
+try:
+    os.nice(1)  # setpriority, in @resources
+except PermissionError:
+    os.execv(sys.argv[2], sys.argv[2:])
+sys.exit("the filter did not deny setpriority")
+"""
+
+
+def _syscalls(group: str, analyze: str) -> set[str]:
+    """The system calls of a systemd syscall-filter group, nested groups expanded."""
+    listing = subprocess.run(
+        [analyze, "syscall-filter", group], capture_output=True, text=True, check=True, timeout=30
+    ).stdout.splitlines()
+    names: set[str] = set()
+    for line in listing[1:]:
+        entry = line.strip()
+        if entry.startswith("@"):
+            names |= _syscalls(entry, analyze)
+        elif entry and not entry.startswith("#"):
+            names.add(entry)
+    return names
+
+
+def test_daemon_records_with_the_units_system_call_filter(
+    tmp_path: Path, nats_server: Broker
+) -> None:
+    """`SystemCallFilter=~@privileged @resources` holds: the daemon subscribes, serves and stops.
+
+    libseccomp (which systemd itself uses) installs the same deny list with EPERM.
+    """
+    analyze = _systemd_analyze()
+    (denied,) = [
+        v
+        for k, v in parse_unit(SERVICE.read_text())["Service"]
+        if k == "SystemCallFilter" and v.startswith("~")
+    ]
+    names = set().union(*(_syscalls(group, analyze) for group in denied[1:].split()))
+    recorder = Path(sys.executable).parent / "recorder"
+    port = _free_port()
+    env = _daemon_env(tmp_path, port, nats_server.url)
+    launcher = [sys.executable, "-c", _UNDER_SECCOMP, " ".join(sorted(names)), str(recorder), "run"]
+    _serve_and_stop(launcher, env, port, "/readyz")  # 200 once subscribed to the broker
