@@ -63,6 +63,15 @@ class BrokerError(RecorderError):
     """The NATS broker cannot be reached, refused us, or rejected an operation."""
 
 
+class UnhealthyError(RecorderError):
+    """A health check found no live recorder: `target` (a URL or a journal directory) and why."""
+
+    def __init__(self, target: str, reason: str) -> None:
+        super().__init__(f"{target}: {reason}")
+        self.target = target
+        self.reason = reason
+
+
 class UnsupportedClientError(RecorderError):
     """The installed nats-py lacks an internal the recorder relies on, or bypasses it."""
 

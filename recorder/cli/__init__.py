@@ -13,6 +13,7 @@ from recorder.cli import (  # noqa: F401
     compact_command,
     config_commands,
     demo_command,
+    health_command,
     journal_commands,
     replay_command,
     run_command,

@@ -1,7 +1,7 @@
 """`recorder run`: lifecycle of the recording daemon.
 
 Start: open the journal (repairing what a crash left), start the writer thread and the HTTP
-listener, connect and subscribe, tell systemd we are ready. Stop (SIGTERM/SIGINT): stop intake,
+listener, tell systemd we are ready, connect and subscribe (STATUS and /readyz say when). Stop (SIGTERM/SIGINT): stop intake,
 drain the subscription, write what is queued, fsync, seal, exit 0. A second signal skips the
 drain, never the fsync. SIGHUP rotates the segment.
 """
@@ -155,6 +155,10 @@ class Daemon:
                 raise RecorderError(
                     f"http.listen: cannot listen on {self.cfg.http.listen}: {exc.strerror or exc}"
                 ) from None
+        # Ready for systemd once the journal is open and the listener serves: waiting for the
+        # broker is reported (STATUS, /readyz), never a start that hangs until it comes back.
+        self.notifier.ready(self._status())
+        asyncio.create_task(self._heartbeat(), name="heartbeat")  # noqa: RUF006 - ends with the loop
         await self.bridge.connect(retry=self.cfg.nats.retry_on_start, stop=self._stop)
         if self._stop.is_set():
             return
@@ -167,9 +171,8 @@ class Daemon:
         else:
             await self.bridge.subscribe(subjects, self.cfg.queue_group)
         await self._send_baseline()
-        self.notifier.ready(self._status())
+        self.notifier.status(self._status())
         log.info("recorder_ready", version=__version__, mode=self.cfg.mode)
-        asyncio.create_task(self._heartbeat(), name="heartbeat")  # noqa: RUF006 - ends with the loop
 
     async def _send_baseline(self) -> None:
         if self.cfg.baseline == "none":
@@ -193,8 +196,21 @@ class Daemon:
                 await asyncio.wait_for(self._stop.wait(), timeout=min(interval, _STATUS_INTERVAL_S))
 
     def _status(self) -> str:
-        written = sum(self.metrics.written_msgs.values())
-        return f"written={written} dropped={self.metrics.dropped_total()} queue={len(self.intake)}"
+        """systemd's STATUS line: where the broker stands, then the counters."""
+        metrics = self.metrics
+        if metrics.subscribed:
+            broker = "subscribed"
+        elif metrics.connected:
+            broker = "connected, not subscribed"
+        else:
+            broker = "waiting for the broker at " + ", ".join(
+                mask_url(url) for url in self.cfg.nats.urls
+            )
+        written = sum(metrics.written_msgs.values())
+        return (
+            f"{broker}; written={written} dropped={metrics.dropped_total()} "
+            f"queue={len(self.intake)}"
+        )
 
     def _on_stop_signal(self, signum: int) -> None:
         self._signals += 1

@@ -7,10 +7,11 @@ import json
 import random
 import signal
 import socket
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from broker import Broker
+from broker import Broker, NatsServer
 from polling import wait_until
 from run_helpers import (
     NotifySocket,
@@ -221,7 +222,7 @@ def test_metrics_health_and_readiness_report_what_happened(
 def test_systemd_hears_ready_watchdog_status_and_stopping(
     nats_server: Broker, recorders: Recorders, tmp_path: Path, notify_socket: NotifySocket
 ) -> None:
-    """READY=1 comes once subscribed, WATCHDOG=1 every half WATCHDOG_USEC, STATUS= carries counters, STOPPING=1 on SIGTERM."""
+    """READY=1 once the journal is open, STATUS= says subscribed and counts, WATCHDOG=1 every half WATCHDOG_USEC, STOPPING=1 on SIGTERM."""
     journal = tmp_path / "journal"
     recorder = recorders.start(
         journal,
@@ -230,17 +231,49 @@ def test_systemd_hears_ready_watchdog_status_and_stopping(
         env={"NOTIFY_SOCKET": str(notify_socket.path), "WATCHDOG_USEC": "1000000"},
     )
     ready = notify_socket.wait_for("READY", "1")
-    assert ready["STATUS"] == "written=0 dropped=0 queue=0"
-    # Subscribed by the time READY=1 was sent: a message published now is recorded.
+    assert ready["STATUS"].endswith("; written=0 dropped=0 queue=0")
+    # Subscribed by the time STATUS says so: a message published now is recorded.
+    notify_socket.wait_for("STATUS", "subscribed; written=0 dropped=0 queue=0")
     publish(nats_server.url, numbered(CORE_SUBJECT, 12))
     recorder.wait_written(12)
-    notify_socket.wait_for("STATUS", "written=12 dropped=0 queue=0", timeout=5)
+    notify_socket.wait_for("STATUS", "subscribed; written=12 dropped=0 queue=0", timeout=5)
     wait_until(
         lambda: sum("WATCHDOG" in m for m in notify_socket.poll()) >= 3, 5, "three WATCHDOG=1"
     )
     assert {m["WATCHDOG"] for m in notify_socket.messages if "WATCHDOG" in m} == {"1"}
     assert recorder.stop() == 0
     notify_socket.wait_for("STOPPING", "1", timeout=2)
+    assert sum("READY" in m for m in notify_socket.messages) == 1
+
+
+def test_systemd_start_completes_while_the_broker_is_down(
+    nats_server_factory: Callable[..., NatsServer],
+    recorders: Recorders,
+    tmp_path: Path,
+    notify_socket: NotifySocket,
+) -> None:
+    """READY=1 and watchdog pings come without a broker; STATUS and /readyz report it until it is back."""
+    server = nats_server_factory()
+    server.stop()  # its port is kept: the broker comes back there later
+    recorder = recorders.start(
+        tmp_path / "journal",
+        server.url,
+        subjects=[CORE_SUBJECT],
+        env={"NOTIFY_SOCKET": str(notify_socket.path), "WATCHDOG_USEC": "1000000"},
+    )
+    ready = notify_socket.wait_for("READY", "1")
+    waiting = f"waiting for the broker at {server.url}; written=0 dropped=0 queue=0"
+    assert ready["STATUS"] == waiting
+    wait_until(lambda: sum("WATCHDOG" in m for m in notify_socket.poll()) >= 2, 5, "two WATCHDOG=1")
+    status, body = recorder.get("/readyz") or (0, "")
+    assert status == 503 and "not connected to the broker" in body
+
+    server.start()
+    notify_socket.wait_for("STATUS", "subscribed; written=0 dropped=0 queue=0", timeout=15)
+    recorder.wait_ready()
+    publish(server.url, numbered(CORE_SUBJECT, 3))
+    recorder.wait_written(3)
+    assert recorder.stop() == 0
     assert sum("READY" in m for m in notify_socket.messages) == 1
 
 
