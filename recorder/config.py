@@ -36,7 +36,6 @@ from recorder.errors import ConfigError
 from recorder.subjects import is_valid_subject
 from recorder.units import (
     MASK,
-    GiB,
     KiB,
     MiB,
     format_duration,
@@ -212,8 +211,6 @@ class NatsConfig:
     retry_on_start: bool = True
     reconnect_wait: float = setting(2.0, kind=DURATION, check=_positive)
     max_reconnect_wait: float = setting(30.0, kind=DURATION, check=_positive)
-    pending_msgs_limit: int = setting(1_000_000, check=_at_least(1))
-    pending_bytes_limit: int = setting(GiB, kind=SIZE, check=_at_least(1))
 
 
 @dataclass(frozen=True)
@@ -260,6 +257,9 @@ class Config:
     mode: Literal["core", "jetstream"] = "core"
     jetstream: JetStreamConfig = field(default_factory=JetStreamConfig)
     queue_max_messages: int = setting(100_000, check=_at_least(1))
+    # Payloads plus a per-message allowance; with the interpreter and nats-py's buffers the
+    # daemon then stays under 256 MiB (a container limit) in a flood of 1 MiB messages.
+    queue_max_bytes: int = setting(64 * MiB, kind=SIZE, check=_at_least(MiB, "1MiB"))
     baseline: Literal["none", "informer-store", "resync"] = "none"
     baseline_reply_subject: str = setting("meshsync-recorder.store", check=_check_reply_subject)
     http: HttpConfig = field(default_factory=HttpConfig)
