@@ -119,7 +119,7 @@ class Metrics:
         out: list[str] = []
         received = dict(self.written_msgs)
         for subject, count in list(self.dropped_by_subject.items()):
-            received[subject] = received.get(subject, 0) + count
+            count_subject(received, subject, count)  # the union stays within the cap too
         _family(out, "messages_received_total", "counter", "Messages received, by subject.")
         _by_subject(out, "messages_received_total", received)
         _family(out, "messages_written_total", "counter", "Messages journaled, by subject.")
