@@ -257,8 +257,8 @@ class Config:
     mode: Literal["core", "jetstream"] = "core"
     jetstream: JetStreamConfig = field(default_factory=JetStreamConfig)
     queue_max_messages: int = setting(100_000, check=_at_least(1))
-    # Payloads plus a per-message allowance; with the interpreter and nats-py's buffers the
-    # daemon then stays under 256 MiB (a container limit) in a flood of 1 MiB messages.
+    # Payload bytes; with the interpreter and nats-py's buffers the daemon then stays under
+    # 256 MiB (a container limit) in a flood of 1 MiB messages (tests/reliability).
     queue_max_bytes: int = setting(64 * MiB, kind=SIZE, check=_at_least(MiB, "1MiB"))
     baseline: Literal["none", "informer-store", "resync"] = "none"
     baseline_reply_subject: str = setting("meshsync-recorder.store", check=_check_reply_subject)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from recorder.journal.record import Incoming
-from recorder.recording.intake import ITEM_OVERHEAD, Intake, item_bytes
+from recorder.recording.intake import Intake
 from recorder.recording.metrics import OTHER_SUBJECTS, SUBJECT_SERIES_MAX
 
 KiB = 1024
@@ -14,26 +14,26 @@ def _msg(size: int, subject: str = "a") -> Incoming:
 
 
 def test_bytes_bound_refuses_what_would_exceed_it_and_counts_it() -> None:
-    """Messages are taken while their bytes (payload plus allowance) fit; the next is a counted drop."""
-    intake = Intake(limit=1000, max_bytes=3 * (KiB + ITEM_OVERHEAD))
+    """Messages are taken while their payload bytes fit; the next is a counted drop."""
+    intake = Intake(limit=1000, max_bytes=3 * KiB)
     for _ in range(4):
         intake.put(_msg(KiB))
     assert (len(intake), intake.accepted, intake.dropped) == (3, 3, 1)
-    assert intake.held_bytes() == 3 * item_bytes(_msg(KiB))
+    assert intake.held_bytes() == 3 * KiB
     assert intake.dropped_by_subject == {"a": 1}
 
 
 def test_released_bytes_make_room_again() -> None:
     """Bytes the writer releases (after writing its batch) may be taken again."""
-    intake = Intake(limit=1000, max_bytes=2 * (KiB + ITEM_OVERHEAD))
+    intake = Intake(limit=1000, max_bytes=2 * KiB)
     intake.put(_msg(KiB))
     intake.put(_msg(KiB))
     batch = [intake.items.popleft(), intake.items.popleft()]
     intake.put(_msg(KiB))  # popped but not yet written: still held
     assert intake.dropped == 1
-    intake.release(sum(map(item_bytes, batch)))
+    intake.release(sum(len(item.payload) for item in batch))
     intake.put(_msg(KiB))
-    assert (intake.accepted, intake.dropped, intake.held_bytes()) == (3, 1, item_bytes(_msg(KiB)))
+    assert (intake.accepted, intake.dropped, intake.held_bytes()) == (3, 1, KiB)
 
 
 def test_a_message_larger_than_the_bound_passes_when_nothing_is_held() -> None:
@@ -56,7 +56,7 @@ def test_hand_over_is_never_refused_and_is_counted_in_the_bytes() -> None:
     """A JetStream batch is handed over whole (a refused one would be acked unwritten)."""
     intake = Intake(limit=1, max_bytes=KiB)
     intake.hand_over([_msg(KiB), _msg(KiB)])
-    assert (len(intake), intake.dropped, intake.held_bytes()) == (2, 0, 2 * item_bytes(_msg(KiB)))
+    assert (len(intake), intake.dropped, intake.held_bytes()) == (2, 0, 2 * KiB)
 
 
 def test_drops_by_subject_are_capped_with_an_other_bucket() -> None:

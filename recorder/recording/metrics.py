@@ -160,7 +160,7 @@ class Metrics:
             out,
             "queue_bytes",
             "gauge",
-            "Bytes held for the writer (payloads plus a per-message allowance).",
+            "Payload bytes queued or being written.",
             self.queue_bytes,
         )
         _simple(

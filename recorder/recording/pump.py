@@ -15,7 +15,7 @@ from recorder.errors import JournalError, JournalWriteError
 from recorder.journal.record import Incoming, MarkerType
 from recorder.journal.writer import JournalWriter
 from recorder.log import get_logger
-from recorder.recording.intake import Control, Intake, item_bytes
+from recorder.recording.intake import Control, Intake
 from recorder.recording.metrics import Metrics
 from recorder.units import MiB
 
@@ -171,7 +171,7 @@ class Pump(threading.Thread):
         while count and nbytes < limit:
             item = popleft()
             append(item)
-            nbytes += item_bytes(item)
+            nbytes += len(item.payload)
             count -= 1
         self._dequeued += len(batch)
         return batch, nbytes
