@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import run_helpers
 from broker import NatsServer
-from faults import default_and_long, slow_fsync_launcher
+from faults import default_and_long, report_figures, slow_fsync_launcher
 from run_helpers import (
     Outgoing,
     RecorderProcess,
@@ -114,17 +114,21 @@ def test_a_flood_of_max_payload_messages_stays_under_the_memory_bound_and_marks_
     assert all(len(m.payload) == MiB for m in messages_of(records))
     assert peak_kib * 1024 < RSS_BOUND, f"peak RSS {peak_kib} KiB"
     assert verify_journal(journal).clean
-    figures(
-        payload_bytes=MiB,
-        published=count,
-        journaled=len(journaled),
-        dropped=dropped,
-        dropped_in_markers=marked,
-        queue_max_bytes=Config.queue_max_bytes,
-        idle_rss_mib=round(idle_rss_kib / 1024, 1),
-        peak_rss_mib=round(peak_kib / 1024, 1),
-        rss_bound_mib=RSS_BOUND // MiB,
-    )
+    found = {
+        "payload_bytes": MiB,
+        "flood_mib_per_s": FLOOD_MIB_PER_S,
+        "fsync_delay_s": FSYNC_DELAY_S,
+        "published": count,
+        "journaled": len(journaled),
+        "dropped": dropped,
+        "dropped_in_markers": marked,
+        "queue_max_bytes": Config.queue_max_bytes,
+        "idle_rss_mib": round(idle_rss_kib / 1024, 1),
+        "peak_rss_mib": round(peak_kib / 1024, 1),
+        "rss_bound_mib": RSS_BOUND // MiB,
+    }
+    figures(**found)
+    report_figures("memory", f"max_payload_flood_{count}", found)
 
 
 def test_a_wildcard_over_ten_thousand_subjects_keeps_metric_series_bounded(
@@ -161,9 +165,12 @@ def test_a_wildcard_over_ten_thousand_subjects_keeps_metric_series_bounded(
     assert _family_total(samples, "meshsync_recorder_messages_received_total") == total
     written = _family_total(samples, WRITTEN)
     assert written == len(messages_of(read_records(journal)))
-    figures(
-        subjects=total,
-        dropped=_family_total(samples, DROPPED),
-        metric_lines=len(text.splitlines()),
-        metrics_bytes=len(text),
-    )
+    found = {
+        "subjects": total,
+        "dropped": _family_total(samples, DROPPED),
+        "series_per_family_max": SUBJECT_SERIES_MAX + 1,
+        "metric_lines": len(text.splitlines()),
+        "metrics_bytes": len(text),
+    }
+    figures(**found)
+    report_figures("memory", "wildcard_subjects", found)

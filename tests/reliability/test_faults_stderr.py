@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from broker import NatsServer
+from faults import report_figures
 from run_helpers import (
     RecorderProcess,
     markers_of,
@@ -140,6 +141,7 @@ def test_a_failing_log_sink_never_stops_a_clean_stop(
             assert os.readlink(f"/proc/{recorder.pid}/fd/2") == os.devnull
         publish(server.url, numbered(CORE, 20))
         recorder.wait_written(20)
+        lost = _log_errors(recorder)
         recorder.send(sig)
         code = recorder.wait_exit()
     assert code == 0
@@ -149,3 +151,8 @@ def test_a_failing_log_sink_never_stops_a_clean_stop(
     assert stops and stops[-1].fields["clean"] is True
     verify = run_cli("verify", str(journal))
     assert verify.returncode == 0, verify.stdout + verify.stderr
+    report_figures(
+        "log-sink",
+        f"{kind}-{sig.name}",
+        {"exit_code": code, "lost_log_lines": int(lost), "journaled": 20, "verify_clean": True},
+    )
