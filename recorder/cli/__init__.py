@@ -58,5 +58,6 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(exc.exit_code)
     except BrokenPipeError:
         # The reader of our output went away (`recorder dump | head`): not an error of ours.
-        sys.stderr.close()
+        if sys.stderr is not None:  # None when started with stderr closed
+            sys.stderr.close()
         sys.exit(0)
