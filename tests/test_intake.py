@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
+
 from recorder.journal.record import Incoming
+from recorder.journal.writer import JournalWriter, WriterOptions
 from recorder.recording.intake import Intake
-from recorder.recording.metrics import OTHER_SUBJECTS, SUBJECT_SERIES_MAX
+from recorder.recording.metrics import OTHER_SUBJECTS, SUBJECT_SERIES_MAX, Metrics
+from recorder.recording.pump import Pump, PumpOptions
 
 KiB = 1024
+MiB = 1024 * KiB
 
 
 def _msg(size: int, subject: str = "a") -> Incoming:
@@ -68,3 +74,33 @@ def test_drops_by_subject_are_capped_with_an_other_bucket() -> None:
     assert len(intake.dropped_by_subject) == SUBJECT_SERIES_MAX + 1
     assert intake.dropped_by_subject[OTHER_SUBJECTS] == extra
     assert sum(intake.dropped_by_subject.values()) == intake.dropped
+
+
+def test_the_writer_releases_every_byte_and_batches_stay_under_their_byte_bound(
+    tmp_path: Path,
+) -> None:
+    """A real pump and journal writer drain 1 MiB messages in batches of at most batch_max_bytes, and once all are written the intake holds no bytes: nothing leaks that would later refuse messages."""
+    writer = JournalWriter(tmp_path / "journal", WriterOptions(segment_max_bytes=256 * MiB))
+    writer.open({})
+    batches: list[int] = []
+    real_append = writer.append_messages
+
+    def observed(items: list[Incoming]) -> int:  # an observer on the real call, not a double
+        batches.append(sum(len(item.payload) for item in items))
+        return real_append(items)
+
+    writer.append_messages = observed  # type: ignore[method-assign]
+    intake = Intake(limit=1000, max_bytes=64 * MiB)
+    metrics = Metrics()
+    for n in range(24):
+        intake.put(_msg(MiB, f"s.{n % 3}"))
+    pump = Pump(writer, intake, metrics, PumpOptions(batch_max_bytes=4 * MiB))
+    pump.start()
+    deadline = time.monotonic() + 30
+    while sum(metrics.written_msgs.values()) < 24 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    pump.stop()
+    pump.join(30)
+    assert sum(metrics.written_msgs.values()) == 24
+    assert intake.held_bytes() == 0 and intake.dropped == 0
+    assert max(batches) <= 4 * MiB and sum(batches) == 24 * MiB
