@@ -276,6 +276,11 @@ SCHEMA: Final = Schema.of(
         "RECORDER_FSYNC": "journal.fsync",
     },
     env_ignored=[ENV_CONFIG_PATH],
+    removed={
+        # Direct delivery bypasses nats-py's per-subscription queue, so they never applied.
+        "nats.pending_msgs_limit": "the recorder's intake is the only buffer; use queue_max_messages",
+        "nats.pending_bytes_limit": "the recorder's intake is the only buffer; use queue_max_bytes",
+    },
 )
 LEAVES: Final[dict[str, Leaf]] = SCHEMA.leaves
 SECTIONS: Final[dict[str, type]] = SCHEMA.sections

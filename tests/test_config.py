@@ -444,11 +444,13 @@ def test_http_listen_address(listen: str, address: tuple[str, int] | None) -> No
 def test_nats_pending_limits_are_refused_since_direct_delivery_never_applies_them(
     tmp_path: Path, name: str
 ) -> None:
-    """nats-py's pending limits never act on the recorder's direct delivery, so setting one is an unknown-setting error rather than a setting that does nothing."""
+    """nats-py's pending limits never act on the recorder's direct delivery, so setting one is refused, naming the intake setting that replaces it, rather than accepted and ignored."""
     error = _error(path=_file(tmp_path, {f"nats.{name}": 10}))
-    assert error.field == f"nats.{name}" and "unknown setting" in error.reason
+    assert error.field == f"nats.{name}" and error.reason.startswith("was removed")
+    assert "queue_max_" in error.reason
     env_name = f"RECORDER_NATS_{name.upper()}"
-    assert _error(env={env_name: "10"}).field == env_name
+    env_error = _error(env={env_name: "10"})
+    assert env_error.field == env_name and env_error.reason.startswith("was removed")
 
 
 def test_queue_max_bytes_defaults_to_a_quarter_of_a_256_mib_container() -> None:
