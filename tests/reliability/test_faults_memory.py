@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import run_helpers
 from broker import NatsServer
-from faults import default_and_long, report_figures, slow_fsync_launcher
+from faults import default_and_long, env_float, report_figures, slow_fsync_launcher
 from run_helpers import (
     Outgoing,
     RecorderProcess,
@@ -37,7 +37,7 @@ WRITTEN = "meshsync_recorder_messages_written_total"
 FSYNC_DELAY_S = 0.3
 # Four times what that disk takes, and well within what the recorder reads off the socket, so
 # the broker never cuts it off as a slow consumer: every loss is the recorder's own, counted.
-FLOOD_MIB_PER_S = 40
+FLOOD_MIB_PER_S = env_float("RELIABILITY_FLOOD_MIB_PER_S", 40)
 # The documented bound for the default settings: the 256 MiB container limit they are sized for.
 RSS_BOUND = 256 * MiB
 
