@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 import nats
 from common import SUBJECT, Broker, Child, stop_process
-from ingest_children import PENDING_BYTES, PENDING_MSGS, bare_main
+from ingest_children import bare_main
 from nats.js.api import StorageType
 
 from recorder.demo.embedded import free_port
@@ -100,8 +100,6 @@ class RecorderTarget:
             source,
             RECORDER_LOG_LEVEL="warning",
             RECORDER_LOG_FORMAT="json",
-            RECORDER_NATS_PENDING_MSGS_LIMIT=str(PENDING_MSGS),
-            RECORDER_NATS_PENDING_BYTES_LIMIT=str(PENDING_BYTES),
         )
         with self.log_path.open("ab") as log:
             # cwd: not the checkout, whose `recorder/` `-m` would import before PYTHONPATH's.

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import errno
 import importlib.util
 import logging
 import re
 import sys
+import threading
 from typing import Any, Final, TextIO, cast
 
 import structlog
@@ -35,6 +37,64 @@ _EXCEPTIONS: Final = structlog.processors.ExceptionRenderer(
 )
 # The stdlib handler we installed last, so reconfiguring replaces it without touching others.
 _installed: logging.Handler | None = None
+
+
+class _Failures:
+    """Log lines lost to a failing sink; threads log concurrently, so the count takes a lock."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._lock = threading.Lock()
+
+    def add(self) -> None:
+        with self._lock:
+            self.count += 1
+
+
+_failures: Final = _Failures()
+
+
+def log_write_errors() -> int:
+    """Log lines lost so far because the sink failed (closed stderr, broken pipe, hung-up tty)."""
+    return _failures.count
+
+
+class SafeStream:
+    """A text sink that never raises: a failed write or flush is counted and the line is lost.
+
+    Logging is called from signal handlers, the writer thread and shutdown paths; an exception
+    from a closed stderr, a pipe whose reader left or a hung-up terminal must not stop any of
+    them. `stream` None (the process started with stderr closed) loses every line.
+    """
+
+    def __init__(self, stream: TextIO | None) -> None:
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        stream = self.stream
+        if stream is None:
+            _failures.add()
+            return 0
+        try:
+            stream.write(text)
+            stream.flush()
+        except (OSError, ValueError) as exc:  # ValueError: the file object is closed
+            _failures.add()
+            if not isinstance(exc, OSError) or exc.errno in _GONE:
+                # The reader or terminal is gone for good: retrying each line is wasted work.
+                self.stream = None
+        return len(text)
+
+    def flush(self) -> None:
+        # write() flushed already; a stdlib handler's extra flush has nothing left to do.
+        return
+
+    def isatty(self) -> bool:
+        return self.stream is not None and _isatty(self.stream)
+
+
+# Errors after which a sink never works again (unlike ENOSPC or EAGAIN, which may pass).
+_GONE: Final = frozenset({errno.EPIPE, errno.EIO, errno.EBADF, errno.ENXIO, errno.ECONNRESET})
 
 
 def _mask(key: str, value: Any) -> Any:
@@ -79,15 +139,15 @@ def configure_logging(level: str = "info", fmt: str = "auto", stream: TextIO | N
     if fmt not in FORMATS:
         raise ConfigError("log.format", f"must be one of {', '.join(FORMATS)}, got {fmt!r}")
     # Resolved at call time, not import time, so a replaced sys.stderr (pytest, the CLI) is used.
-    out = stream if stream is not None else sys.stderr
-    json_lines = fmt == "json" or (fmt == "auto" and not _isatty(out))
+    out = SafeStream(stream if stream is not None else sys.stderr)
+    json_lines = fmt == "json" or (fmt == "auto" and not out.isatty())
     shared: list[Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True, key="timestamp"),
         mask_secrets,
     ]
-    colors = _isatty(out)
+    colors = out.isatty()
     renderer: list[Processor] = (
         [_EXCEPTIONS, structlog.processors.JSONRenderer()]
         if json_lines
@@ -96,7 +156,7 @@ def configure_logging(level: str = "info", fmt: str = "auto", stream: TextIO | N
     structlog.configure(
         processors=[*shared, *renderer],
         wrapper_class=structlog.make_filtering_bound_logger(LEVELS[level]),
-        logger_factory=structlog.WriteLoggerFactory(file=out),
+        logger_factory=structlog.WriteLoggerFactory(file=cast(TextIO, out)),
         # Module-level loggers are created at import, before this runs: let them see the change.
         cache_logger_on_first_use=False,
     )
@@ -104,11 +164,11 @@ def configure_logging(level: str = "info", fmt: str = "auto", stream: TextIO | N
 
 
 def _route_stdlib(
-    out: TextIO, level: int, shared: list[Processor], renderer: list[Processor]
+    out: SafeStream, level: int, shared: list[Processor], renderer: list[Processor]
 ) -> None:
     """Render stdlib records (nats-py, asyncio) like ours, so stderr stays one format."""
     global _installed
-    handler = logging.StreamHandler(out)
+    handler = logging.StreamHandler(cast(TextIO, out))
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=[structlog.stdlib.add_logger_name, *shared],

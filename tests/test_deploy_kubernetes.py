@@ -177,13 +177,13 @@ def _bytes(quantity: str) -> int:
 
 
 def test_resources_are_bounded_and_bursts_fit_the_memory_limit(container: Doc, cfg: Config) -> None:
-    """Requests and limits are set, and the client's burst buffer is at most half the limit."""
+    """Requests and limits are set, and the intake's burst buffer is at most half the limit."""
     resources = container["resources"]
     for bound in ("requests", "limits"):
         assert {"cpu", "memory"} <= set(resources[bound]), bound
     limit = _bytes(resources["limits"]["memory"])
     assert _bytes(resources["requests"]["memory"]) <= limit
-    assert cfg.nats.pending_bytes_limit <= limit // 2
+    assert cfg.queue_max_bytes <= limit // 2
 
 
 PROMETHEUS_OPERATOR = MANIFESTS / "prometheus-operator"

@@ -189,7 +189,7 @@ def test_memory_limit_leaves_room_for_a_burst(service: Unit) -> None:
     """MemoryMax is set and the client's burst buffer (as configured) is at most half of it."""
     active, _ = example_assignments()
     cfg = load_config(None, {**environment(service), **active}, {})
-    assert cfg.nats.pending_bytes_limit <= _memory_bytes(get(service, "Service", "MemoryMax")) // 2
+    assert cfg.queue_max_bytes <= _memory_bytes(get(service, "Service", "MemoryMax")) // 2
 
 
 def test_journal_lives_in_the_shared_state_directory(service: Unit, compact: Unit) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import typer
@@ -30,8 +31,25 @@ def version() -> None:
     typer.echo(f"meshsync-recorder {__version__}")
 
 
+def reopen_closed_standard_fds() -> None:
+    """Reopen a standard fd the parent left closed on /dev/null.
+
+    Otherwise the next file opened (the journal's LOCK, a segment) takes its number, and a write
+    meant for stderr (a C library's, a fatal error's) would land in the journal.
+    """
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            null = os.open(os.devnull, os.O_RDWR)
+            if null != fd:
+                os.dup2(null, fd)
+                os.close(null)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI; a RecorderError becomes one `Error:` line and its exit code."""
+    reopen_closed_standard_fds()
     try:
         app(args=argv, prog_name="recorder")  # standalone: usage errors exit 2 by themselves
     except RecorderError as exc:
@@ -41,5 +59,6 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(exc.exit_code)
     except BrokenPipeError:
         # The reader of our output went away (`recorder dump | head`): not an error of ours.
-        sys.stderr.close()
+        if sys.stderr is not None:  # None when started with stderr closed
+            sys.stderr.close()
         sys.exit(0)

@@ -157,13 +157,9 @@ class Bridge:
             on_direct(msg.subject, msg.reply, msg.headers, msg.data)
 
         for subject in subjects:
-            subscription = await nc.subscribe(
-                subject,
-                queue=queue_group,
-                cb=on_message,
-                pending_msgs_limit=self.cfg.pending_msgs_limit,
-                pending_bytes_limit=self.cfg.pending_bytes_limit,
-            )
+            # No pending limits: direct delivery bypasses nats-py's per-subscription queue, so
+            # the intake's bounds (queue_max_messages, queue_max_bytes) are the ones that apply.
+            subscription = await nc.subscribe(subject, queue=queue_group, cb=on_message)
             if isinstance(nc, RecordingClient):
                 nc.deliver_directly(subscription, on_direct)
             self.subscriptions.append(subscription)

@@ -76,7 +76,7 @@ class Daemon:
     def __init__(self, cfg: Config, env: Mapping[str, str]) -> None:
         self.cfg = cfg
         self.metrics = Metrics()
-        self.intake = Intake(cfg.queue_max_messages)
+        self.intake = Intake(cfg.queue_max_messages, cfg.queue_max_bytes)
         self.notifier = Notifier(env)
         self.writer = JournalWriter(
             cfg.journal.dir, writer_options(cfg), fsync_observer=self.metrics.observe_fsync
@@ -96,6 +96,7 @@ class Daemon:
         self.jetstream: JetStreamIntake | None = None
         self._stop = asyncio.Event()
         self._signals = 0
+        self._stop_signal = ""
         self._hurry = asyncio.Event()
 
     async def run(self) -> RunResult:
@@ -103,6 +104,7 @@ class Daemon:
         try:
             await self._start()
             await self._stop.wait()
+            log.info("stop_requested", signal=self._stop_signal, count=self._signals)
         finally:
             await self._shutdown()
         failed = self.pump.failure is not None
@@ -213,14 +215,16 @@ class Daemon:
         )
 
     def _on_stop_signal(self, signum: int) -> None:
+        # Only flags and events here: no logging, no I/O that could fail or block (a closed
+        # stderr, a full pipe) between a signal and the stop it asks for. run() logs it.
         self._signals += 1
-        log.info("stop_requested", signal=signal.Signals(signum).name, count=self._signals)
+        self._stop_signal = signal.Signals(signum).name
         self._stop.set()
         if self._signals > 1:
             self._hurry.set()  # second signal: skip the drain; the writer still flushes and fsyncs
 
     def _on_hup(self) -> None:
-        log.info("rotation_requested", signal="SIGHUP")
+        # A hung-up terminal sends SIGHUP too: rotate, and leave the logging to the writer.
         self.pump.request_rotation()
 
     async def _shutdown(self) -> None:

@@ -164,18 +164,19 @@ class JetStreamIntake:
             fresh.append((msg, stream_seq))
         if not fresh:
             return
-        for msg, stream_seq in fresh:
-            headers = msg.headers
-            self.intake.put(
-                Incoming(
-                    time.time_ns(),
-                    msg.subject,
-                    "",
-                    tuple(headers.items()) if headers else None,
-                    msg.data,
-                    stream_seq,
-                )
+        # Handed over, never refused by the byte bound: a refused message would be acked
+        # unwritten. The fetched batch is in memory already; jetstream.batch bounds it.
+        self.intake.hand_over(
+            Incoming(
+                time.time_ns(),
+                msg.subject,
+                "",
+                tuple(msg.headers.items()) if msg.headers else None,
+                msg.data,
+                stream_seq,
             )
+            for msg, stream_seq in fresh
+        )
         if not await self._barrier():
             # Not durable: leave them unacknowledged so the server redelivers them. Part of the
             # batch may have reached the journal before the error: learn which, so their

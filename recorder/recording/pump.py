@@ -6,17 +6,19 @@ recovery from write errors (cut back, count, mark not ready, retry with backoff)
 
 from __future__ import annotations
 
+import operator
 import shutil
 import threading
 import time
 from dataclasses import dataclass
 
 from recorder.errors import JournalError, JournalWriteError
-from recorder.journal.record import MarkerType
+from recorder.journal.record import Incoming, MarkerType
 from recorder.journal.writer import JournalWriter
 from recorder.log import get_logger
 from recorder.recording.intake import Control, Intake
 from recorder.recording.metrics import Metrics
+from recorder.units import MiB
 
 log = get_logger("pump")
 
@@ -24,11 +26,13 @@ _IDLE_WAIT_S = 0.002
 _HOUSEKEEPING_S = 0.1
 _BACKOFF_START_S = 0.1
 _BACKOFF_MAX_S = 5.0
+_PAYLOAD = operator.itemgetter(4)  # Incoming.payload, read in C
 
 
 @dataclass(frozen=True, slots=True)
 class PumpOptions:
     batch_max: int = 1024
+    batch_max_bytes: int = 4 * MiB
     min_free_bytes: int = 0
     # Core NATS cannot redeliver, so what could not be written is dropped (and counted);
     # JetStream leaves it unacknowledged for redelivery instead.
@@ -134,9 +138,7 @@ class Pump(threading.Thread):
         count = min(count, self.options.batch_max)
         if count <= 0:
             return False
-        popleft = intake.items.popleft
-        batch = [popleft() for _ in range(count)]
-        self._dequeued += count
+        batch, nbytes = self._take(count)
         try:
             self.writer.append_messages(batch)
         except JournalWriteError as exc:
@@ -149,9 +151,35 @@ class Pump(threading.Thread):
             else:
                 self._unwritten_before_barrier = True
             raise
+        finally:
+            # Written or not, the batch is gone from memory with this frame: the intake may
+            # take as many bytes again.
+            intake.release(nbytes)
         self.metrics.count_written(batch)
         self._recovered()
         return True
+
+    def _take(self, count: int) -> tuple[list[Incoming], int]:
+        """Pop up to `count` messages, fewer once they reach batch_max_bytes (at least one).
+
+        The encoder copies every payload it frames, so a batch costs about twice its bytes
+        while it is written: bounding it keeps that copy small next to queue_max_bytes.
+        """
+        popleft = self.intake.items.popleft
+        limit = self.options.batch_max_bytes
+        if self.intake.held_bytes() <= limit:
+            # The common case: all that is queued fits, so no per-message check is needed.
+            batch = [popleft() for _ in range(count)]
+            nbytes = sum(map(len, map(_PAYLOAD, batch)))
+        else:
+            batch, nbytes = [], 0
+            while count and nbytes < limit:
+                item = popleft()
+                batch.append(item)
+                nbytes += len(item.payload)
+                count -= 1
+        self._dequeued += len(batch)
+        return batch, nbytes
 
     def _run_control(self, control: Control) -> None:
         if control.marker is not None:
@@ -208,6 +236,7 @@ class Pump(threading.Thread):
         try:
             if self._rotate_requested:
                 self._rotate_requested = False
+                log.info("rotation_requested", signal="SIGHUP")
                 self.writer.rotate("demand")
             self.writer.rotate_if_old()
             self.writer.sync_if_due()
@@ -218,6 +247,7 @@ class Pump(threading.Thread):
     def _update_gauges(self) -> None:
         metrics = self.metrics
         metrics.queue_depth = len(self.intake.items)
+        metrics.queue_bytes = self.intake.held_bytes()
         try:
             metrics.free_disk_bytes = shutil.disk_usage(self.writer.directory).free
         except OSError:

@@ -206,7 +206,9 @@ class Recorders:
         args: Sequence[str] = (),
         http: bool = True,
         preexec_fn: Callable[[], None] | None = None,
+        output: int | None = None,
     ) -> RecorderProcess:
+        """Start `recorder run`; its stdout and stderr go to a log file, or to the fd `output`."""
         port = free_port() if http else None
         argv = [*RECORDER, "run", "--journal-dir", str(journal_dir)]
         urls = [nats_url] if isinstance(nats_url, str) else list(nats_url or ())
@@ -228,11 +230,12 @@ class Recorders:
         }
         stderr_path = self.workdir / f"recorder-{len(self.started)}.stderr"
         with stderr_path.open("wb") as stderr:
+            sink = stderr.fileno() if output is None else output
             proc = subprocess.Popen(
                 argv,
                 stdin=subprocess.DEVNULL,
-                stdout=stderr,
-                stderr=stderr,
+                stdout=sink,
+                stderr=sink,
                 env=clean_env({**defaults, **(env or {})}),
                 start_new_session=True,
                 preexec_fn=preexec_fn,
