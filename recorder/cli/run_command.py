@@ -26,7 +26,13 @@ def run(
     subject: Annotated[
         list[str] | None, typer.Option("--subject", help="Subject or pattern, repeatable.")
     ] = None,
-    journal_dir: Annotated[Path | None, typer.Option(help="Journal directory.")] = None,
+    journal_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="Journal directory; created 0700, or tightened to 0700 (with a warning) "
+            "when it exists with group or world access."
+        ),
+    ] = None,
     fsync: Annotated[str | None, typer.Option(help="always, interval or never.")] = None,
     mode: Annotated[str | None, typer.Option(help="core or jetstream.")] = None,
     http_listen: Annotated[
