@@ -17,11 +17,25 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import run_helpers
 from broker import Broker
-from run_helpers import RECORDER, Recorders, clean_env, numbered, publish, recorders_for
+from run_helpers import (
+    RECORDER,
+    Recorders,
+    clean_env,
+    markers_of,
+    messages_of,
+    numbered,
+    publish,
+    read_records,
+    recorders_for,
+    wait_until,
+)
 
 from recorder.errors import PathAccessError
 from recorder.fsutil import atomic_file
+from recorder.journal.maintenance import verify_journal
+from recorder.journal.record import MarkerType
 from recorder.journal.segment import list_segments
 from recorder.journal.writer import JournalWriter, WriterOptions
 from recorder.meshsync import CORE_SUBJECT
@@ -46,11 +60,14 @@ def _journal(directory: Path, segments: int = 3) -> list[Path]:
     return [segment.path for segment in list_segments(directory)]
 
 
+def _as_user(user: int) -> list[str]:
+    """argv prefix dropping to `user` (setpriv execs before the drop takes the path lookup away)."""
+    assert SETPRIV is not None
+    return [SETPRIV, f"--reuid={user}", f"--regid={user}", "--clear-groups", "--"]
+
+
 def _cli(*args: str, user: int | None = None) -> subprocess.CompletedProcess[str]:
-    prefix = []
-    if user is not None:
-        assert SETPRIV is not None
-        prefix = [SETPRIV, f"--reuid={user}", f"--regid={user}", "--clear-groups", "--"]
+    prefix = _as_user(user) if user is not None else []
     return subprocess.run(
         [*prefix, *RECORDER, *args],
         capture_output=True,
@@ -228,3 +245,77 @@ def test_a_segment_the_user_cannot_read_is_one_error_line(command: str, shared_d
     result = _cli(command, str(journal), *READERS[command], user=NOBODY)
     line = _one_error_line(result, str(paths[1]), "permission denied")
     print(f"{command}: {line}")
+
+
+# -- permissions lost mid-run ---------------------------------------------------------------------
+
+
+def _dropped(samples: dict[str, float]) -> int:
+    name = "meshsync_recorder_messages_dropped_total{"
+    return int(sum(value for key, value in samples.items() if key.startswith(name)))
+
+
+def _accounted(samples: dict[str, float]) -> int:
+    written_name = "meshsync_recorder_messages_written_total{"
+    written = sum(value for key, value in samples.items() if key.startswith(written_name))
+    return int(written) + _dropped(samples) + int(samples["meshsync_recorder_queue_depth"])
+
+
+@pytest.mark.skipif(SETPRIV is None or os.geteuid() != 0, reason="needs root and setpriv")
+def test_write_permission_lost_mid_run_is_a_marked_gap_and_recording_resumes(
+    nats_server: Broker, recorders: Recorders, shared_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A daemon running as an ordinary user whose journal directory loses its write bit stays up, answers 503 on /readyz, counts the lost messages, and once the bit is back is ready again by itself, with a DROPPED marker holding the exact count."""
+    journal = shared_dir / "journal"
+    journal.mkdir(mode=0o700)
+    os.chown(journal, NOBODY, NOBODY)
+    monkeypatch.setattr(run_helpers, "RECORDER", [*_as_user(NOBODY), *RECORDER])
+    recorder = recorders.start(
+        journal,
+        nats_server.url,
+        env={"RECORDER_JOURNAL_SEGMENT_MAX_BYTES": "4KiB"},  # rotations keep creating files
+    )
+    recorder.wait_ready()
+    sent = 0
+    publish(nats_server.url, numbered(CORE_SUBJECT, 20, prefix="x" * 100))
+    sent += 20
+    recorder.wait_written(sent)
+
+    journal.chmod(0o500)  # the write bit taken away: the next segment cannot be created
+    batch = 0
+
+    def not_ready() -> bool:
+        nonlocal sent, batch
+        batch += 1
+        publish(nats_server.url, numbered(CORE_SUBJECT, 20, start=sent, prefix="y" * 100))
+        sent += 20
+        response = recorder.get("/readyz")
+        return response is not None and response[0] == 503
+
+    wait_until(not_ready, 20, "/readyz to answer 503")
+    response = recorder.get("/readyz")
+    assert response is not None and "journal not writable" in response[1], response
+    assert recorder.alive()
+    # Written, counted as dropped, or queued behind the DROPPED marker that cannot be written.
+    wait_until(lambda: _accounted(recorder.metrics()) == sent, 15, "every message accounted for")
+    assert _dropped(recorder.metrics()) > 0
+    assert recorder.metrics()["meshsync_recorder_write_errors_total"] > 0
+
+    journal.chmod(0o700)
+    recorder.wait_ready(timeout=20)  # by itself: the DROPPED marker is the first write
+    publish(nats_server.url, numbered(CORE_SUBJECT, 10, start=sent, prefix="z" * 100))
+    sent += 10
+    wait_until(
+        lambda: recorder.written() + _dropped(recorder.metrics()) == sent, 15, "all accounted"
+    )
+    lost = _dropped(recorder.metrics())
+    assert recorder.stop() == 0
+
+    records = read_records(journal)
+    drops = markers_of(records, MarkerType.DROPPED)
+    assert sum(marker.fields["count"] for marker in drops) == lost
+    assert len(messages_of(records)) == sent - lost
+    assert verify_journal(journal).clean
+    events = recorder.event_names()
+    assert "journal_write_failed" in events and "journal_writable_again" in events
+    print(f"permission lost mid-run: sent={sent} dropped={lost} markers={len(drops)}")
