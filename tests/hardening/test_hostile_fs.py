@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 import run_helpers
 from broker import Broker
+from hostile_report import report
 from run_helpers import (
     RECORDER,
     Recorders,
@@ -120,7 +121,7 @@ def test_a_link_planted_as_a_segment_is_refused_by_every_reader(
         args += ["--out", str(tmp_path / "snapshot.yaml")]
     line = _one_error_line(_cli(*args), str(planted), "symbolic link")
     _untouched(victim)
-    print(f"{command}: {line}")
+    report(f"link planted as a segment: {command}", error_line=line.replace(str(tmp_path), "…"))
 
 
 def test_a_link_planted_as_a_segment_is_refused_by_the_daemon(tmp_path: Path, victim: Path) -> None:
@@ -244,7 +245,7 @@ def test_a_segment_the_user_cannot_read_is_one_error_line(command: str, shared_d
     os.chown(paths[1], 0, 0)  # still 0600: root's alone now
     result = _cli(command, str(journal), *READERS[command], user=NOBODY)
     line = _one_error_line(result, str(paths[1]), "permission denied")
-    print(f"{command}: {line}")
+    report(f"unreadable segment: {command}", error_line=line.replace(str(shared_dir), "…"))
 
 
 # -- permissions lost mid-run ---------------------------------------------------------------------
@@ -318,4 +319,12 @@ def test_write_permission_lost_mid_run_is_a_marked_gap_and_recording_resumes(
     assert verify_journal(journal).clean
     events = recorder.event_names()
     assert "journal_write_failed" in events and "journal_writable_again" in events
-    print(f"permission lost mid-run: sent={sent} dropped={lost} markers={len(drops)}")
+    report(
+        "write permission lost mid-run",
+        published=sent,
+        journaled=len(messages_of(records)),
+        dropped=lost,
+        dropped_in_markers=sum(marker.fields["count"] for marker in drops),
+        drop_markers=len(drops),
+        verify_clean=True,
+    )

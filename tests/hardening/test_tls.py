@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from broker import NatsServer
+from hostile_report import report
 from run_helpers import Recorders, messages_of, numbered, publish, read_records
 
 from recorder.meshsync import CORE_SUBJECT
@@ -220,4 +221,4 @@ def test_a_server_certificate_for_another_host_or_expired_says_which(
     assert lines[0].startswith(f"Error: cannot connect to {_tls_url(server)}: "), lines
     assert lines[0].endswith(f": {SERVER_REJECTIONS[case]}"), lines
     assert "Traceback" not in stderr
-    print(f"{case}: {lines[0]}")
+    report(f"TLS server certificate: {case}", error_line=lines[0].split(": ", 2)[2])

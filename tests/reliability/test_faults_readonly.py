@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from broker import NatsServer
+from hostile_report import report
 from run_helpers import (
     Outgoing,
     Recorders,
@@ -171,10 +172,13 @@ def test_filesystem_turning_read_only_keeps_the_daemon_up_and_the_restart_marks_
     unclean = [m for m in markers_of(records, MarkerType.STOPPED) if not m.fields["clean"]]
     assert len(started) == 2 and unclean, [m.fields for m in markers_of(records)]
     assert unclean[0].seq < started[1].seq
-    figures(  # type: ignore[operator]
-        published=sent + 10,
-        journaled=len(counters),
-        written_before_read_only=before,
-        written_reported_at_stop=written_before_stop,
-        dropped_or_queued_while_read_only=sent - written_before_stop,
-    )
+    measured = {
+        "published": sent + 10,
+        "journaled": len(counters),
+        "written_before_read_only": before,
+        "lost_while_read_only": sent - written_before_stop,
+        "unclean_stop_markers": len(unclean),
+        "verify_clean": True,
+    }
+    figures(**measured)  # type: ignore[operator]
+    report("filesystem turned read-only (ext4 errors=remount-ro)", **measured)
