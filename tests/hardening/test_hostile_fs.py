@@ -20,6 +20,7 @@ import pytest
 import run_helpers
 from broker import Broker
 from hostile_report import report
+from polling import wait_until
 from run_helpers import (
     RECORDER,
     Recorders,
@@ -29,8 +30,6 @@ from run_helpers import (
     numbered,
     publish,
     read_records,
-    recorders_for,
-    wait_until,
 )
 
 from recorder.errors import PathAccessError
@@ -183,12 +182,6 @@ def test_a_link_at_the_temporary_name_is_refused(
 
 
 # -- the journal directory open to others ---------------------------------------------------------
-
-
-@pytest.fixture
-def recorders(tmp_path: Path) -> Iterator[Recorders]:
-    with recorders_for(tmp_path) as started:
-        yield started
 
 
 def test_a_journal_directory_open_to_others_is_tightened_with_a_warning(

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import typer.main
 from broker import NatsServer
-from run_helpers import RECORDER, Recorders, clean_env, recorders_for
+from run_helpers import RECORDER, Recorders, clean_env
 
 from recorder.cli import app
 
@@ -76,12 +76,6 @@ def test_nats_url_flag_with_credentials_is_refused(args: list[str], tmp_path: Pa
     assert PASSWORD not in result.stdout + result.stderr
     if args[0] == "run":
         assert not (tmp_path / "journal").exists()
-
-
-@pytest.fixture
-def recorders(tmp_path: Path) -> Iterator[Recorders]:
-    with recorders_for(tmp_path) as started:
-        yield started
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from broker import NatsServer
 from hostile_report import report
+from polling import wait_until
 from run_helpers import (
     Outgoing,
     Recorders,
@@ -24,13 +25,12 @@ from run_helpers import (
     messages_of,
     publish,
     read_records,
-    wait_until,
 )
 
 from recorder.journal.maintenance import verify_journal
 from recorder.journal.record import MarkerType
+from recorder.meshsync import CORE_SUBJECT
 
-CORE = "meshery.meshsync.core"
 DROPPED = "meshsync_recorder_messages_dropped_total"
 WRITTEN = "meshsync_recorder_messages_written_total"
 
@@ -100,7 +100,8 @@ def _sum(samples: dict[str, float], name: str) -> int:
 
 def _batch(start: int, count: int) -> list[Outgoing]:
     return [
-        Outgoing(CORE, f"{n:08d}".encode().ljust(300, b".")) for n in range(start, start + count)
+        Outgoing(CORE_SUBJECT, f"{n:08d}".encode().ljust(300, b"."))
+        for n in range(start, start + count)
     ]
 
 
@@ -114,7 +115,9 @@ def test_filesystem_turning_read_only_keeps_the_daemon_up_and_the_restart_marks_
     server = nats_server_factory()
     journal = ext4.where / "journal"
     env = {"RECORDER_JOURNAL_SEGMENT_MAX_BYTES": "8KiB"}  # rotations run into it too
-    recorder = recorders.start(journal, server.url, subjects=[CORE], fsync="always", env=env)
+    recorder = recorders.start(
+        journal, server.url, subjects=[CORE_SUBJECT], fsync="always", env=env
+    )
     recorder.wait_ready()
     publish(server.url, _batch(0, 20))
     recorder.wait_written(20)
@@ -157,7 +160,9 @@ def test_filesystem_turning_read_only_keeps_the_daemon_up_and_the_restart_marks_
     recorder.stop()  # whatever it returns, the stop marker cannot reach a read-only disk
 
     ext4.repair()
-    restarted = recorders.start(journal, server.url, subjects=[CORE], fsync="always", env=env)
+    restarted = recorders.start(
+        journal, server.url, subjects=[CORE_SUBJECT], fsync="always", env=env
+    )
     restarted.wait_ready()
     publish(server.url, _batch(sent, 10))
     restarted.wait_written(10)
