@@ -59,6 +59,16 @@ class LockedError(JournalError):
         self.hint = "two recorders can never share a journal directory; give each its own"
 
 
+class PathAccessError(JournalError):
+    """A journal or snapshot file that may not be used: unreadable, or a symlink where none may be."""
+
+    def __init__(self, path: str, errno: int | None, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path = path
+        self.errno = errno
+        self.reason = reason
+
+
 class BrokerError(RecorderError):
     """The NATS broker cannot be reached, refused us, or rejected an operation."""
 

@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 
 from recorder.cli.app import app
-from recorder.cli.config_commands import ConfigFile, load_effective_config
+from recorder.cli.config_commands import ConfigFile, load_effective_config, urls_from_flag
 from recorder.cli.journal_commands import build_query
 from recorder.config import NatsConfig
 from recorder.errors import UsageError
@@ -95,6 +95,7 @@ def replay_command(
         maps = tuple(SubjectMap.parse(text) for text in subject_map or ())
     except UsageError as exc:
         raise UsageError(f"--subject-map: {exc}") from None
+    urls = urls_from_flag(nats_url)  # refused even for a dry run: the secret is already exposed
     selection = Selection(
         build_query(since, until, from_seq, to_seq, subject),
         tuple(kind or ()),
@@ -117,7 +118,7 @@ def replay_command(
             stats.count(batch)
         _summary(stats, dry_run=True)
         return
-    cfg = load_effective_config(config, {"nats.urls": list(nats_url) if nats_url else None})
+    cfg = load_effective_config(config, {"nats.urls": urls})
     stats = asyncio.run(_publish(batches, cfg.nats, Pacer(pace, rate), stats))
     _summary(stats, dry_run=False)
     if stats.interrupted:

@@ -10,9 +10,16 @@ from typing import Annotated
 import typer
 
 from recorder.cli.app import app
-from recorder.cli.config_commands import ConfigFile, load_effective_config
+from recorder.cli.config_commands import (
+    ConfigFile,
+    chosen_config_file,
+    load_effective_config,
+    urls_from_flag,
+)
+from recorder.config import Config
 from recorder.demo.embedded import EmbeddedBroker
-from recorder.log import configure_logging
+from recorder.exposure import exposed_secrets
+from recorder.log import configure_logging, get_logger
 from recorder.recording.daemon import run_daemon
 
 
@@ -26,7 +33,13 @@ def run(
     subject: Annotated[
         list[str] | None, typer.Option("--subject", help="Subject or pattern, repeatable.")
     ] = None,
-    journal_dir: Annotated[Path | None, typer.Option(help="Journal directory.")] = None,
+    journal_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="Journal directory; created 0700, or tightened to 0700 (with a warning) "
+            "when it exists with group or world access."
+        ),
+    ] = None,
     fsync: Annotated[str | None, typer.Option(help="always, interval or never.")] = None,
     mode: Annotated[str | None, typer.Option(help="core or jetstream.")] = None,
     http_listen: Annotated[
@@ -43,7 +56,7 @@ def run(
 ) -> None:
     """Record MeshSync traffic from a NATS broker into the journal until stopped."""
     overrides: dict[str, object] = {
-        "nats.urls": repeated(nats_url),
+        "nats.urls": urls_from_flag(nats_url),
         "subjects": repeated(subject),
         "journal.dir": str(journal_dir) if journal_dir else None,
         "journal.fsync": fsync,
@@ -54,6 +67,7 @@ def run(
     }
     cfg = load_effective_config(config, overrides)
     configure_logging(cfg.log.level, cfg.log.format)
+    warn_exposed_secrets(cfg, chosen_config_file(config))
     with contextlib.ExitStack() as stack:
         if cfg.embedded_broker:
             broker = stack.enter_context(EmbeddedBroker(jetstream=cfg.mode == "jetstream"))
@@ -68,3 +82,16 @@ def run(
 def repeated(values: list[str] | None) -> list[str] | None:
     """Repeatable options: None when not given, so the file and environment still apply."""
     return list(values) if values else None
+
+
+def warn_exposed_secrets(cfg: Config, config_path: Path | None) -> None:
+    """Warn at start about each secret-holding file the group or the world may read."""
+    log = get_logger("config")
+    for exposure in exposed_secrets(cfg, config_path):
+        log.warning(
+            "secret_file_readable_by_others",
+            path=str(exposure.path),
+            mode=oct(exposure.mode),
+            holds=exposure.holds,
+            hint="chmod 600 it",
+        )

@@ -26,7 +26,7 @@ from recorder.compact.snapshot import (
 )
 from recorder.compact.state import Compactor
 from recorder.errors import UsageError
-from recorder.fsutil import atomic_file, fsync_dir, write_atomic
+from recorder.fsutil import atomic_file, fsync_dir, read_file, write_atomic
 from recorder.journal.reader import JournalReader, Query
 from recorder.journal.record import Message, Record
 from recorder.journal.segment import list_segments, summarize
@@ -181,7 +181,7 @@ def _pruned_before(directory: Path, checkpoint_path: Path) -> bool:
 
 def _load_checkpoint(path: Path, options: CompactOptions) -> Compactor | None:
     try:
-        data = path.read_bytes()
+        data = read_file(path)
     except FileNotFoundError:
         return None
     compactor = Compactor.from_bytes(data, options)

@@ -9,7 +9,7 @@ from pathlib import Path
 from recorder.errors import JournalWriteError
 from recorder.fsutil import fsync_dir
 from recorder.journal.record import HEADER_SIZE, Footer, SegmentHeader, encode_header
-from recorder.journal.segment import FILE_MODE, SegmentFile, segment_name
+from recorder.journal.segment import SegmentFile, create_segment_file, segment_name
 
 
 @dataclass(slots=True)
@@ -41,7 +41,7 @@ def create_segment(
 ) -> ActiveSegment:
     """Create segment `number` with its header, durable (file and directory entry) on return."""
     path = directory / segment_name(number)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, FILE_MODE)
+    fd = create_segment_file(path)
     header = encode_header(SegmentHeader(number, created_ns, instance_id))
     try:
         os.write(fd, header)

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from recorder.errors import JournalError
-from recorder.fsutil import fsync_dir
+from recorder.fsutil import fsync_dir, open_nofollow, read_file
 from recorder.journal.frames import Damage, walk_frames
 from recorder.journal.lock import DirectoryLock, is_locked
 from recorder.journal.record import (
@@ -332,7 +332,7 @@ def repair_segment(segment: SegmentFile) -> tuple[list[Quarantined], int]:
     if segment.compressed and scan.damages:
         # Decompression stops at damage, so keep the whole compressed original (a zstd decoder
         # can still get more out of it) before the segment is rewritten and the original removed.
-        raw = segment.path.read_bytes()
+        raw = read_file(segment.path)
         whole = Damage(segment.name, 0, len(raw), "compressed original of a damaged segment", False)
         quarantined.append(_quarantine(segment, raw, whole))
     footer = Footer(
@@ -356,7 +356,7 @@ def repair_segment(segment: SegmentFile) -> tuple[list[Quarantined], int]:
             segment.path.unlink()
             fsync_dir(segment.path.parent)
     elif scan.footer is None:
-        fd = os.open(segment.path, os.O_WRONLY)
+        fd = open_nofollow(segment.path, os.O_WRONLY)
         try:
             os.ftruncate(fd, scan.good_end)
             os.pwrite(fd, encode_footer(footer), scan.good_end)
@@ -382,7 +382,7 @@ def _quarantine(segment: SegmentFile, data: bytes, damage: Damage) -> Quarantine
     while path.exists():
         path = base.with_name(f"{base.name}.{counter}{QUARANTINE_SUFFIX}")
         counter += 1
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+    fd = open_nofollow(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
     try:
         os.write(fd, data[damage.offset : damage.offset + damage.length])
         os.fsync(fd)

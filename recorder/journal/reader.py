@@ -16,6 +16,7 @@ import msgpack
 from zlib_ng.zlib_ng import crc32
 
 from recorder.errors import CorruptionError, JournalError
+from recorder.fsutil import open_for_reading
 from recorder.journal.frames import Damage, walk_frames
 from recorder.journal.record import (
     FRAME,
@@ -211,7 +212,7 @@ class JournalReader:
         mapped and warm.
         """
         buffer = bytearray(_CHUNK)
-        with segment.path.open("rb", buffering=0) as handle:
+        with open_for_reading(segment.path) as handle:
             filled = handle.readinto(buffer)
             if header_or_none(bytes(buffer[:HEADER_SIZE])) is None:
                 return 0
@@ -344,7 +345,7 @@ class JournalReader:
 
 
 def _read_from(path: Path, offset: int) -> bytes:
-    with path.open("rb") as handle:
+    with open_for_reading(path) as handle:
         handle.seek(offset)
         return handle.read()
 

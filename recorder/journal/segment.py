@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import os
 import re
+import stat
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,7 +13,15 @@ from typing import Final
 
 import zstandard
 
-from recorder.fsutil import PRIVATE_FILE_MODE, fsync_dir, write_atomic
+from recorder.errors import JournalWriteError, PathAccessError
+from recorder.fsutil import (
+    PRIVATE_FILE_MODE,
+    fsync_dir,
+    open_for_reading,
+    open_nofollow,
+    read_file,
+    write_atomic,
+)
 from recorder.journal.record import (
     FOOTER_SIZE,
     HEADER_SIZE,
@@ -22,6 +31,7 @@ from recorder.journal.record import (
     decode_header,
     find_footer,
 )
+from recorder.log import get_logger
 
 SUFFIX: Final = ".seg"
 COMPRESSED_SUFFIX: Final = ".seg.zst"
@@ -33,6 +43,8 @@ _SKIPPABLE_MAGIC: Final = 0x184D2A5E
 _SKIPPABLE: Final = struct.Struct("<II")
 FILE_MODE: Final = PRIVATE_FILE_MODE
 DIR_MODE: Final = 0o700
+
+log = get_logger("journal")
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +82,8 @@ def list_segments(directory: Path) -> list[SegmentFile]:
         entries = list(os.scandir(directory))
     except FileNotFoundError:
         return []
+    except PermissionError as exc:
+        raise PathAccessError(str(directory), exc.errno, "permission denied for listing") from None
     for entry in entries:
         match = _NAME.match(entry.name)
         if not match:
@@ -102,23 +116,68 @@ def ensure_dir(directory: Path) -> None:
     if not directory.exists():
         missing.append(directory)
     directory.mkdir(mode=DIR_MODE, exist_ok=True)
+    if directory not in missing:
+        tighten_dir(directory)
     # A new directory's entry is durable only once its parent is fsynced: without this a power
     # loss can take the whole journal, fsynced segments and all.
     for created in missing:
         fsync_dir(created.parent)
 
 
+def tighten_dir(directory: Path) -> None:
+    """Take group and world access away from an existing journal directory, saying so.
+
+    Tightened rather than refused: volume mounts (a Kubernetes emptyDir is 0777) and hand-made
+    directories often come group- or world-accessible, and the fix is the same chmod an
+    operator would have to type. A directory we cannot chmod (not ours) is reported and used.
+    """
+    mode = stat.S_IMODE(directory.stat().st_mode)
+    if not mode & 0o077:
+        return
+    try:
+        directory.chmod(mode & ~0o077)
+    except OSError as exc:
+        log.warning(
+            "journal_dir_open_to_others",
+            dir=str(directory),
+            mode=oct(mode),
+            error=exc.strerror or str(exc),
+        )
+        return
+    log.warning(
+        "journal_dir_permissions_tightened",
+        dir=str(directory),
+        mode=oct(mode),
+        now=oct(mode & ~0o077),
+    )
+
+
+def create_segment_file(path: Path) -> int:
+    """A new segment file for appending, never through a link.
+
+    A refusal (permission lost mid-run, a read-only filesystem, a file planted at the name) is
+    a JournalWriteError, which the daemon's writer retries, never a crash of its thread.
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND
+    try:
+        return open_nofollow(path, flags, FILE_MODE)
+    except PathAccessError as exc:
+        raise JournalWriteError(exc.path, exc.errno, exc.reason) from None
+    except OSError as exc:
+        raise JournalWriteError(str(path), exc.errno, exc.strerror or str(exc)) from None
+
+
 def segment_bytes(segment: SegmentFile) -> bytes:
     """The segment's uncompressed bytes (read whole: a segment is at most segment_max_bytes)."""
     if segment.compressed:
         return _decompress(segment.path)
-    return segment.path.read_bytes()
+    return read_file(segment.path)
 
 
 def summarize(segment: SegmentFile) -> SegmentSummary:
     """Header and footer of a segment from its first and last bytes only."""
-    size = segment.path.stat().st_size
-    with segment.path.open("rb") as handle:
+    with open_for_reading(segment.path) as handle:
+        size = os.fstat(handle.fileno()).st_size
         if segment.compressed:
             head = _read_skippable(handle.read(_SKIPPABLE.size + HEADER_SIZE + FOOTER_SIZE))
             if head is None:
@@ -150,8 +209,7 @@ def _read_skippable(data: bytes) -> bytes | None:
 
 def _decompress(path: Path) -> bytes:
     """Decompress a .seg.zst; a damaged stream gives the bytes that did decompress."""
-    with path.open("rb") as handle:
-        raw = handle.read()
+    raw = read_file(path)
     output = bytearray()
     reader = zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True)
     try:
@@ -171,7 +229,7 @@ def write_file_atomically(path: Path, data: bytes) -> None:
 
 def compress_segment(segment: SegmentFile, level: int = 3) -> SegmentFile:
     """Replace a sealed segment by its zstd form; the skippable frame keeps it summarisable."""
-    data = segment.path.read_bytes()
+    data = read_file(segment.path)
     head = data[:HEADER_SIZE] + data[-FOOTER_SIZE:]
     compressor = zstandard.ZstdCompressor(level=level, write_checksum=True)
     compressed = _SKIPPABLE.pack(_SKIPPABLE_MAGIC, len(head)) + head + compressor.compress(data)

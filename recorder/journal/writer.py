@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from recorder import __version__
-from recorder.errors import JournalError, JournalWriteError
+from recorder.errors import JournalError, JournalWriteError, PathAccessError
 from recorder.fsutil import write_all
 from recorder.journal.active import ActiveSegment, create_segment
 from recorder.journal.lock import DirectoryLock
@@ -373,7 +373,11 @@ class JournalWriter:
     def _ensure_active(self) -> ActiveSegment:
         """The active segment, opening the next one if a failed rotation left none."""
         if self._active is None and self._lock_held:
-            self._open_segment(self._next_number())
+            try:
+                number = self._next_number()
+            except PathAccessError as exc:  # the directory's read permission was taken away
+                raise JournalWriteError(exc.path, exc.errno, exc.reason) from None
+            self._open_segment(number)
         return self._require_active()
 
     def _require_active(self) -> ActiveSegment:

@@ -88,7 +88,7 @@ class Bridge:
                     natsclient.connect(**options), self._first_connect_bound()
                 )
             except Exception as exc:  # noqa: BLE001 - nats-py raises many unrelated types
-                reason = _describe(self._last_error or exc)
+                reason = natsclient.describe_error(self._last_error or exc)
                 if _is_auth_error(reason) or not retry:
                     raise BrokerError(
                         f"cannot connect to {', '.join(map(mask_url, self.cfg.urls))}: {reason}"
@@ -197,7 +197,7 @@ class Bridge:
             self.intake.count_slow_consumer(exc.subject)
             return
         self._last_error = exc
-        log.warning("broker_error", error=_describe(exc))
+        log.warning("broker_error", error=natsclient.describe_error(exc))
 
     async def _on_disconnected(self) -> None:
         self.metrics.connected = False
@@ -228,11 +228,6 @@ def _url(nc: Client | None) -> str:
         return ""
     url = nc.connected_url
     return f"{url.scheme}://{url.hostname}:{url.port}"
-
-
-def _describe(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return text.replace("nats: ", "")
 
 
 def _is_auth_error(reason: str) -> bool:

@@ -250,7 +250,7 @@ async def connect(nats_cfg: NatsConfig) -> tuple[Client, list[BaseException]]:
             **auth_options(nats_cfg),
         )
     except Exception as exc:  # noqa: BLE001 - nats-py raises many unrelated types
-        reason = str(errors[-1] if errors else exc) or type(exc).__name__
+        reason = natsclient.describe_error(errors[-1] if errors else exc)
         urls = ", ".join(map(mask_url, nats_cfg.urls))  # a URL may carry user:password@
         raise BrokerError(f"cannot connect to {urls}: {reason}") from None
     return nc, errors
