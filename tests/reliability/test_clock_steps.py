@@ -63,6 +63,7 @@ class Phase:
     fsync_intervals: float  # how many fsync intervals the phase lasted
     rotations: int
     segment_ages: float  # how many segment_max_age spans the phase lasted
+    last_message_age_s: float  # /metrics at the phase's end: measured on the monotonic clock
     messages_stamped: int = 0  # journaled messages whose stamp lies in this phase's shifted time
 
     @property
@@ -125,6 +126,7 @@ def _run_phase(recorder: RecorderProcess, label: str, offset_s: int) -> Phase:
         round(elapsed / FSYNC_INTERVAL_S, 3),
         end[1] - segment,
         round(elapsed / SEGMENT_MAX_AGE_S, 3),
+        recorder.metrics()["meshsync_recorder_last_message_age_seconds"],
     )
 
 
@@ -220,3 +222,4 @@ def test_wall_clock_steps_change_neither_fsyncs_nor_rotations_nor_retention(
         assert phase.fsyncs <= int(phase.fsync_intervals) + 1 + phase.rotations, phase
         assert phase.rotations <= int(phase.segment_ages) + 1, phase
         assert phase.messages_stamped > 0, phase  # the step reached the daemon's stamps
+        assert 0 <= phase.last_message_age_s < 30, phase
