@@ -41,7 +41,8 @@ def compact(
         typer.Option(help="Output file (yaml, json), directory (meshsync), or - for stdout."),
     ] = None,
     until: Annotated[
-        str | None, typer.Option(help="State as of this sequence number or time.")
+        str | None,
+        typer.Option(help="State as of this seq or time (cut at the first record stamped later)."),
     ] = None,
     cluster: Annotated[str | None, typer.Option(help="Only this cluster id.")] = None,
     kind: Annotated[list[str] | None, typer.Option(help="Only these kinds, repeatable.")] = None,
