@@ -114,13 +114,13 @@ def _walk(segment: SegmentFile) -> tuple[bytes, _Walk]:
         walk.spans.append((offset, end))
         scan.records += 1
         scan.messages += kind is Kind.MESSAGE
-        if scan.first_seq is None:
+        # Earliest and latest stamp, as the writer's footer keeps them: after a step back of the
+        # wall clock, the first and last record's would hide records from time pruning.
+        if scan.first_seq is None or scan.first_time_ns is None or scan.last_time_ns is None:
             scan.first_seq, scan.first_time_ns, scan.last_time_ns = seq, time_ns, time_ns
-        # The earliest and latest stamp, as the writer's footer keeps them: the wall clock can
-        # step back, and a footer from the first and last record would hide records from
-        # the reader's time pruning.
-        scan.first_time_ns = min(scan.first_time_ns or time_ns, time_ns)
-        scan.last_time_ns = max(scan.last_time_ns or time_ns, time_ns)
+        else:
+            scan.first_time_ns = min(scan.first_time_ns, time_ns)
+            scan.last_time_ns = max(scan.last_time_ns, time_ns)
         scan.last_seq = seq
         scan.good_end = end
     return data, walk
