@@ -13,7 +13,7 @@ from recorder.cli.app import app
 from recorder.compact.run import CompactRequest, Format, run_compaction
 from recorder.errors import UsageError
 from recorder.journal.segment import list_segments
-from recorder.timeparse import parse_time
+from recorder.timeparse import format_time, parse_time
 
 FORMATS = ("yaml", "json", "meshsync")
 
@@ -41,7 +41,8 @@ def compact(
         typer.Option(help="Output file (yaml, json), directory (meshsync), or - for stdout."),
     ] = None,
     until: Annotated[
-        str | None, typer.Option(help="State as of this sequence number or time.")
+        str | None,
+        typer.Option(help="State as of this seq or time (cut at the first record stamped later)."),
     ] = None,
     cluster: Annotated[str | None, typer.Option(help="Only this cluster id.")] = None,
     kind: Annotated[list[str] | None, typer.Option(help="Only these kinds, repeatable.")] = None,
@@ -107,6 +108,9 @@ def compact(
         f"skipped: {stats.undecodable} undecodable, {stats.no_uid} without uid",
         "per kind: " + (", ".join(f"{k}={v}" for k, v in stats.per_kind.items()) or "-"),
     ]
+    if result.stopped_at is not None:
+        seq, stamp = result.stopped_at
+        lines.append(f"--until: stopped before seq {seq}, stamped {format_time(stamp)}")
     lines += [f"  seq {i.seq} on {i.subject}: {i.reason}" for i in stats.issues[:20]]
     if len(stats.issues) > 20:
         lines.append(f"  ... and {len(stats.issues) - 20} more")

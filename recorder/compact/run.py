@@ -64,6 +64,7 @@ class CompactResult:
     outputs: list[Path] = field(default_factory=list)
     objects_written: int = 0
     resumed_from_seq: int | None = None
+    stopped_at: tuple[int, int] | None = None  # (seq, time_ns) of the first record past until_ns
     checkpoint: Path | None = None
     pruned: list[str] = field(default_factory=list)
 
@@ -105,15 +106,20 @@ def run_compaction(
             hint="a checkpoint cannot be rewound; compact a journal that still has those segments",
         )
     compactor = compactor or Compactor(options)
+    # No time bound in the query: a time filter picks records by stamp wherever they are, but
+    # the state is a fold in sequence order, and a wall clock that stepped back stamps later
+    # records earlier. So `until_ns` cuts the journal at the first record stamped past it (the
+    # Compactor stops there): never a later record folded in over an earlier one left out,
+    # never a checkpoint covering records it did not apply.
     reader = JournalReader(
         request.directory,
         query=Query(
-            from_seq=resumed + 1 if resumed is not None else None,
-            to_seq=request.until_seq,
-            until_ns=request.until_ns,
+            from_seq=resumed + 1 if resumed is not None else None, to_seq=request.until_seq
         ),
         markers=True,  # markers move compaction's clock on, which closes idle re-list epochs
     )
+    seen = _Seen()
+    stopped_at = None
     with contextlib.ExitStack() as stack:
         meshsync_paths = extended = None
         if request.format == "meshsync":
@@ -122,7 +128,15 @@ def run_compaction(
             )
             # Streamed as it is read: the -extended file grows with events, memory must not.
             extended = stack.enter_context(atomic_file(meshsync_paths[1]))
-        compactor.feed_many(_records(reader, progress), _extended_writer(extended))
+        if not compactor.feed_many(_records(reader, progress, seen), _extended_writer(extended)):
+            past = seen.last
+            if (
+                past is not None
+                and request.until_ns is not None
+                and past.time_ns > request.until_ns
+            ):
+                log.info("compaction_stopped_at_time", seq=past.seq, time=format_time(past.time_ns))
+                stopped_at = (past.seq, past.time_ns)
         if request.until_ns is not None:
             compactor.close_idle_epoch(request.until_ns)
         stats = compactor.stats()
@@ -134,7 +148,7 @@ def run_compaction(
                 torn=damage.torn,
                 reason=damage.reason,
             )
-        result = CompactResult(stats, resumed_from_seq=resumed)
+        result = CompactResult(stats, resumed_from_seq=resumed, stopped_at=stopped_at)
         stdout = stdout or sys.stdout.buffer
         _write_outputs(request, compactor, stats, meshsync_paths, result, stdout)
     if request.checkpoint:
@@ -145,12 +159,20 @@ def run_compaction(
     return result
 
 
-def _records(reader: JournalReader, progress: Callable[[int], None] | None) -> Iterator[Record]:
+@dataclass(slots=True)
+class _Seen:
+    last: Record | None = None  # the last record handed to the Compactor
+
+
+def _records(
+    reader: JournalReader, progress: Callable[[int], None] | None, seen: _Seen
+) -> Iterator[Record]:
     segment = None
     for position, record in reader:
         if progress is not None and position.segment != segment:
             segment = position.segment
             progress(segment)
+        seen.last = record
         yield record
 
 

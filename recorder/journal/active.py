@@ -16,7 +16,8 @@ from recorder.journal.segment import SegmentFile, create_segment_file, segment_n
 class ActiveSegment:
     file: SegmentFile
     fd: int
-    created_ns: int
+    created_ns: int  # wall clock, for the header
+    opened_ns: int = 0  # monotonic clock, for the segment's age
     size: int = HEADER_SIZE
     records: int = 0
     messages: int = 0

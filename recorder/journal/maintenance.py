@@ -65,6 +65,17 @@ class SegmentScan:
     def corrupt(self) -> list[Damage]:
         return [damage for damage in self.damages if not damage.torn]
 
+    def implied_footer(self) -> Footer:
+        """The footer that sealing these records would write."""
+        return Footer(
+            self.first_seq or 0,
+            self.last_seq or 0,
+            self.first_time_ns or 0,
+            self.last_time_ns or 0,
+            self.records,
+            self.messages,
+        )
+
 
 @dataclass(slots=True)
 class _Walk:
@@ -103,9 +114,14 @@ def _walk(segment: SegmentFile) -> tuple[bytes, _Walk]:
         walk.spans.append((offset, end))
         scan.records += 1
         scan.messages += kind is Kind.MESSAGE
-        if scan.first_seq is None:
-            scan.first_seq, scan.first_time_ns = seq, time_ns
-        scan.last_seq, scan.last_time_ns = seq, time_ns
+        # Earliest and latest stamp, as the writer's footer keeps them: after a step back of the
+        # wall clock, the first and last record's would hide records from time pruning.
+        if scan.first_seq is None or scan.first_time_ns is None or scan.last_time_ns is None:
+            scan.first_seq, scan.first_time_ns, scan.last_time_ns = seq, time_ns, time_ns
+        else:
+            scan.first_time_ns = min(scan.first_time_ns, time_ns)
+            scan.last_time_ns = max(scan.last_time_ns, time_ns)
+        scan.last_seq = seq
         scan.good_end = end
     return data, walk
 
@@ -255,11 +271,10 @@ def verify_journal(directory: Path) -> VerifyReport:
                 Problem(segment.name, None, "not sealed (writer stopped uncleanly)")
             )
         if scan.footer is not None and not scan.corrupt:
-            expected = (scan.footer.records, scan.footer.first_seq, scan.footer.last_seq)
-            found = (scan.records, scan.first_seq or 0, scan.last_seq or 0)
-            if scan.records and expected != found:
+            found = scan.implied_footer()
+            if scan.records and scan.footer != found:
                 report.problems.append(
-                    Problem(segment.name, None, f"footer says {expected}, records say {found}")
+                    Problem(segment.name, None, f"footer says {scan.footer}, records say {found}")
                 )
         if scan.first_seq is not None:
             if scan.first_seq <= previous_last:
@@ -335,14 +350,7 @@ def repair_segment(segment: SegmentFile) -> tuple[list[Quarantined], int]:
         raw = read_file(segment.path)
         whole = Damage(segment.name, 0, len(raw), "compressed original of a damaged segment", False)
         quarantined.append(_quarantine(segment, raw, whole))
-    footer = Footer(
-        scan.first_seq or 0,
-        scan.last_seq or 0,
-        scan.first_time_ns or 0,
-        scan.last_time_ns or 0,
-        scan.records,
-        scan.messages,
-    )
+    footer = scan.implied_footer()
     if scan.corrupt or segment.compressed or scan.header is None:
         header = scan.header or SegmentHeader(
             segment.number, segment.path.stat().st_mtime_ns, bytes(16)

@@ -28,7 +28,7 @@ from recorder.journal.record import (
     encode_message_parts,
 )
 from recorder.journal.recovery import Recovery, recover
-from recorder.journal.retention import RetentionPolicy, enforce_retention
+from recorder.journal.retention import RetentionPolicy, SteadyNow, enforce_retention
 from recorder.journal.segment import (
     SegmentFile,
     compress_segment,
@@ -62,7 +62,12 @@ class WriterOptions:
 
 
 class JournalWriter:
-    """Appends records to DIR; not thread-safe: one thread (the daemon's writer) drives it."""
+    """Appends records to DIR; not thread-safe: one thread (the daemon's writer) drives it.
+
+    Two clocks: `clock` (wall) only stamps markers and segment headers; `monotonic` times every
+    interval (fsync, segment age, retention's view of "now"), so a wall-clock step neither
+    stalls nor storms them.
+    """
 
     def __init__(
         self,
@@ -70,6 +75,7 @@ class JournalWriter:
         options: WriterOptions | None = None,
         *,
         clock: Callable[[], int] = time.time_ns,
+        monotonic: Callable[[], int] = time.monotonic_ns,
         instance_id: bytes | None = None,
         fsync_observer: Callable[[float], None] | None = None,
     ) -> None:
@@ -77,6 +83,8 @@ class JournalWriter:
         self.options = options or WriterOptions()
         self.instance_id = instance_id or uuid.uuid4().bytes
         self._clock = clock
+        self._monotonic = monotonic
+        self._steady_now = SteadyNow(clock, monotonic)
         self._lock = DirectoryLock(directory)
         self._lock_held = False
         self._active: ActiveSegment | None = None
@@ -283,7 +291,7 @@ class JournalWriter:
             self.sync_if_due()
 
     def sync_if_due(self) -> None:
-        if self._dirty and self._clock() - self._last_sync_ns >= self.options.fsync_interval_ns:
+        if self._dirty and self._monotonic() - self._last_sync_ns >= self.options.fsync_interval_ns:
             self.sync()
 
     def sync(self) -> None:
@@ -300,7 +308,7 @@ class JournalWriter:
         except OSError as exc:
             raise JournalWriteError(active.file.name, exc.errno, f"fsync: {exc.strerror}") from exc
         self._dirty = False
-        self._last_sync_ns = self._clock()
+        self._last_sync_ns = self._monotonic()
         if self._fsync_observer is not None:
             self._fsync_observer(time.perf_counter() - started)
 
@@ -310,7 +318,7 @@ class JournalWriter:
         active = self._active
         if active is None or not active.records:
             return False
-        if self._clock() - active.created_ns < self.options.segment_max_age_ns:
+        if self._monotonic() - active.opened_ns < self.options.segment_max_age_ns:
             return False
         self.rotate("age")
         return True
@@ -357,7 +365,7 @@ class JournalWriter:
                 self.options.retention,
                 active.file.number if active else None,
                 active.size if active else 0,
-                self._clock(),
+                self._steady_now(),
             )
 
     def wait_background(self) -> None:
@@ -366,8 +374,8 @@ class JournalWriter:
 
     def _open_segment(self, number: int) -> SegmentFile:
         active = create_segment(self.directory, number, self._clock(), self.instance_id)
+        active.opened_ns = self._last_sync_ns = self._monotonic()
         self._active = active
-        self._last_sync_ns = active.created_ns
         return active.file
 
     def _ensure_active(self) -> ActiveSegment:

@@ -55,7 +55,7 @@ class Metrics:
     queue_depth: int = 0
     queue_bytes: int = 0
     active_segment: int = 0
-    last_message_time_ns: int = 0
+    last_written_ns: int = 0  # monotonic: a step of the wall clock is no message's age
     connected: bool = False
     subscribed: bool = False
     journal_writable: bool = True
@@ -72,7 +72,7 @@ class Metrics:
                 subject = OTHER_SUBJECTS
             msgs[subject] = msgs.get(subject, 0) + 1
             sizes[subject] = sizes.get(subject, 0) + len(item.payload)
-        self.last_message_time_ns = batch[-1].time_ns
+        self.last_written_ns = time.monotonic_ns()
 
     def count_dropped(self, batch: list[Incoming], reason: str) -> None:
         self.dropped[reason] = self.dropped.get(reason, 0) + len(batch)
@@ -177,14 +177,12 @@ class Metrics:
             "Free bytes on the journal's filesystem.",
             self.free_disk_bytes,
         )
-        age = (
-            (time.time_ns() - self.last_message_time_ns) / 1e9 if self.last_message_time_ns else -1
-        )
+        age = (time.monotonic_ns() - self.last_written_ns) / 1e9 if self.last_written_ns else -1
         _simple(
             out,
             "last_message_age_seconds",
             "gauge",
-            "Age of the newest journaled message (-1: none yet).",
+            "Seconds since the newest message was journaled (-1: none yet).",
             round(age, 3),
         )
         _simple(out, "connected", "gauge", "1 while connected to the broker.", int(self.connected))

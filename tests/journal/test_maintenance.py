@@ -215,10 +215,11 @@ def test_verify_reports_a_misplaced_segment(tmp_path: Path) -> None:
 
 
 def test_verify_reports_a_footer_that_disagrees_with_the_records(tmp_path: Path) -> None:
-    """A footer whose counts or seq range differ from the records is reported."""
-    _handmade_segment(tmp_path / segment_name(1), 1, [1, 2], Footer(1, 3, T0, T0, 3, 3))
+    """A footer whose counts, seq range or time range differ from the records is reported."""
+    footer, found = Footer(1, 3, T0, T0, 3, 3), Footer(1, 2, T0 + 1, T0 + 2, 2, 2)
+    _handmade_segment(tmp_path / segment_name(1), 1, [1, 2], footer)
     problems = verify_journal(tmp_path).problems
-    assert [p.reason for p in problems] == ["footer says (3, 1, 3), records say (2, 1, 2)"]
+    assert [p.reason for p in problems] == [f"footer says {footer}, records say {found}"]
 
 
 def test_verify_and_repair_handle_a_sequence_going_backwards(tmp_path: Path) -> None:

@@ -393,6 +393,7 @@ def _observed_writer(
         directory,
         WriterOptions(fsync=policy, fsync_interval_ns=SECOND),
         clock=clock,
+        monotonic=clock,
         instance_id=INSTANCE,
         fsync_observer=calls.append,
     )
