@@ -71,7 +71,7 @@ class Intake:
 
     def put(self, item: Incoming) -> None:
         """The hot path: queue a message, or count it as dropped when the queue is full."""
-        accepted_bytes = self.accepted_bytes + len(item[4])
+        accepted_bytes = self.accepted_bytes + len(item.payload)
         if accepted_bytes <= self.allowed_bytes and len(self.items) < self.limit:
             self.items.append(item)
             self.accepted += 1
@@ -88,10 +88,10 @@ class Intake:
         if self.held_bytes() == 0 and len(self.items) < self.limit:
             self.items.append(item)
             self.accepted += 1
-            self.accepted_bytes += len(item[4])
+            self.accepted_bytes += len(item.payload)
             return
         self.dropped += 1
-        count_subject(self.dropped_by_subject, item[1])
+        count_subject(self.dropped_by_subject, item.subject)
 
     def hand_over(self, items: Iterable[Incoming]) -> None:
         """Queue messages whose producer bounds itself (a JetStream batch waiting on a barrier).
@@ -101,7 +101,7 @@ class Intake:
         for item in items:
             self.items.append(item)
             self.accepted += 1
-            self.accepted_bytes += len(item[4])
+            self.accepted_bytes += len(item.payload)
 
     def release(self, nbytes: int) -> None:
         """The writer is done with messages whose payloads total `nbytes`."""

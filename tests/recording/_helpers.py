@@ -12,6 +12,9 @@ from recorder.recording.intake import Intake
 from recorder.recording.metrics import Metrics
 from recorder.recording.pump import Pump
 
+# A byte bound no test here reaches: these tests are about the count, batches and barriers.
+UNBOUNDED_BYTES = 1 << 40
+
 T0 = 1_790_000_000 * 10**9
 SUBJECT = "meshery.meshsync.core"
 JOIN_S = 30.0

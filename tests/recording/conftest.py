@@ -12,7 +12,7 @@ from recorder.recording.intake import Intake
 from recorder.recording.metrics import Metrics
 from recorder.recording.pump import Pump, PumpOptions
 
-from ._helpers import JOIN_S, Rig
+from ._helpers import JOIN_S, UNBOUNDED_BYTES, Rig
 
 
 @pytest.fixture
@@ -33,7 +33,7 @@ def make_rig(tmp_path: Path) -> Iterator[Callable[..., Rig]]:
             directory, WriterOptions(fsync=fsync), fsync_observer=metrics.observe_fsync
         )
         writer.open()
-        intake = Intake(limit)
+        intake = Intake(limit, UNBOUNDED_BYTES)
         rig = Rig(directory, writer, intake, metrics, Pump(writer, intake, metrics, options))
         rigs.append(rig)
         return rig

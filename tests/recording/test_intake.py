@@ -8,12 +8,12 @@ from hypothesis import strategies as st
 from recorder.journal.record import MarkerType
 from recorder.recording.intake import Intake
 
-from ._helpers import incoming
+from ._helpers import UNBOUNDED_BYTES, incoming
 
 
 def test_put_keeps_order_until_the_limit_then_counts_each_refusal_by_subject() -> None:
     """Below the limit messages queue in order; at it they are refused and counted per subject."""
-    intake = Intake(3)
+    intake = Intake(3, UNBOUNDED_BYTES)
     for n in range(3):
         intake.put(incoming(n))
     intake.put(incoming(3, subject="a"))
@@ -28,7 +28,7 @@ def test_put_keeps_order_until_the_limit_then_counts_each_refusal_by_subject() -
 
 def test_room_made_by_the_writer_is_used_again() -> None:
     """Once the writer takes a message off the queue, the next one is accepted again."""
-    intake = Intake(1)
+    intake = Intake(1, UNBOUNDED_BYTES)
     intake.put(incoming(0))
     intake.put(incoming(1))
     assert intake.items.popleft().payload == b"0"
@@ -39,7 +39,7 @@ def test_room_made_by_the_writer_is_used_again() -> None:
 
 def test_controls_are_ordered_after_the_messages_accepted_before_them() -> None:
     """A marker or barrier records how many messages were accepted; refused ones do not count."""
-    intake = Intake(2)
+    intake = Intake(2, UNBOUNDED_BYTES)
     intake.mark(MarkerType.DISCONNECTED, {"url": "nats://a"})
     intake.put(incoming(0))
     intake.put(incoming(1))
@@ -61,7 +61,7 @@ def test_controls_are_ordered_after_the_messages_accepted_before_them() -> None:
 
 def test_slow_consumer_drops_are_counted_apart_from_queue_drops() -> None:
     """Messages nats-py dropped are counted by subject, separately from the queue's refusals."""
-    intake = Intake(10)
+    intake = Intake(10, UNBOUNDED_BYTES)
     intake.count_slow_consumer("a")
     intake.count_slow_consumer("a")
     intake.count_slow_consumer("b")
@@ -77,7 +77,7 @@ def test_slow_consumer_drops_are_counted_apart_from_queue_drops() -> None:
 def test_every_put_is_either_queued_or_counted(limit: int, steps: list[str]) -> None:
     """Whatever the interleaving with the writer, the queue stays bounded, FIFO, and loses nothing
     silently: accepted + dropped is the number of puts."""
-    intake = Intake(limit)
+    intake = Intake(limit, UNBOUNDED_BYTES)
     puts, taken = 0, []
     for step in steps:
         if step == "put":
