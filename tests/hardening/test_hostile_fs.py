@@ -35,7 +35,7 @@ from run_helpers import (
 from recorder.errors import PathAccessError
 from recorder.fsutil import atomic_file
 from recorder.journal.maintenance import verify_journal
-from recorder.journal.record import MarkerType
+from recorder.journal.record import Incoming, MarkerType
 from recorder.journal.segment import list_segments
 from recorder.journal.writer import JournalWriter, WriterOptions
 from recorder.meshsync import CORE_SUBJECT
@@ -53,7 +53,7 @@ def _journal(directory: Path, segments: int = 3) -> list[Path]:
     n = 0
     while len(list_segments(directory)) < segments:
         writer.append_messages(
-            [(1_700_000_000 * 10**9 + n, CORE_SUBJECT, "", None, EVENT % n, None)]
+            [Incoming(1_700_000_000 * 10**9 + n, CORE_SUBJECT, "", None, EVENT % n, None)]
         )
         n += 1
     writer.close()
