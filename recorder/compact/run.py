@@ -160,7 +160,8 @@ def _gaps(reader: JournalReader, resumed: int | None) -> list[Gap]:
     """The reader's gaps, and the records missing between a checkpoint and what follows it."""
     gaps = list(reader.stats.gaps)
     first = reader.stats.first_seq
-    if resumed is not None and first is not None and first > resumed + 1:
+    inside = any(gap.inside for gap in gaps)  # a hole in the numbering says it better
+    if resumed is not None and first is not None and first > resumed + 1 and not inside:
         gaps.insert(0, Gap(None, None, resumed + 1, first - 1, "missing after the checkpoint"))
     for gap in gaps:
         log.warning("journal_gap", gap=gap.describe(), inside=gap.inside)
