@@ -10,6 +10,7 @@ are contiguous unless a gap is reported, and every gap reported is real.
 from __future__ import annotations
 
 import json
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +23,7 @@ from test_replay_support import Collector, sent_count
 
 from recorder.cli.journal_commands import record_to_json
 from recorder.journal.reader import JournalReader, Query
-from recorder.journal.segment import list_segments, segment_name
+from recorder.journal.segment import SegmentFile, list_segments, segment_name
 
 SUBJECT = "meshery.meshsync.core"
 LIVE_ENV = {
@@ -34,6 +35,7 @@ LIVE_ENV = {
     "RECORDER_JOURNAL_RETENTION_MAX_SEGMENTS": "8",
 }
 RATE_PER_S = 500.0
+REPORT_ENV = "LIVE_READERS_REPORT"
 _REMOVED = re.compile(r"segments? (\d+)(?:\.\.(\d+))? removed while being read")
 _AFTER_CHECKPOINT = re.compile(r"seq (\d+)\.\.(\d+) missing after the checkpoint")
 _NUMBERING_GAP = re.compile(r"segments? \d+(?:\.\.\d+)?(?: seq \S+)? missing")
@@ -46,7 +48,9 @@ class Reads:
     directory: Path
     seen: dict[int, dict[str, Any]] = field(default_factory=dict)
     reads: int = 0
-    gaps: int = 0
+    gaps: int = 0  # reads that reported a gap (each checked to be real)
+    commands: int = 0
+    refusals: int = 0  # commands that exited 1 for records truly gone under them
 
     def agree(self, records: list[dict[str, Any]], *, gapped: bool, what: str) -> None:
         seqs = [record["seq"] for record in records]
@@ -87,7 +91,8 @@ class Reads:
         return bool(_REMOVED.search(stderr) or _AFTER_CHECKPOINT.search(stderr))
 
 
-def _cli(*args: str | Path) -> tuple[int, str, str]:
+def _cli(reads: Reads, *args: str | Path) -> tuple[int, str, str]:
+    reads.commands += 1
     result = run_cli(*(str(arg) for arg in args), timeout=120)
     stderr = result.stderr.decode()
     assert "Traceback" not in stderr, stderr
@@ -101,36 +106,37 @@ def _gap_refusal(code: int, stderr: str, reads: Reads) -> bool:
     errors = [line for line in stderr.splitlines() if line.startswith("Error:")]
     assert code == 1 and len(errors) == 1 and "records missing" in errors[0], stderr
     assert reads.assert_gaps_real(stderr), stderr
+    reads.refusals += 1
     return True
 
 
 def _round(recorder: RecorderProcess, reads: Reads, collector: Collector, url: str) -> None:
     """Each reader command once, with in-process reads between them."""
     journal, work = recorder.journal_dir, recorder.stderr_path.parent
-    code, out, err = _cli("dump", journal, "--markers")
+    code, out, err = _cli(reads, "dump", journal, "--markers")
     assert code == 0, err
     gapped = reads.assert_gaps_real(err)
     assert "torn tail" not in err and "skipped damage" not in err, err
     reads.agree([json.loads(line) for line in out.splitlines()], gapped=gapped, what="dump")
     reads.in_process()
-    code, out, err = _cli("inspect", journal)
+    code, out, err = _cli(reads, "inspect", journal)
     assert code == 0, err
     assert not re.search(r"\b(torn|corrupt|unsealed)\b", out), out
-    code, out, err = _cli("verify", journal)
+    code, out, err = _cli(reads, "verify", journal)
     assert code == 0 and ": clean" in out, out + err
     reads.in_process()
     for extra in ((), ("--checkpoint",)):
-        code, _, err = _cli("compact", journal, "--out", work / "snapshot.yaml", *extra)
+        code, _, err = _cli(reads, "compact", journal, "--out", work / "snapshot.yaml", *extra)
         if _gap_refusal(code, err, reads):
             code, _, err = _cli(
-                "compact", journal, "--out", work / "snapshot.yaml", "--allow-gaps", *extra
+                reads, "compact", journal, "--out", work / "snapshot.yaml", "--allow-gaps", *extra
             )
             assert code == 0, err
     seen = sorted(reads.seen)
     reads.in_process(Query(from_seq=seen[len(seen) // 2], to_seq=seen[-1]))
     before = len(collector.sync())
     args = ("--nats-url", url, "--subject-prefix", "replayed", "--speed", "max")
-    code, _, err = _cli("replay", journal, *args)
+    code, _, err = _cli(reads, "replay", journal, *args)
     if not _gap_refusal(code, err, reads):
         got = [int(m.payload) for m in collector.sync()[before:]]
         assert len(got) == sent_count(err)
@@ -164,10 +170,31 @@ def _live_readers(nats_server: Broker, tmp_path: Path, rounds: int) -> Reads:
         publisher.stop()
         assert recorder.stop() == 0, recorder.stderr()
     reads.in_process()  # the closed journal agrees with everything read while it was live
-    code, out, err = _cli("verify", journal)
+    code, out, err = _cli(reads, "verify", journal)
     assert code == 0 and ": clean" in out, out + err
     assert list_segments(journal)[0].number > 1  # retention ran
+    _report(reads, rounds, list_segments(journal))
     return reads
+
+
+def _report(reads: Reads, rounds: int, segments: list[SegmentFile]) -> None:
+    """Merge this run's figures into the JSON report the README's figures come from."""
+    path = Path(os.environ.get(REPORT_ENV, "build/reliability/live-readers.json"))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    results = json.loads(path.read_text()) if path.exists() else {}
+    results[f"rounds_{rounds}"] = {
+        "rounds": rounds,
+        "commands_run": reads.commands,
+        "tracebacks": 0,  # any would have failed the run
+        "reads_compared": reads.reads,
+        "records_compared": len(reads.seen),
+        "reads_reporting_a_gap": reads.gaps,
+        "commands_refusing_a_real_gap": reads.refusals,
+        "segments_written": segments[-1].number,
+        "segments_removed_by_retention": segments[0].number - 1,
+        "segments_compressed": sum(segment.compressed for segment in segments),
+    }
+    path.write_text(json.dumps(results, indent=2) + "\n")
 
 
 def test_every_reader_agrees_with_itself_on_a_live_journal(
