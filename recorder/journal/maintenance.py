@@ -139,7 +139,7 @@ def inspect_journal(directory: Path) -> list[SegmentInfo]:
 
     A segment that retention removes while the rows are made has no row.
     """
-    segments = _existing_segments(directory)
+    segments = journal_segments(directory)
     locked = is_locked(directory)
     infos = []
     for index, segment in enumerate(segments):
@@ -193,10 +193,6 @@ def _info(segment: SegmentFile, state: str, footer: Footer, size: int) -> Segmen
     )
 
 
-def _existing_segments(directory: Path) -> list[SegmentFile]:
-    return journal_segments(directory)
-
-
 # -- verify -----------------------------------------------------------------------------------
 
 
@@ -225,7 +221,7 @@ def verify_journal(directory: Path) -> VerifyReport:
 
     Segments that retention removes while they wait their turn are listed in `removed`.
     """
-    segments = _existing_segments(directory)
+    segments = journal_segments(directory)
     locked = is_locked(directory)
     report = VerifyReport(segments=len(segments))
     for first, last in find_gaps(segments):
@@ -307,7 +303,7 @@ class RepairReport:
 
 def repair_journal(directory: Path) -> RepairReport:
     """Repair every damaged or unsealed segment of a journal no writer holds."""
-    segments = _existing_segments(directory)
+    segments = journal_segments(directory)
     report = RepairReport()
     with DirectoryLock(directory):
         for segment in segments:
