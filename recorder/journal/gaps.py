@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from recorder.errors import SegmentGoneError
 from recorder.journal.segment import SegmentFile, summarize
@@ -59,8 +59,7 @@ class GapTracker:
     did open (read, or skipped by its footer) and `finish` at the end.
     """
 
-    from_seq: int | None
-    to_seq: int | None
+    bounds: Bounds
     gaps: list[Gap]
     _previous: SegmentFile | None = None
     _removed: list[int] = field(default_factory=list)
@@ -75,7 +74,7 @@ class GapTracker:
         previous = self._previous
         self._place_removed("middle" if self._read_any else "start")
         if previous is not None and not before_range:
-            gap = numbering_gap(previous, segment, self.from_seq, self.to_seq)
+            gap = numbering_gap(previous, segment, self.bounds)
             if gap is not None:
                 self.gaps.append(gap)
         self._previous = segment
@@ -91,38 +90,49 @@ class GapTracker:
             self._removed.clear()
 
 
-def listing_gaps(
-    segments: list[SegmentFile], from_seq: int | None, to_seq: int | None
-) -> list[Gap]:
-    """The numbering gaps of a listing that may hold records in the sequence range."""
-    found = (numbering_gap(a, b, from_seq, to_seq) for a, b in itertools.pairwise(segments))
+class Bounds(NamedTuple):
+    """A read's range (inclusive): a gap wholly outside it loses nothing the read wanted."""
+
+    from_seq: int | None = None
+    to_seq: int | None = None
+    since_ns: int | None = None
+    until_ns: int | None = None
+
+
+def listing_gaps(segments: list[SegmentFile], bounds: Bounds) -> list[Gap]:
+    """The numbering gaps of a listing that may hold records in the range."""
+    found = (numbering_gap(a, b, bounds) for a, b in itertools.pairwise(segments))
     return [gap for gap in found if gap is not None]
 
 
-def numbering_gap(
-    before: SegmentFile, after: SegmentFile, from_seq: int | None, to_seq: int | None
-) -> Gap | None:
-    """The segments missing between two listed ones, unless none or wholly outside the range."""
+def numbering_gap(before: SegmentFile, after: SegmentFile, bounds: Bounds) -> Gap | None:
+    """The segments missing between two listed ones, unless none or wholly outside the range.
+
+    What the missing segments held lies between the neighbours' footers: after the last record
+    of the one before, before the first of the one after (by time, give or take a clock step).
+    """
     if after.number == before.number + 1:
         return None
-    first, last = _missing_seqs(before, after)
-    if (from_seq is not None and last is not None and last < from_seq) or (
-        to_seq is not None and first is not None and first > to_seq
-    ):
-        return None
-    return Gap(before.number + 1, after.number - 1, first, last, MISSING)
-
-
-def _missing_seqs(before: SegmentFile, after: SegmentFile) -> tuple[int | None, int | None]:
-    """The sequence numbers between two segments, from their footers where they have one."""
-    first = last = None
     try:
-        footer = summarize(before).footer
-        if footer is not None and footer.records:
-            first = footer.last_seq + 1
-        footer = summarize(after).footer
-        if footer is not None and footer.records:
-            last = footer.first_seq - 1
+        previous, following = summarize(before).footer, summarize(after).footer
     except SegmentGoneError:
-        pass
-    return first, last
+        previous = following = None
+    previous = previous if previous is not None and previous.records else None
+    following = following if following is not None and following.records else None
+    first = None if previous is None else previous.last_seq + 1
+    last = None if following is None else following.first_seq - 1
+    outside = (
+        (bounds.from_seq is not None and last is not None and last < bounds.from_seq)
+        or (bounds.to_seq is not None and first is not None and first > bounds.to_seq)
+        or (
+            bounds.since_ns is not None
+            and following is not None
+            and following.first_time_ns < bounds.since_ns
+        )
+        or (
+            bounds.until_ns is not None
+            and previous is not None
+            and previous.last_time_ns > bounds.until_ns
+        )
+    )
+    return None if outside else Gap(before.number + 1, after.number - 1, first, last, MISSING)

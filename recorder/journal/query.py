@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from recorder.journal.frames import Damage
-from recorder.journal.gaps import Gap
+from recorder.journal.gaps import Bounds, Gap
 from recorder.journal.record import Footer
 
 
@@ -43,6 +43,10 @@ class Query:
             or (self.since_ns is not None and time_ns < self.since_ns)
             or (self.until_ns is not None and time_ns > self.until_ns)
         )
+
+    @property
+    def bounds(self) -> Bounds:
+        return Bounds(self.from_seq, self.to_seq, self.since_ns, self.until_ns)
 
     @property
     def bounded(self) -> bool:

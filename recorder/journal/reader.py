@@ -103,7 +103,7 @@ class JournalReader:
         """
         query = self.query
         segments = self.segments()
-        tracker = GapTracker(query.from_seq, query.to_seq, self.stats.gaps)
+        tracker = GapTracker(query.bounds, self.stats.gaps)
         for index, listed in enumerate(segments):
             try:
                 segment, handle = open_segment(listed)

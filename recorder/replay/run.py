@@ -177,7 +177,7 @@ def _instance_of(directory: Path, number: int) -> str:
 
 def journal_gaps(directory: Path, query: Query) -> list[Gap]:
     """Segments missing from the journal's numbering where they may hold records of `query`."""
-    return listing_gaps(journal_segments(directory), query.from_seq, query.to_seq)
+    return listing_gaps(journal_segments(directory), query.bounds)
 
 
 def snapshot_messages(

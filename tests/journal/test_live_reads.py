@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from recorder.errors import NotAJournalError
-from recorder.journal.gaps import MISSING, REMOVED, Gap, GapTracker, listing_gaps
+from recorder.journal.gaps import MISSING, REMOVED, Bounds, Gap, GapTracker, listing_gaps
 from recorder.journal.maintenance import inspect_journal, verify_journal
 from recorder.journal.reader import JournalReader, Query
 from recorder.journal.record import Message, encode_message
@@ -147,7 +147,10 @@ def test_a_numbering_gap_is_reported_with_its_sequence_range(tmp_path: Path) -> 
     assert read_all(directory, query=Query(to_seq=first - 1))[1].gaps == []
     assert read_all(directory, query=Query(from_seq=last + 1))[1].gaps == []
     assert read_all(directory, query=Query(from_seq=first))[1].gaps == stats.gaps
-    assert listing_gaps(list_segments(directory), None, first - 1) == []
+    assert read_all(directory, query=Query(until_ns=T0 + 10))[1].gaps == []
+    assert read_all(directory, query=Query(since_ns=T0 + 3 * 10**9))[1].gaps == []
+    assert read_all(directory, query=Query(until_ns=T0 + 2 * 10**9))[1].gaps == stats.gaps
+    assert listing_gaps(list_segments(directory), Bounds(to_seq=first - 1)) == []
 
 
 def test_gap_tracker_places_removed_segments_before_in_and_after_what_was_read() -> None:
@@ -157,7 +160,7 @@ def test_gap_tracker_places_removed_segments_before_in_and_after_what_was_read()
         return SegmentFile(number, Path(segment_name(number)))
 
     gaps: list[Gap] = []
-    tracker = GapTracker(None, None, gaps)
+    tracker = GapTracker(Bounds(), gaps)
     tracker.removed(seg(1))
     tracker.reached(seg(2), read=True)
     tracker.removed(seg(3))
