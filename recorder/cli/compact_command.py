@@ -10,6 +10,7 @@ from typing import Annotated, cast
 import typer
 
 from recorder.cli.app import app
+from recorder.cli.journal_commands import report_gaps
 from recorder.compact.run import CompactRequest, Format, run_compaction
 from recorder.errors import UsageError
 from recorder.journal.segment import list_segments
@@ -61,6 +62,12 @@ def compact(
     idle_gap: Annotated[
         float, typer.Option(min=0.0, help="Seconds of quiet that close a re-list.")
     ] = 10.0,
+    allow_gaps: Annotated[
+        bool,
+        typer.Option(
+            "--allow-gaps", help="Exit 0 though records are missing (the snapshot notes them)."
+        ),
+    ] = False,
 ) -> None:
     """Turn journals into a snapshot: one object per uid and cluster, DELETED removes, newest wins."""
     if fmt not in FORMATS:
@@ -85,6 +92,7 @@ def compact(
         prune=prune,
         prune_ghosts=prune_ghosts,
         idle_ns=int(idle_gap * 1e9),
+        allow_gaps=allow_gaps,
     )
     if not directory.is_dir():
         raise UsageError(f"{directory}: not a journal directory (no such directory)")
@@ -120,3 +128,7 @@ def compact(
     lines += [f"pruned {name}" for name in result.pruned]
     for line in lines:
         typer.echo(line, err=True)
+    hint = "the snapshot records them; --allow-gaps accepts them"
+    if checkpoint:
+        hint += " and moves the checkpoint on"
+    report_gaps(directory, result.gaps, allow=allow_gaps, hint=hint)

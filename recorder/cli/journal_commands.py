@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -13,7 +14,8 @@ import typer
 
 from recorder.cli.app import app
 from recorder.cli.render import human_bytes, table
-from recorder.errors import UsageError
+from recorder.errors import GapError, UsageError
+from recorder.journal.gaps import Gap
 from recorder.journal.maintenance import inspect_journal, repair_journal, verify_journal
 from recorder.journal.reader import JournalReader, Query
 from recorder.journal.record import Marker, Message, Record
@@ -90,6 +92,8 @@ def verify(directory: JournalDir) -> None:
         where = f" offset {problem.offset}" if problem.offset is not None else ""
         typer.echo(f"{problem.segment}{where}: {problem.reason}")
     live = f"; {report.in_progress} is being written" if report.in_progress else ""
+    if report.removed:
+        live += f"; {len(report.removed)} removed by retention while verifying"
     status = "clean" if report.clean else f"{len(report.problems)} problem(s)"
     typer.echo(f"{report.segments} segments, {report.records} records: {status}{live}")
     if not report.clean:
@@ -201,3 +205,16 @@ def dump(
         typer.echo(
             f"warning: {damage.segment} offset {damage.offset}: {kind}: {damage.reason}", err=True
         )
+    report_gaps(directory, reader.stats.gaps, allow=True)
+
+
+def report_gaps(directory: Path, gaps: Sequence[Gap], *, allow: bool, hint: str = "") -> None:
+    """Every gap on stderr; records missing inside the range read fail unless allowed."""
+    inside = [gap.describe() for gap in gaps if gap.inside]
+    for gap in gaps:
+        if allow or not gap.inside:
+            typer.echo(f"warning: {directory}: {gap.describe()}", err=True)
+    if inside and not allow:
+        error = GapError(str(directory), inside)
+        error.hint = hint or None
+        raise error

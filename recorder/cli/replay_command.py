@@ -14,9 +14,10 @@ import typer
 
 from recorder.cli.app import app
 from recorder.cli.config_commands import ConfigFile, load_effective_config, urls_from_flag
-from recorder.cli.journal_commands import build_query
+from recorder.cli.journal_commands import build_query, report_gaps
 from recorder.config import NatsConfig
 from recorder.errors import UsageError
+from recorder.journal.gaps import MISSING
 from recorder.replay.publisher import Publisher
 from recorder.replay.run import (
     Outgoing,
@@ -25,11 +26,14 @@ from recorder.replay.run import (
     Selection,
     connect,
     journal_batches,
+    journal_gaps,
     replay,
     snapshot_messages,
 )
 from recorder.subjects import SubjectMap
 from recorder.timeparse import format_time
+
+_GAPS = "--allow-gaps replays the records around them"
 
 
 def parse_speed(text: str) -> float | None:
@@ -86,6 +90,9 @@ def replay_command(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Only say what would be sent; do not connect.")
     ] = False,
+    allow_gaps: Annotated[
+        bool, typer.Option("--allow-gaps", help="Replay around segments missing from the journal.")
+    ] = False,
 ) -> None:
     """Republish journaled messages to NATS at the recorded pace, faster, or flat out."""
     if (directory is None) == (snapshot is None):
@@ -110,6 +117,10 @@ def replay_command(
     elif directory is not None:
         if not directory.is_dir():
             raise UsageError(f"{directory}: not a journal directory (no such directory)")
+        # Before anything is sent: a replay with a hole in it is not the recorded traffic.
+        report_gaps(
+            directory, journal_gaps(directory, selection.query), allow=allow_gaps, hint=_GAPS
+        )
         batches = journal_batches(
             directory, selection, maps=maps, prefix=subject_prefix, msg_id=msg_id, stats=stats
         )
@@ -117,10 +128,16 @@ def replay_command(
         for batch in batches:
             stats.count(batch)
         _summary(stats, dry_run=True)
+    else:
+        cfg = load_effective_config(config, {"nats.urls": urls})
+        stats = asyncio.run(_publish(batches, cfg.nats, Pacer(pace, rate), stats))
+        _summary(stats, dry_run=False)
+    if directory is not None:
+        # Listed gaps were reported before sending; these are segments removed while reading.
+        removed = [gap for gap in stats.gaps if gap.cause != MISSING]
+        report_gaps(directory, removed, allow=allow_gaps, hint=_GAPS)
+    if dry_run:
         return
-    cfg = load_effective_config(config, {"nats.urls": urls})
-    stats = asyncio.run(_publish(batches, cfg.nats, Pacer(pace, rate), stats))
-    _summary(stats, dry_run=False)
     if stats.interrupted:
         raise typer.Exit(130)
 

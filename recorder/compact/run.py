@@ -25,11 +25,13 @@ from recorder.compact.snapshot import (
     snapshot_meta,
 )
 from recorder.compact.state import Compactor
-from recorder.errors import UsageError
+from recorder.errors import EmptyJournalError, SegmentGoneError, UsageError
 from recorder.fsutil import atomic_file, fsync_dir, read_file, write_atomic
+from recorder.journal.directory import journal_segments
+from recorder.journal.gaps import Gap
 from recorder.journal.reader import JournalReader, Query
 from recorder.journal.record import Message, Record
-from recorder.journal.segment import list_segments, summarize
+from recorder.journal.segment import remove_segment, summarize
 from recorder.log import get_logger
 from recorder.meshsync import Decoded
 from recorder.timeparse import format_time
@@ -56,6 +58,7 @@ class CompactRequest:
     prune: bool = False
     prune_ghosts: bool = False
     idle_ns: int = 10 * 1_000_000_000
+    allow_gaps: bool = False  # a checkpoint moves on past missing records (recorded in it)
 
 
 @dataclass(slots=True)
@@ -67,6 +70,12 @@ class CompactResult:
     stopped_at: tuple[int, int] | None = None  # (seq, time_ns) of the first record past until_ns
     checkpoint: Path | None = None
     pruned: list[str] = field(default_factory=list)
+    gaps: list[Gap] = field(default_factory=list)  # every gap met, inside the range or not
+
+    @property
+    def inside_gaps(self) -> list[Gap]:
+        """Gaps in the middle of what was read: records inside the snapshot's range are lost."""
+        return [gap for gap in self.gaps if gap.inside]
 
 
 def run_compaction(
@@ -140,6 +149,9 @@ def run_compaction(
         if request.until_ns is not None:
             compactor.close_idle_epoch(request.until_ns)
         stats = compactor.stats()
+        result = CompactResult(stats, resumed_from_seq=resumed, stopped_at=stopped_at)
+        result.gaps = _gaps(reader, resumed)
+        compactor.gaps += [gap.describe() for gap in result.inside_gaps]
         for damage in reader.stats.damages:
             log.warning(
                 "journal_damage_skipped",
@@ -148,15 +160,27 @@ def run_compaction(
                 torn=damage.torn,
                 reason=damage.reason,
             )
-        result = CompactResult(stats, resumed_from_seq=resumed, stopped_at=stopped_at)
         stdout = stdout or sys.stdout.buffer
         _write_outputs(request, compactor, stats, meshsync_paths, result, stdout)
-    if request.checkpoint:
+    if request.checkpoint and (request.allow_gaps or not result.inside_gaps):
+        # Never past a gap unasked: the next compaction would start after it, none the wiser.
         write_atomic(checkpoint_path, [compactor.to_bytes()])
         result.checkpoint = checkpoint_path
         if request.prune and stats.last_seq is not None:
             result.pruned = prune_covered_segments(request.directory, stats.last_seq)
     return result
+
+
+def _gaps(reader: JournalReader, resumed: int | None) -> list[Gap]:
+    """The reader's gaps, and the records missing between a checkpoint and what follows it."""
+    gaps = list(reader.stats.gaps)
+    first = reader.stats.first_seq
+    inside = any(gap.inside for gap in gaps)  # a hole in the numbering says it better
+    if resumed is not None and first is not None and first > resumed + 1 and not inside:
+        gaps.insert(0, Gap(None, None, resumed + 1, first - 1, "missing after the checkpoint"))
+    for gap in gaps:
+        log.warning("journal_gap", gap=gap.describe(), inside=gap.inside)
+    return gaps
 
 
 @dataclass(slots=True)
@@ -194,11 +218,14 @@ def _pruned_before(directory: Path, checkpoint_path: Path) -> bool:
     """Whether segments were pruned into a checkpoint: then every compaction must start from it."""
     if not checkpoint_path.exists():
         return False
-    segments = list_segments(directory)
-    if not segments:
+    segments = journal_segments(directory)
+    if not segments or segments[0].number > 1:
         return True
-    footer = summarize(segments[0]).footer
-    return segments[0].number > 1 or (footer is not None and footer.first_seq > 1)
+    try:
+        footer = summarize(segments[0]).footer
+    except SegmentGoneError:
+        return True  # removed since it was listed: the journal no longer starts at 1
+    return footer is not None and footer.first_seq > 1
 
 
 def _load_checkpoint(path: Path, options: CompactOptions) -> Compactor | None:
@@ -224,6 +251,7 @@ def _write_outputs(
     clusters = [request.cluster] if request.cluster else list(compactor.clusters()) or [""]
     created = time.time_ns()
     journal = str(request.directory)
+    gaps = tuple(compactor.gaps)
     if meshsync_paths is not None:
         objects = compactor.objects(request.cluster, kinds, namespaces)
         main, extended_path = meshsync_paths  # the caller writes the extended file
@@ -234,16 +262,18 @@ def _write_outputs(
     render = iter_yaml if request.format == "yaml" else iter_json
     if request.to_stdout:
         objects = compactor.objects(request.cluster, kinds, namespaces)
-        meta = snapshot_meta(objects, stats, journal=journal, created_ns=created)
+        meta = snapshot_meta(objects, stats, journal=journal, created_ns=created, gaps=gaps)
         for chunk in render(objects, meta):
             stdout.write(chunk)
         stdout.flush()
         result.objects_written = len(objects)
         return
     base = request.out or Path(f"snapshot{_SUFFIX[request.format]}")
+    if not stats.messages and base.exists():
+        raise EmptyJournalError(journal, str(base))
     for cluster in clusters:
         objects = compactor.objects(cluster or None, kinds, namespaces)
-        meta = snapshot_meta(objects, stats, journal=journal, created_ns=created)
+        meta = snapshot_meta(objects, stats, journal=journal, created_ns=created, gaps=gaps)
         path = base if len(clusters) == 1 else _per_cluster(base, cluster)
         with atomic_file(path) as handle:
             for chunk in render(objects, meta):
@@ -264,13 +294,13 @@ def prune_covered_segments(directory: Path, covered_seq: int) -> list[str]:
     recorder continues the numbering and sequence from), never an unsealed one, never one with
     records after the checkpoint.
     """
-    segments = list_segments(directory)[:-1]
+    segments = journal_segments(directory)[:-1]
     deleted = []
     for segment in segments:
         footer = summarize(segment).footer
         if footer is None or (footer.records and footer.last_seq > covered_seq):
             break  # keep everything from the first segment the checkpoint does not cover
-        segment.path.unlink()
+        remove_segment(segment)
         # Oldest first, each durable before the next: a power loss never leaves a gap that
         # would hide the checkpoint from a later compaction (or fail verify).
         fsync_dir(directory)

@@ -52,6 +52,7 @@ class SnapshotMeta:
     objects: int = 0
     journal: str = ""
     created_ns: int | None = None
+    gaps: tuple[str, ...] = ()  # records missing inside the range, each described
 
     def fields(self) -> dict[str, str]:
         """The metadata as ordered string pairs (header lines, List annotations)."""
@@ -65,6 +66,7 @@ class SnapshotMeta:
             "clusters": ",".join(self.clusters),
             "objects": str(self.objects),
             "kinds": ",".join(f"{kind}={count}" for kind, count in self.per_kind.items()),
+            "gaps": "; ".join(self.gaps),
         }
         return {key: value for key, value in pairs.items() if value}
 
@@ -86,6 +88,7 @@ def snapshot_meta(
     *,
     journal: str = "",
     created_ns: int | None = None,
+    gaps: tuple[str, ...] = (),
 ) -> SnapshotMeta:
     """Metadata for a snapshot of `objects` (after filters) out of a compaction with `stats`."""
     per_kind = Counter(obj.kind for obj in objects)
@@ -99,6 +102,7 @@ def snapshot_meta(
         objects=len(objects),
         journal=journal,
         created_ns=created_ns,
+        gaps=gaps,
     )
 
 

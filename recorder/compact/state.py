@@ -88,6 +88,7 @@ class Compactor:
         self._live: dict[str, dict[str, Entry]] = {}
         self._tombs: dict[str, set[str]] = {}
         self._issues: list[Issue] = []
+        self.gaps: list[str] = []  # missing records accepted into this state, described
         self._resume_seq = -1
         self.first_seq: int | None = None
         self.last_seq: int | None = None
@@ -340,6 +341,7 @@ class Compactor:
             "counters": [getattr(self, name) for name in _COUNTERS],
             "range": [self.first_seq, self.last_seq, self.first_time_ns, self.last_time_ns],
             "issues": [[i.seq, i.subject, i.reason] for i in self._issues],
+            "gaps": self.gaps,
             "epoch": [
                 self._epoch,
                 self._epoch_open,
@@ -366,6 +368,7 @@ class Compactor:
         self.first_seq, self.last_seq, self.first_time_ns, self.last_time_ns = state["range"]
         self._resume_seq = -1 if self.last_seq is None else self.last_seq
         self._issues = [Issue(*item) for item in state["issues"]]
+        self.gaps = list(state.get("gaps", ()))  # absent from checkpoints written before gaps
         epoch, is_open, active_ns, epoch_clusters = state["epoch"]
         self._epoch, self._epoch_open, self._epoch_active_ns = epoch, is_open, active_ns
         self._epoch_clusters = set(epoch_clusters)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from recorder.errors import JournalError
+from recorder.errors import SegmentGoneError
 from recorder.fsutil import fsync_dir, open_nofollow, read_file
+from recorder.journal.directory import journal_segments
 from recorder.journal.frames import Damage, walk_frames
 from recorder.journal.lock import DirectoryLock, is_locked
 from recorder.journal.record import (
@@ -29,7 +31,6 @@ from recorder.journal.segment import (
     QUARANTINE_SUFFIX,
     SegmentFile,
     find_gaps,
-    list_segments,
     segment_bytes,
     segment_name,
     summarize,
@@ -150,42 +151,45 @@ class SegmentInfo:
 
 
 def inspect_journal(directory: Path) -> list[SegmentInfo]:
-    """A row per segment; sealed segments are described from their footer without a scan."""
-    segments = _existing_segments(directory)
+    """A row per segment; sealed segments are described from their footer without a scan.
+
+    A segment that retention removes while the rows are made has no row.
+    """
+    segments = journal_segments(directory)
     locked = is_locked(directory)
     infos = []
     for index, segment in enumerate(segments):
-        summary = summarize(segment)
-        footer = summary.footer
-        if footer is not None:
-            infos.append(_info(segment, "sealed", footer, summary.size))
-            continue
-        scan = scan_segment(segment)
-        last = index == len(segments) - 1
-        if scan.corrupt:
-            state = "corrupt"
-        elif last and locked:
-            state = "active"
-        elif scan.torn:
-            state = "torn"
-        else:
-            state = "unsealed"
-        infos.append(
-            SegmentInfo(
-                segment.name,
-                segment.number,
-                state,
-                scan.records,
-                scan.messages,
-                summary.size,
-                scan.first_seq,
-                scan.last_seq,
-                scan.first_time_ns,
-                scan.last_time_ns,
-                segment.compressed,
-            )
-        )
+        with contextlib.suppress(SegmentGoneError):
+            infos.append(_inspect_one(segment, live=locked and index == len(segments) - 1))
     return infos
+
+
+def _inspect_one(listed: SegmentFile, *, live: bool) -> SegmentInfo:
+    summary = summarize(listed)
+    segment = summary.file  # the compressed twin, if compression came between
+    if summary.footer is not None:
+        return _info(segment, "sealed", summary.footer, summary.size)
+    scan = scan_segment(segment)
+    state = "unsealed"
+    if scan.corrupt:
+        state = "corrupt"
+    elif live:
+        state = "active"
+    elif scan.torn:
+        state = "torn"
+    return SegmentInfo(
+        segment.name,
+        segment.number,
+        state,
+        scan.records,
+        scan.messages,
+        summary.size,
+        scan.first_seq,
+        scan.last_seq,
+        scan.first_time_ns,
+        scan.last_time_ns,
+        segment.compressed,
+    )
 
 
 def _info(segment: SegmentFile, state: str, footer: Footer, size: int) -> SegmentInfo:
@@ -205,12 +209,6 @@ def _info(segment: SegmentFile, state: str, footer: Footer, size: int) -> Segmen
     )
 
 
-def _existing_segments(directory: Path) -> list[SegmentFile]:
-    if not directory.is_dir():
-        raise JournalError(f"{directory}: not a journal directory (no such directory)")
-    return list_segments(directory)
-
-
 # -- verify -----------------------------------------------------------------------------------
 
 
@@ -227,6 +225,7 @@ class VerifyReport:
     records: int = 0
     problems: list[Problem] = field(default_factory=list)
     in_progress: str | None = None  # the live writer's segment, whose tail may be mid-write
+    removed: list[str] = field(default_factory=list)  # by retention, before they were checked
 
     @property
     def clean(self) -> bool:
@@ -234,8 +233,11 @@ class VerifyReport:
 
 
 def verify_journal(directory: Path) -> VerifyReport:
-    """Check every record of every segment, the footers, sequence order and segment numbering."""
-    segments = _existing_segments(directory)
+    """Check every record of every segment, the footers, sequence order and segment numbering.
+
+    Segments that retention removes while they wait their turn are listed in `removed`.
+    """
+    segments = journal_segments(directory)
     locked = is_locked(directory)
     report = VerifyReport(segments=len(segments))
     for first, last in find_gaps(segments):
@@ -244,38 +246,16 @@ def verify_journal(directory: Path) -> VerifyReport:
         )
     previous_last = 0
     for index, segment in enumerate(segments):
-        scan = scan_segment(segment)
-        report.records += scan.records
         live = locked and index == len(segments) - 1
+        try:
+            scan = scan_segment(segment)
+            report.problems += _segment_problems(segment, scan, live=live)
+        except SegmentGoneError:
+            report.removed.append(segment.name)
+            continue
+        report.records += scan.records
         if live:
             report.in_progress = segment.name
-        for damage in scan.damages:
-            if damage.torn and live:
-                continue
-            kind = "torn tail" if damage.torn else "damage"
-            report.problems.append(
-                Problem(
-                    segment.name, damage.offset, f"{kind}: {damage.reason} ({damage.length} bytes)"
-                )
-            )
-        if scan.header is not None and scan.header.number != segment.number:
-            report.problems.append(
-                Problem(segment.name, 0, f"header says segment {scan.header.number}")
-            )
-        if segment.compressed and not _summary_matches(segment, scan):
-            report.problems.append(
-                Problem(segment.name, 0, "damaged summary frame (copy of header and footer)")
-            )
-        if scan.footer is None and not live and not scan.damages:
-            report.problems.append(
-                Problem(segment.name, None, "not sealed (writer stopped uncleanly)")
-            )
-        if scan.footer is not None and not scan.corrupt:
-            found = scan.implied_footer()
-            if scan.records and scan.footer != found:
-                report.problems.append(
-                    Problem(segment.name, None, f"footer says {scan.footer}, records say {found}")
-                )
         if scan.first_seq is not None:
             if scan.first_seq <= previous_last:
                 report.problems.append(
@@ -287,6 +267,34 @@ def verify_journal(directory: Path) -> VerifyReport:
                 )
             previous_last = scan.last_seq or previous_last
     return report
+
+
+def _segment_problems(segment: SegmentFile, scan: SegmentScan, *, live: bool) -> list[Problem]:
+    """What is wrong inside one segment; a live writer's torn tail is a write in progress."""
+    problems = [
+        Problem(
+            segment.name,
+            damage.offset,
+            f"{'torn tail' if damage.torn else 'damage'}: {damage.reason} ({damage.length} bytes)",
+        )
+        for damage in scan.damages
+        if not (damage.torn and live)
+    ]
+    if scan.header is not None and scan.header.number != segment.number:
+        problems.append(Problem(segment.name, 0, f"header says segment {scan.header.number}"))
+    if segment.compressed and not _summary_matches(segment, scan):
+        problems.append(
+            Problem(segment.name, 0, "damaged summary frame (copy of header and footer)")
+        )
+    if scan.footer is None and not live and not scan.damages:
+        problems.append(Problem(segment.name, None, "not sealed (writer stopped uncleanly)"))
+    if scan.footer is not None and not scan.corrupt:
+        found = scan.implied_footer()
+        if scan.records and scan.footer != found:
+            problems.append(
+                Problem(segment.name, None, f"footer says {scan.footer}, records say {found}")
+            )
+    return problems
 
 
 # -- repair -----------------------------------------------------------------------------------
@@ -310,7 +318,7 @@ class RepairReport:
 
 def repair_journal(directory: Path) -> RepairReport:
     """Repair every damaged or unsealed segment of a journal no writer holds."""
-    segments = _existing_segments(directory)
+    segments = journal_segments(directory)
     report = RepairReport()
     with DirectoryLock(directory):
         for segment in segments:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import itertools
 import os
 import re
@@ -13,7 +14,7 @@ from typing import Final
 
 import zstandard
 
-from recorder.errors import JournalWriteError, PathAccessError
+from recorder.errors import JournalWriteError, PathAccessError, SegmentGoneError
 from recorder.fsutil import (
     PRIVATE_FILE_MODE,
     fsync_dir,
@@ -167,17 +168,56 @@ def create_segment_file(path: Path) -> int:
         raise JournalWriteError(str(path), exc.errno, exc.strerror or str(exc)) from None
 
 
+def compressed_twin(segment: SegmentFile) -> SegmentFile:
+    return SegmentFile(
+        segment.number, segment.path.with_name(segment_name(segment.number) + ".zst")
+    )
+
+
+def open_segment(segment: SegmentFile) -> tuple[SegmentFile, io.FileIO]:
+    """Open a listed segment, or its compressed twin if compression replaced it since.
+
+    An open file stays whole whatever happens to its name (compression renames, retention
+    unlinks), so a reader holding one reads on unaffected: only the step from listing to opening
+    can find the name gone. Neither form there means retention or a prune removed it:
+    SegmentGoneError, which readers of a live journal report as a gap rather than crash on.
+    """
+    try:
+        return segment, open_for_reading(segment.path)
+    except FileNotFoundError:
+        if segment.compressed:
+            raise SegmentGoneError(segment.name) from None
+    twin = compressed_twin(segment)
+    try:
+        return twin, open_for_reading(twin.path)
+    except FileNotFoundError:
+        raise SegmentGoneError(segment.name) from None
+
+
 def segment_bytes(segment: SegmentFile) -> bytes:
     """The segment's uncompressed bytes (read whole: a segment is at most segment_max_bytes)."""
-    if segment.compressed:
-        return _decompress(segment.path)
-    return read_file(segment.path)
+    opened, handle = open_segment(segment)
+    with handle:
+        return handle_bytes(opened, handle)
+
+
+def handle_bytes(segment: SegmentFile, handle: io.FileIO) -> bytes:
+    """The uncompressed bytes of an open segment, from its current position on."""
+    raw = handle.readall()
+    return _decompress(raw) if segment.compressed else raw
 
 
 def summarize(segment: SegmentFile) -> SegmentSummary:
     """Header and footer of a segment from its first and last bytes only."""
-    with open_for_reading(segment.path) as handle:
-        size = os.fstat(handle.fileno()).st_size
+    opened, handle = open_segment(segment)
+    with handle:
+        return summarize_open(opened, handle)
+
+
+def summarize_open(segment: SegmentFile, handle: io.FileIO) -> SegmentSummary:
+    """`summarize` of an open segment; leaves the handle at its start."""
+    size = os.fstat(handle.fileno()).st_size
+    try:
         if segment.compressed:
             head = _read_skippable(handle.read(_SKIPPABLE.size + HEADER_SIZE + FOOTER_SIZE))
             if head is None:
@@ -189,6 +229,8 @@ def summarize(segment: SegmentFile) -> SegmentSummary:
             handle.seek(size - FOOTER_SIZE)
             footer = find_footer(head + handle.read(FOOTER_SIZE))
         return SegmentSummary(segment, header_or_none(head), footer, size)
+    finally:
+        handle.seek(0)
 
 
 def header_or_none(data: bytes) -> SegmentHeader | None:
@@ -207,9 +249,8 @@ def _read_skippable(data: bytes) -> bytes | None:
     return data[_SKIPPABLE.size : _SKIPPABLE.size + length]
 
 
-def _decompress(path: Path) -> bytes:
-    """Decompress a .seg.zst; a damaged stream gives the bytes that did decompress."""
-    raw = read_file(path)
+def _decompress(raw: bytes) -> bytes:
+    """Decompress a .seg.zst's bytes; a damaged stream gives the bytes that did decompress."""
     output = bytearray()
     reader = zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True)
     try:
@@ -238,3 +279,10 @@ def compress_segment(segment: SegmentFile, level: int = 3) -> SegmentFile:
     segment.path.unlink()
     fsync_dir(segment.path.parent)
     return SegmentFile(segment.number, target)
+
+
+def remove_segment(segment: SegmentFile) -> None:
+    """Delete a segment in whichever form it has now: compression may have replaced it."""
+    segment.path.unlink(missing_ok=True)
+    if not segment.compressed:
+        compressed_twin(segment).path.unlink(missing_ok=True)

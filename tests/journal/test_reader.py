@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import stat
@@ -78,9 +79,9 @@ def _opened_segments(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
     opened: list[str] = []
     read_segment = JournalReader._segment_batches
 
-    def spy(self: JournalReader, segment: SegmentFile) -> Iterator[Batch]:
+    def spy(self: JournalReader, segment: SegmentFile, handle: io.FileIO) -> Iterator[Batch]:
         opened.append(segment.name)
-        return read_segment(self, segment)
+        return read_segment(self, segment, handle)
 
     monkeypatch.setattr(JournalReader, "_segment_batches", spy)
     yield opened
