@@ -167,7 +167,7 @@ def test_no_secret_in_anything_the_recorder_emits(
         emitted["metrics"] = response[1]
         for path in ("/healthz", "/readyz"):
             emitted[path] = str(recorder.get(path))
-        notify_socket.wait_for("STATUS", "written=10 dropped=0 queue=0")
+        notify_socket.wait_for("STATUS", "subscribed; written=10 dropped=0 queue=0")
         assert recorder.stop() == 0
         emitted["run stderr"] = recorder.stderr()
         notify_socket.wait_for("STOPPING", "1")
