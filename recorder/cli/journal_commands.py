@@ -16,9 +16,10 @@ from recorder.cli.app import app
 from recorder.cli.render import human_bytes, table
 from recorder.errors import GapError, UsageError
 from recorder.journal.gaps import Gap
-from recorder.journal.maintenance import inspect_journal, repair_journal, verify_journal
+from recorder.journal.maintenance import inspect_journal, verify_journal
 from recorder.journal.reader import JournalReader, Query
 from recorder.journal.record import Marker, Message, Record
+from recorder.journal.repair import repair_journal
 from recorder.subjects import is_valid_subject
 from recorder.timeparse import format_time, parse_time
 

@@ -84,14 +84,7 @@ def run_compaction(
     progress: Callable[[int], None] | None = None,
 ) -> CompactResult:
     """Compact the journal into the requested snapshot; `progress` gets bytes of segments read."""
-    if request.prune and not request.checkpoint:
-        raise UsageError(
-            "pruning needs a checkpoint: segments are only deleted once one covers them"
-        )
-    if request.format == "meshsync" and request.to_stdout:
-        raise UsageError(
-            "the MeshSync format writes two files, so it needs a directory, not stdout"
-        )
+    _check_request(request)
     options = CompactOptions(
         until_seq=request.until_seq,
         until_ns=request.until_ns,
@@ -99,21 +92,8 @@ def run_compaction(
         idle_ns=request.idle_ns,
     )
     checkpoint_path = request.directory / CHECKPOINT_NAME
-    compactor = None
-    if request.checkpoint or _pruned_before(request.directory, checkpoint_path):
-        compactor = _load_checkpoint(checkpoint_path, options)
+    compactor = _resumed_state(request, options, checkpoint_path)
     resumed = compactor.stats().last_seq if compactor else None
-    if resumed is not None and request.until_seq is not None and resumed > request.until_seq:
-        raise UsageError(
-            f"the checkpoint already covers up to seq {resumed}, after --until {request.until_seq}",
-            hint="a checkpoint cannot be rewound; compact a journal that still has those segments",
-        )
-    covered_ns = compactor.last_time_ns if compactor else None
-    if covered_ns is not None and request.until_ns is not None and covered_ns > request.until_ns:
-        raise UsageError(
-            f"the checkpoint already covers up to {format_time(covered_ns)}, after --until",
-            hint="a checkpoint cannot be rewound; compact a journal that still has those segments",
-        )
     compactor = compactor or Compactor(options)
     # No time bound in the query: a time filter picks records by stamp wherever they are, but
     # the state is a fold in sequence order, and a wall clock that stepped back stamps later
@@ -127,8 +107,6 @@ def run_compaction(
         ),
         markers=True,  # markers move compaction's clock on, which closes idle re-list epochs
     )
-    seen = _Seen()
-    stopped_at = None
     with contextlib.ExitStack() as stack:
         meshsync_paths = extended = None
         if request.format == "meshsync":
@@ -137,29 +115,12 @@ def run_compaction(
             )
             # Streamed as it is read: the -extended file grows with events, memory must not.
             extended = stack.enter_context(atomic_file(meshsync_paths[1]))
-        if not compactor.feed_many(_records(reader, progress, seen), _extended_writer(extended)):
-            past = seen.last
-            if (
-                past is not None
-                and request.until_ns is not None
-                and past.time_ns > request.until_ns
-            ):
-                log.info("compaction_stopped_at_time", seq=past.seq, time=format_time(past.time_ns))
-                stopped_at = (past.seq, past.time_ns)
-        if request.until_ns is not None:
-            compactor.close_idle_epoch(request.until_ns)
+        stopped_at = _feed(compactor, reader, request.until_ns, progress, extended)
         stats = compactor.stats()
         result = CompactResult(stats, resumed_from_seq=resumed, stopped_at=stopped_at)
         result.gaps = _gaps(reader, resumed)
         compactor.gaps += [gap.describe() for gap in result.inside_gaps]
-        for damage in reader.stats.damages:
-            log.warning(
-                "journal_damage_skipped",
-                segment=damage.segment,
-                offset=damage.offset,
-                torn=damage.torn,
-                reason=damage.reason,
-            )
+        _log_damage(reader)
         stdout = stdout or sys.stdout.buffer
         _write_outputs(request, compactor, stats, meshsync_paths, result, stdout)
     if request.checkpoint and (request.allow_gaps or not result.inside_gaps):
@@ -169,6 +130,72 @@ def run_compaction(
         if request.prune and stats.last_seq is not None:
             result.pruned = prune_covered_segments(request.directory, stats.last_seq)
     return result
+
+
+def _check_request(request: CompactRequest) -> None:
+    if request.prune and not request.checkpoint:
+        raise UsageError(
+            "pruning needs a checkpoint: segments are only deleted once one covers them"
+        )
+    if request.format == "meshsync" and request.to_stdout:
+        raise UsageError(
+            "the MeshSync format writes two files, so it needs a directory, not stdout"
+        )
+
+
+def _resumed_state(
+    request: CompactRequest, options: CompactOptions, checkpoint_path: Path
+) -> Compactor | None:
+    """The checkpoint's state when this run continues from it; refused if it is past `until`."""
+    if not (request.checkpoint or _pruned_before(request.directory, checkpoint_path)):
+        return None
+    compactor = _load_checkpoint(checkpoint_path, options)
+    if compactor is None:
+        return None
+    resumed = compactor.stats().last_seq
+    if resumed is not None and request.until_seq is not None and resumed > request.until_seq:
+        raise UsageError(
+            f"the checkpoint already covers up to seq {resumed}, after --until {request.until_seq}",
+            hint="a checkpoint cannot be rewound; compact a journal that still has those segments",
+        )
+    covered_ns = compactor.last_time_ns
+    if covered_ns is not None and request.until_ns is not None and covered_ns > request.until_ns:
+        raise UsageError(
+            f"the checkpoint already covers up to {format_time(covered_ns)}, after --until",
+            hint="a checkpoint cannot be rewound; compact a journal that still has those segments",
+        )
+    return compactor
+
+
+def _feed(
+    compactor: Compactor,
+    reader: JournalReader,
+    until_ns: int | None,
+    progress: Callable[[int], None] | None,
+    extended: IO[bytes] | None,
+) -> tuple[int, int] | None:
+    """Fold the journal into `compactor`; (seq, time) of the record that ended it at `until_ns`."""
+    seen = _Seen()
+    stopped_at = None
+    if not compactor.feed_many(_records(reader, progress, seen), _extended_writer(extended)):
+        past = seen.last
+        if past is not None and until_ns is not None and past.time_ns > until_ns:
+            log.info("compaction_stopped_at_time", seq=past.seq, time=format_time(past.time_ns))
+            stopped_at = (past.seq, past.time_ns)
+    if until_ns is not None:
+        compactor.close_idle_epoch(until_ns)
+    return stopped_at
+
+
+def _log_damage(reader: JournalReader) -> None:
+    for damage in reader.stats.damages:
+        log.warning(
+            "journal_damage_skipped",
+            segment=damage.segment,
+            offset=damage.offset,
+            torn=damage.torn,
+            reason=damage.reason,
+        )
 
 
 def _gaps(reader: JournalReader, resumed: int | None) -> list[Gap]:

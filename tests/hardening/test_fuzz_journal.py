@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 from recorder.errors import CorruptionError, JournalError
 from recorder.journal.frames import walk_frames
-from recorder.journal.maintenance import inspect_journal, repair_journal, verify_journal
+from recorder.journal.maintenance import inspect_journal, verify_journal
 from recorder.journal.reader import JournalReader, Query
 from recorder.journal.record import (
     FOOTER_SIZE,
@@ -51,6 +51,7 @@ from recorder.journal.record import (
     read_frame,
     record_seq_time,
 )
+from recorder.journal.repair import repair_journal
 
 T0 = 1_700_000_000 * 10**9
 HEADER = encode_header(SegmentHeader(1, T0, bytes(range(16))))

@@ -13,7 +13,7 @@ import pytest
 
 from recorder.errors import JournalError, LockedError
 from recorder.journal.lock import LOCK_NAME, holder_pid, is_locked
-from recorder.journal.maintenance import inspect_journal, repair_journal, verify_journal
+from recorder.journal.maintenance import inspect_journal, verify_journal
 from recorder.journal.record import (
     Footer,
     Message,
@@ -23,6 +23,7 @@ from recorder.journal.record import (
     encode_message,
     encode_messages,
 )
+from recorder.journal.repair import repair_journal
 from recorder.journal.segment import list_segments, segment_name
 
 from ._helpers import (

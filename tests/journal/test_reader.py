@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from recorder.errors import CorruptionError, JournalError, RecorderError
 from recorder.journal.frames import Damage
-from recorder.journal.maintenance import inspect_journal, repair_journal, verify_journal
+from recorder.journal.maintenance import inspect_journal, verify_journal
 from recorder.journal.reader import Batch, JournalReader, Position, Query
 from recorder.journal.record import (
     FOOTER_SIZE,
@@ -33,6 +33,7 @@ from recorder.journal.record import (
     encode_header,
     read_frame,
 )
+from recorder.journal.repair import repair_journal
 from recorder.journal.segment import SegmentFile, list_segments, segment_bytes, segment_name
 from recorder.journal.writer import Compression, JournalWriter
 from recorder.subjects import matches_any
