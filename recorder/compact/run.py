@@ -29,7 +29,7 @@ from recorder.errors import UsageError
 from recorder.fsutil import atomic_file, fsync_dir, write_atomic
 from recorder.journal.reader import JournalReader, Query
 from recorder.journal.record import Message, Record
-from recorder.journal.segment import list_segments, summarize
+from recorder.journal.segment import list_segments, remove_segment, summarize
 from recorder.log import get_logger
 from recorder.meshsync import Decoded
 from recorder.timeparse import format_time
@@ -248,7 +248,7 @@ def prune_covered_segments(directory: Path, covered_seq: int) -> list[str]:
         footer = summarize(segment).footer
         if footer is None or (footer.records and footer.last_seq > covered_seq):
             break  # keep everything from the first segment the checkpoint does not cover
-        segment.path.unlink()
+        remove_segment(segment)
         # Oldest first, each durable before the next: a power loss never leaves a gap that
         # would hide the checkpoint from a later compaction (or fail verify).
         fsync_dir(directory)
