@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from recorder.fsutil import fsync_dir
-from recorder.journal.segment import SegmentSummary, list_segments, summarize
+from recorder.journal.segment import SegmentSummary, list_segments, remove_segment, summarize
 from recorder.log import get_logger
 
 log = get_logger("journal")
@@ -106,7 +106,7 @@ def enforce_retention(
     sealed = [summary for summary in sealed if summary.footer is not None]
     deleted = []
     for deletion in plan_retention(sealed, active_size, policy, now_ns):
-        deletion.summary.file.path.unlink(missing_ok=True)
+        remove_segment(deletion.summary.file)
         # Oldest first, each durable before the next: a power loss never leaves a gap.
         fsync_dir(directory)
         deleted.append(deletion.summary.file.name)

@@ -96,6 +96,18 @@ def list_segments(directory: Path) -> list[SegmentFile]:
     return [found[number] for number in sorted(found)]
 
 
+def remove_segment(segment: SegmentFile) -> None:
+    """Unlink a segment in both its forms; the caller fsyncs the directory.
+
+    A crash between a compression's rename and its unlink leaves a plain file and a compressed
+    twin. list_segments shows the plain one, so deleting only that would bring the twin back as
+    an old segment once newer ones are gone: a gap in the numbering.
+    """
+    plain = segment.path.with_name(segment_name(segment.number))
+    plain.unlink(missing_ok=True)
+    plain.with_name(plain.name + ".zst").unlink(missing_ok=True)
+
+
 def find_gaps(segments: list[SegmentFile]) -> list[tuple[int, int]]:
     """Missing segment-number ranges (inclusive) between the first and last segment."""
     gaps = []
@@ -279,10 +291,3 @@ def compress_segment(segment: SegmentFile, level: int = 3) -> SegmentFile:
     segment.path.unlink()
     fsync_dir(segment.path.parent)
     return SegmentFile(segment.number, target)
-
-
-def remove_segment(segment: SegmentFile) -> None:
-    """Delete a segment in whichever form it has now: compression may have replaced it."""
-    segment.path.unlink(missing_ok=True)
-    if not segment.compressed:
-        compressed_twin(segment).path.unlink(missing_ok=True)
