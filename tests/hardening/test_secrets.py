@@ -167,7 +167,14 @@ def test_no_secret_in_anything_the_recorder_emits(
         emitted["metrics"] = response[1]
         for path in ("/healthz", "/readyz"):
             emitted[path] = str(recorder.get(path))
-        notify_socket.wait_for("STATUS", "subscribed; written=10 dropped=0 queue=0")
+        wait_until(
+            lambda: any(
+                message.get("STATUS", "").endswith("written=10 dropped=0 queue=0")
+                for message in notify_socket.poll()
+            ),
+            10,
+            "a STATUS line counting the 10 messages",
+        )
         assert recorder.stop() == 0
         emitted["run stderr"] = recorder.stderr()
         notify_socket.wait_for("STOPPING", "1")
