@@ -236,9 +236,8 @@ class JournalReader:
         bounded = query.bounded
         subjects = query.subjects
         take_markers = self.markers
-        records = batch.records
         add_offset = batch.offsets.append
-        add_record = records.append
+        add_record = batch.records.append
         view = memoryview(data)
         try:
             while end - offset >= FRAME_OVERHEAD:
@@ -283,7 +282,7 @@ class JournalReader:
                 offset = following
             return base + offset
         finally:
-            self.stats.records += len(records)
+            self.stats.records += len(batch.records)
 
     def _checked_records(
         self, segment: SegmentFile, data: bytes, base: int
