@@ -41,3 +41,50 @@ def test_the_readme_has_the_markers() -> None:
     """The repository's README holds the block the renderer fills."""
     readme = (Path(render.ROOT) / "README.md").read_text()
     assert render.BEGIN in readme and render.END in readme
+
+
+FAULT_FIGURES = {
+    "mode": "core",
+    "fault": "fsync EIO",
+    "injected_fsync_errors": 5,
+    "injected_write_errors": 0,
+    "acknowledged_records_checked": 1500,
+    "lost": 0,
+    "duplicated": 0,
+    "invented": 0,
+}
+
+
+def test_render_faults_totals_every_scenario() -> None:
+    """The fault block has one row per mode and fault and the sums of every column."""
+    block = render.render_faults({"core/a": FAULT_FIGURES, "core/b": FAULT_FIGURES}, "today")
+    assert block.startswith(render.FAULTS_BEGIN) and block.endswith(render.FAULTS_END)
+    assert "| core | fsync EIO | 5 | 0 | 1,500 | 0 | 0 | 0 |" in block
+    assert "| **total** | | **10** | **0** | **3,000** | **0** | **0** | **0** |" in block
+
+
+def test_main_fills_the_fault_block_when_the_readme_has_its_markers(tmp_path: Path) -> None:
+    """Both blocks are rewritten from their reports; the text around them is kept."""
+    report = tmp_path / "crashsim.json"
+    report.write_text(json.dumps({"daemon": FIGURES}))
+    faults = tmp_path / "faults.json"
+    faults.write_text(json.dumps({"core/fsync-EIO": FAULT_FIGURES}))
+    readme = tmp_path / "README.md"
+    readme.write_text(
+        f"a\n{render.BEGIN}\nold\n{render.END}\nb\n{render.FAULTS_BEGIN}\nold\n"
+        f"{render.FAULTS_END}\nc\n"
+    )
+    assert render.main(["render", str(report), str(readme), str(faults)]) == 0
+    text = readme.read_text()
+    assert "old" not in text and text.startswith("a\n") and text.endswith("\nc\n")
+    assert "| core | fsync EIO | 5 | 0 | 1,500 | 0 | 0 | 0 |" in text
+
+
+def test_main_skips_the_fault_block_without_its_markers(tmp_path: Path) -> None:
+    """A README without the fault markers gets the crash-state table only, and no error."""
+    report = tmp_path / "crashsim.json"
+    report.write_text(json.dumps({"daemon": FIGURES}))
+    readme = tmp_path / "README.md"
+    readme.write_text(f"{render.BEGIN}\nold\n{render.END}\n")
+    assert render.main(["render", str(report), str(readme), str(tmp_path / "none.json")]) == 0
+    assert "| 1,200 |" in readme.read_text()
