@@ -77,7 +77,8 @@ class JournalWriter:
         self._active: ActiveSegment | None = None
         self._next_seq = 1
         self._unsynced = Unsynced()  # what a failed fsync would lose; see unsynced.py
-        self._durable_seq = 0
+        # The last sequence number as durable as the fsync policy makes it (`never`: written).
+        self.durable_seq = 0
         self._dirty = False
         self._last_sync_ns = 0
         self._fsync_observer = fsync_observer
@@ -100,7 +101,7 @@ class JournalWriter:
         try:
             recovery = recover(self.directory)
             self._next_seq = recovery.previous_last_seq + 1
-            self._durable_seq = recovery.previous_last_seq
+            self.durable_seq = recovery.previous_last_seq
             self._open_segment(self._next_number())
             if recovery.clean is False:
                 last_seq = recovery.previous_last_seq
@@ -130,21 +131,22 @@ class JournalWriter:
             self._lock.release()
 
     def _close_active(self, clean: bool, fields: dict[str, Any]) -> None:
-        active = self._require_active()
         try:
             self.append_marker(MarkerType.STOPPED, {"clean": clean, **fields})
-        except JournalWriteError as exc:
-            log.warning("stop_marker_not_written", segment=active.file.name, error=str(exc))
-        try:
             self._seal()
+            return
         except JournalWriteError as exc:
-            # Cut back to its last fsync and left unsealed: the next writer's recovery seals it.
-            log.error("segment_not_sealed", segment=active.file.name, error=str(exc))
-            self._resume_or_give_up()
+            log.error("segment_not_sealed", error=str(exc))
+        # One more try; else the segment stays cut back to its last fsync, for the next recovery.
+        self._resume_or_give_up()
+        if self._active is not None:
+            self._resume_or_give_up(self._seal)
 
-    def _resume_or_give_up(self) -> None:
+    def _resume_or_give_up(self, then: Callable[[], None] | None = None) -> None:
         try:
             self.resume()
+            if then is not None:
+                then()
         except JournalWriteError as exc:
             self._unsynced.give_up(exc)
 
@@ -170,21 +172,14 @@ class JournalWriter:
         return self._unsynced.fault
 
     @property
-    def durable_seq(self) -> int:
-        """The last sequence number as durable as the fsync policy makes it (`never`: written)."""
-        if self.options.fsync is FsyncPolicy.NEVER and self.fault is None:
-            return self._next_seq - 1
-        return self._durable_seq
-
-    @property
     def active_segment(self) -> SegmentFile | None:
         return self._active.file if self._active else None
 
     def append_messages(self, items: list[Incoming]) -> int:
         """Append a batch of messages; returns the sequence number of the last one.
 
-        On JournalWriteError the first `written` are kept (to be written again by resume() if
-        need be); the others were not taken.
+        On JournalWriteError the first `written` are kept (resume() writes them again if need
+        be); the others were not taken.
         """
         if not items:
             return self._next_seq - 1
@@ -256,8 +251,13 @@ class JournalWriter:
     def _append_chunk(self, active: ActiveSegment, chunk: Chunk) -> None:
         """Write whole records, keep them until fsynced, and count them as appended."""
         self._put(active, chunk)
-        self._unsynced.chunks.append(chunk)
         self._next_seq += chunk.records
+        if self.options.fsync is FsyncPolicy.NEVER:
+            # Promises nothing past the write: not worth a segment of records kept in memory.
+            active.mark_synced()
+            self.durable_seq = self._next_seq - 1
+        else:
+            self._unsynced.chunks.append(chunk)
 
     def _put(self, active: ActiveSegment, chunk: Chunk) -> None:
         active.account(chunk, self._write(active, chunk.data))
@@ -328,7 +328,7 @@ class JournalWriter:
         """An fsync of the active segment succeeded: everything appended so far is durable."""
         active.mark_synced()
         self._unsynced.chunks.clear()
-        self._durable_seq = self._next_seq - 1
+        self.durable_seq = self._next_seq - 1
         self._dirty = False
         self._last_sync_ns = self._clock()
 
