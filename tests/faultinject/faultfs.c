@@ -42,8 +42,10 @@ static long delay_ms;
 
 static ssize_t (*real_write)(int, const void *, size_t);
 static ssize_t (*real_pwrite)(int, const void *, size_t, off_t);
+static ssize_t (*real_pwrite64)(int, const void *, size_t, off_t);
 static ssize_t (*real_writev)(int, const struct iovec *, int);
 static ssize_t (*real_pwritev)(int, const struct iovec *, int, off_t);
+static ssize_t (*real_pwritev64)(int, const struct iovec *, int, off_t);
 static int (*real_fsync)(int);
 static int (*real_fdatasync)(int);
 static int (*real_open)(const char *, int, ...);
@@ -51,9 +53,13 @@ static int (*real_close)(int);
 
 __attribute__((constructor)) static void init(void) {
     real_write = dlsym(RTLD_NEXT, "write");
-    real_pwrite = dlsym(RTLD_NEXT, "pwrite64");
+    /* Each name forwards to the same name next in line: another shim's pwrite64 may call the
+     * global pwrite, and an alias here would send it back to us for ever. */
+    real_pwrite = dlsym(RTLD_NEXT, "pwrite");
+    real_pwrite64 = dlsym(RTLD_NEXT, "pwrite64");
     real_writev = dlsym(RTLD_NEXT, "writev");
-    real_pwritev = dlsym(RTLD_NEXT, "pwritev64");
+    real_pwritev = dlsym(RTLD_NEXT, "pwritev");
+    real_pwritev64 = dlsym(RTLD_NEXT, "pwritev64");
     real_fsync = dlsym(RTLD_NEXT, "fsync");
     real_fdatasync = dlsym(RTLD_NEXT, "fdatasync");
     real_open = dlsym(RTLD_NEXT, "open64");
@@ -159,12 +165,17 @@ ssize_t write(int fd, const void *buf, size_t size) {
     return real_write(fd, buf, size);
 }
 
-ssize_t pwrite64(int fd, const void *buf, size_t size, off_t offset) {
+ssize_t pwrite(int fd, const void *buf, size_t size, off_t offset) {
     int err = decide(WRITE, fd);
     if (err) { errno = err; return -1; }
     return real_pwrite(fd, buf, size, offset);
 }
-ssize_t pwrite(int fd, const void *buf, size_t size, off_t offset) __attribute__((alias("pwrite64")));
+
+ssize_t pwrite64(int fd, const void *buf, size_t size, off_t offset) {
+    int err = decide(WRITE, fd);
+    if (err) { errno = err; return -1; }
+    return real_pwrite64(fd, buf, size, offset);
+}
 
 ssize_t writev(int fd, const struct iovec *iov, int count_) {
     int err = decide(WRITEV, fd);
@@ -172,12 +183,17 @@ ssize_t writev(int fd, const struct iovec *iov, int count_) {
     return real_writev(fd, iov, count_);
 }
 
-ssize_t pwritev64(int fd, const struct iovec *iov, int count_, off_t offset) {
+ssize_t pwritev(int fd, const struct iovec *iov, int count_, off_t offset) {
     int err = decide(WRITEV, fd);
     if (err) { errno = err; return -1; }
     return real_pwritev(fd, iov, count_, offset);
 }
-ssize_t pwritev(int fd, const struct iovec *iov, int count_, off_t offset) __attribute__((alias("pwritev64")));
+
+ssize_t pwritev64(int fd, const struct iovec *iov, int count_, off_t offset) {
+    int err = decide(WRITEV, fd);
+    if (err) { errno = err; return -1; }
+    return real_pwritev64(fd, iov, count_, offset);
+}
 
 int fsync(int fd) {
     int err = decide(FSYNC, fd);
