@@ -164,3 +164,54 @@ def check_journal(journal: Path, sent: int, written: int, dropped: int) -> dict[
         "duplicated": duplicated,
         "invented": invented,
     }
+
+
+def test_a_kill_during_an_fsync_fault_keeps_every_message_counted_as_written_once(
+    nats_server_factory: Callable[..., NatsServer],
+    recorders: Recorders,
+    faulty_disk: Callable[[Path], FaultyDisk],
+    tmp_path: Path,
+) -> None:
+    """Killed (SIGKILL) while every fsync fails, then restarted on a healthy disk: every message the first run counted as written is in the journal, before the marked unclean stop, and no message is in it twice."""
+    server = nats_server_factory()
+    journal = tmp_path / "journal"
+    disk = faulty_disk(journal)
+    env = {**ENV, **disk.env()}
+    first = recorders.start(journal, server.url, subjects=[CORE], env=env)
+    first.wait_ready()
+    with CountingPublisher(server.url, CORE, rate_per_s=500, payload=payload) as publisher:
+        first.wait_written(100)
+        disk.inject(fsync="EIO")
+        wait_until(lambda: not_writable(first), 20, "/readyz to report the fault")
+        wait_until(lambda: disk.injected()["fsync"] >= 3, 20, "3 injected fsync errors")
+        counted = first.written()
+        first.kill()
+        disk.clear()
+        second = recorders.start(journal, server.url, subjects=[CORE], env=env)
+        second.wait_ready()
+        second.wait_written(100)
+        sent = publisher.stop()
+    assert second.stop() == 0
+    records = read_records(journal)
+    (unclean,) = [m for m in markers_of(records, MarkerType.STOPPED) if not m.fields["clean"]]
+    before = [int(m.payload[:8]) for m in messages_of(records) if m.seq < unclean.seq]
+    counters = [int(m.payload[:8]) for m in messages_of(records)]
+    assert len(before) >= counted, "a message counted as written before the kill is gone"
+    assert len(counters) == len(set(counters)), "a message is in the journal twice"
+    assert set(counters) <= set(range(sent))
+    assert_seqs_increase(records)
+    assert verify_journal(journal).clean
+    report(
+        "core/kill-during-fsync-EIO",
+        {
+            "mode": "core",
+            "fault": "fsync EIO, killed during it, restarted",
+            "injected_fsync_errors": disk.injected()["fsync"],
+            "injected_write_errors": 0,
+            "published": sent,
+            "acknowledged_records_checked": counted,
+            "lost": max(0, counted - len(before)),
+            "duplicated": len(counters) - len(set(counters)),
+            "invented": len(set(counters) - set(range(sent))),
+        },
+    )
