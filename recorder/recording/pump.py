@@ -222,9 +222,13 @@ class Pump(threading.Thread):
                 },
             )
         except JournalWriteError as exc:
-            if exc.written:  # kept by the writer: marked, though not yet durable
-                self._dropped_marked += count
+            if exc.written:  # kept by the writer, to be written again: marked all the same
+                self._drops_marked(count)
             raise
+        self._drops_marked(count)
+
+    def _drops_marked(self, count: int) -> None:
+        intake = self.intake
         self._dropped_marked += count
         self.metrics.fold_drops("queue_full", intake.dropped_by_subject)
         self.metrics.fold_drops("slow_consumer", intake.slow_consumer_by_subject)
