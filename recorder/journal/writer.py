@@ -250,17 +250,18 @@ class JournalWriter:
 
     def _append_chunk(self, active: ActiveSegment, chunk: Chunk) -> None:
         """Write whole records, keep them until fsynced, and count them as appended."""
-        self._put(active, chunk)
+        size = self._put(active, chunk)
         self._next_seq += chunk.records
         if self.options.fsync is FsyncPolicy.NEVER:
-            # Promises nothing past the write: not worth a segment of records kept in memory.
-            active.mark_synced()
+            active.mark_synced()  # the policy promises nothing past the write
             self.durable_seq = self._next_seq - 1
         else:
-            self._unsynced.chunks.append(chunk)
+            self._unsynced.keep(chunk, size)
 
-    def _put(self, active: ActiveSegment, chunk: Chunk) -> None:
-        active.account(chunk, self._write(active, chunk.data))
+    def _put(self, active: ActiveSegment, chunk: Chunk) -> int:
+        size = self._write(active, chunk.data)
+        active.account(chunk, size)
+        return size
 
     def _write(self, active: ActiveSegment, data: bytes | list[bytes]) -> int:
         try:
@@ -327,7 +328,7 @@ class JournalWriter:
     def _committed(self, active: ActiveSegment) -> None:
         """An fsync of the active segment succeeded: everything appended so far is durable."""
         active.mark_synced()
-        self._unsynced.chunks.clear()
+        self._unsynced.clear()
         self.durable_seq = self._next_seq - 1
         self._dirty = False
         self._last_sync_ns = self._clock()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -10,11 +11,13 @@ import pytest
 from broker import NatsServer
 from faults import CountingPublisher
 from run_helpers import (
+    Outgoing,
     RecorderProcess,
     Recorders,
     assert_seqs_increase,
     markers_of,
     messages_of,
+    publish,
     read_records,
     run_cli,
     wait_until,
@@ -53,6 +56,10 @@ def accounted(samples: dict[str, float]) -> int:
     """Messages counted as written or as dropped, or still queued."""
     queued = samples["meshsync_recorder_queue_depth"]
     return int(total(samples, WRITTEN) + total(samples, DROPPED) + queued)
+
+
+def journal_bytes(journal: Path) -> int:
+    return sum(path.stat().st_size for path in journal.glob("*.seg"))
 
 
 def not_writable(recorder: RecorderProcess) -> str | None:
@@ -215,3 +222,39 @@ def test_a_kill_during_an_fsync_fault_keeps_every_message_counted_as_written_onc
             "invented": len(set(counters) - set(range(sent))),
         },
     )
+
+
+def test_unsynced_records_past_the_memory_budget_are_read_back_and_written_again(
+    nats_server_factory: Callable[..., NatsServer],
+    recorders: Recorders,
+    faulty_disk: Callable[[Path], FaultyDisk],
+    tmp_path: Path,
+) -> None:
+    """More unsynced bytes than the writer keeps in memory (4 MiB), then a failed fsync (a SIGHUP rotation's seal): the unsynced records are read back from the segment, checked and written again once the fault clears; none counted before, each once after."""
+    server = nats_server_factory()
+    journal = tmp_path / "journal"
+    disk = faulty_disk(journal)
+    env = {**disk.env(), "RECORDER_JOURNAL_FSYNC_INTERVAL": "1h"}
+    recorder = recorders.start(journal, server.url, subjects=[CORE], env=env)
+    recorder.wait_ready()
+    count = 5000  # 5 MiB of payload
+    publish(server.url, [Outgoing(CORE, payload(n).ljust(1024, b".")) for n in range(count)])
+    wait_until(
+        lambda: (
+            not recorder.metrics()["meshsync_recorder_queue_depth"]
+            and journal_bytes(journal) > 5 * 1024 * 1024
+        ),
+        20,
+        "5 MiB appended, unsynced",
+    )
+    assert recorder.written() == 0  # nothing fsynced yet: nothing counted
+    disk.inject(fsync="EIO")
+    recorder.send(signal.SIGHUP)  # the rotation's seal fsyncs, and fails
+    wait_until(lambda: not_writable(recorder), 20, "/readyz to report the fault")
+    disk.clear()
+    recorder.wait_ready(timeout=20)
+    recorder.wait_written(count)
+    assert recorder.stop() == 0
+    assert rewritten(recorder) >= count
+    figures = check_journal(journal, count, count, 0)
+    assert figures["duplicated"] == 0
