@@ -1,4 +1,5 @@
-"""The fault-injection figures, merged into one JSON report the README's table is rendered from."""
+"""The fault-injection figures, merged into one JSON report the README's table is rendered from
+(by tests/render_reliability.py on main, which turns build/reliability/*.json into tables)."""
 
 from __future__ import annotations
 
@@ -16,4 +17,4 @@ def report(name: str, figures: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     results = json.loads(path.read_text()) if path.exists() else {}
     results[name] = figures
-    path.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
+    path.write_text(json.dumps(results, indent=2) + "\n")
