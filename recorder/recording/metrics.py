@@ -46,6 +46,7 @@ class Metrics:
     _folded: dict[tuple[str, str], int] = field(default_factory=dict)
     markers: dict[str, int] = field(default_factory=dict)
     write_errors: int = 0
+    redeliveries_recognised: int = 0  # JetStream redeliveries of journaled messages, acked
     disconnects: int = 0
     reconnects: int = 0
     fsync_buckets: list[int] = field(default_factory=lambda: [0] * (len(FSYNC_BUCKETS) + 1))
@@ -59,6 +60,7 @@ class Metrics:
     connected: bool = False
     subscribed: bool = False
     journal_writable: bool = True
+    journal_fault: str = ""  # the write or fsync error the writer has not recovered from
     disk_ok: bool = True
     journal_size: Callable[[], JournalSize] | None = None
 
@@ -108,7 +110,8 @@ class Metrics:
         if not self.subscribed:
             reasons.append("not subscribed")
         if not self.journal_writable:
-            reasons.append("journal not writable")
+            fault = self.journal_fault
+            reasons.append(f"journal not writable ({fault})" if fault else "journal not writable")
         if not self.disk_ok:
             reasons.append("free disk below the floor")
         return reasons
@@ -140,6 +143,13 @@ class Metrics:
         _simple(out, "gaps_total", "counter", "Capture gaps (broker disconnects).", gaps)
         _simple(out, "reconnects_total", "counter", "Reconnections to the broker.", self.reconnects)
         _simple(out, "write_errors_total", "counter", "Failed journal writes.", self.write_errors)
+        _simple(
+            out,
+            "redeliveries_recognised_total",
+            "counter",
+            "JetStream redeliveries of messages already journaled, acked without a second copy.",
+            self.redeliveries_recognised,
+        )
         _family(out, "fsync_seconds", "histogram", "Latency of journal fsyncs.")
         cumulative = 0
         for bound, count in zip((*FSYNC_BUCKETS, float("inf")), self.fsync_buckets, strict=True):
