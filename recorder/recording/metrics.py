@@ -119,6 +119,7 @@ class Metrics:
     # -- exposition -----------------------------------------------------------------------
 
     def render(self) -> str:
+        """The Prometheus text exposition of every family."""
         out: list[str] = []
         received = dict(self.written_msgs)
         for subject, count in list(self.dropped_by_subject.items()):
@@ -150,6 +151,15 @@ class Metrics:
             "JetStream redeliveries of messages already journaled, acked without a second copy.",
             self.redeliveries_recognised,
         )
+        self._render_fsync_histogram(out)
+        self._render_gauges(out)
+        _simple(out, "connected", "gauge", "1 while connected to the broker.", int(self.connected))
+        _simple(
+            out, "ready", "gauge", "1 while /readyz answers 200.", int(not self.not_ready_reasons())
+        )
+        return "\n".join(out) + "\n"
+
+    def _render_fsync_histogram(self, out: list[str]) -> None:
         _family(out, "fsync_seconds", "histogram", "Latency of journal fsyncs.")
         cumulative = 0
         for bound, count in zip((*FSYNC_BUCKETS, float("inf")), self.fsync_buckets, strict=True):
@@ -158,6 +168,8 @@ class Metrics:
             out.append(f'meshsync_recorder_fsync_seconds_bucket{{le="{label}"}} {cumulative}')
         out.append(f"meshsync_recorder_fsync_seconds_sum {self.fsync_sum}")
         out.append(f"meshsync_recorder_fsync_seconds_count {self.fsync_count}")
+
+    def _render_gauges(self, out: list[str]) -> None:
         if self.journal_size is not None:
             size = self.journal_size()
             _simple(out, "journal_segments", "gauge", "Segment files.", size.segments)
@@ -195,11 +207,6 @@ class Metrics:
             "Seconds since the newest message was journaled (-1: none yet).",
             round(age, 3),
         )
-        _simple(out, "connected", "gauge", "1 while connected to the broker.", int(self.connected))
-        _simple(
-            out, "ready", "gauge", "1 while /readyz answers 200.", int(not self.not_ready_reasons())
-        )
-        return "\n".join(out) + "\n"
 
 
 def _family(out: list[str], name: str, kind: str, help_text: str) -> None:
