@@ -24,6 +24,8 @@ ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = Path(__file__).with_name("journal_write.py")
 # Below this quotient the change made the write path slower than noise explains.
 NO_WORSE = 0.95
+# Process CPU time per record: steadier than wall-clock ratios when other jobs share the cores.
+CPU = ("cpu_us_per_record",)
 
 
 def child(source: Path, args: argparse.Namespace) -> dict[str, Any]:
@@ -44,13 +46,14 @@ def child(source: Path, args: argparse.Namespace) -> dict[str, Any]:
     return document
 
 
-def ratios(documents: list[dict[str, Any]]) -> dict[tuple[int, str], float]:
-    """Median ratio to write() per (payload size, policy) over the rounds."""
+def medians(documents: list[dict[str, Any]], figure: str) -> dict[tuple[int, str], float]:
+    """Median of a figure per (payload size, policy) over the rounds' runs."""
     collected: dict[tuple[int, str], list[float]] = {}
     for document in documents:
         for result in document["results"]:
             key = (int(result["payload_size"]), str(result["policy"]))
-            collected.setdefault(key, []).append(float(result["ratio_vs_write"]))
+            values = [run[figure] for run in result["runs"]] if figure in CPU else []
+            collected.setdefault(key, []).extend(values or [float(result[figure])])
     return {key: float(statistics.median(values)) for key, values in collected.items()}
 
 
@@ -62,7 +65,8 @@ def compare(args: argparse.Namespace) -> int:
         for name in order:
             documents[name].append(child(trees[name], args))
         log(f"  round {round_ + 1}/{args.repeat} done")
-    before, after = ratios(documents["baseline"]), ratios(documents["this tree"])
+    before, after = (medians(documents[name], "ratio_vs_write") for name in trees)
+    cpu_before, cpu_after = (medians(documents[name], CPU[0]) for name in trees)
     rows, checks = [], []
     for key in sorted(after):
         if key[1] == "write()":
@@ -77,6 +81,8 @@ def compare(args: argparse.Namespace) -> int:
                 f"{after[key]:.3f}",
                 f"{quotient:.3f}",
                 verdict(quotient >= NO_WORSE),
+                f"{cpu_before[key]:.2f}",
+                f"{cpu_after[key]:.2f}",
             ]
         )
     columns = [
@@ -86,6 +92,8 @@ def compare(args: argparse.Namespace) -> int:
         ("this tree vs write", ">18"),
         ("this/baseline", ">13"),
         ("", "<4"),
+        ("CPU us/rec baseline", ">19"),
+        ("this tree", ">9"),
     ]
     report = [
         f"baseline: {trees['baseline']}; this tree: {trees['this tree']}; "
