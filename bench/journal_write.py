@@ -53,8 +53,9 @@ from common import (
     verdict,
 )
 
+from recorder.journal.options import FsyncPolicy, WriterOptions
 from recorder.journal.record import Incoming, encode_messages
-from recorder.journal.writer import FsyncPolicy, JournalWriter, WriterOptions
+from recorder.journal.writer import JournalWriter
 
 PAYLOAD_SIZES = (256, 1024, 4096)
 POLICIES = (FsyncPolicy.ALWAYS, FsyncPolicy.INTERVAL, FsyncPolicy.NEVER)

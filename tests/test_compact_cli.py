@@ -18,9 +18,10 @@ import yaml
 
 from recorder.cli import main
 from recorder.demo.simulator import SimMessage, Simulator
+from recorder.journal.options import WriterOptions
 from recorder.journal.record import Incoming
 from recorder.journal.segment import list_segments, summarize
-from recorder.journal.writer import JournalWriter, WriterOptions
+from recorder.journal.writer import JournalWriter
 from recorder.log import reset_logging
 from recorder.meshsync import CORE_SUBJECT
 from recorder.timeparse import format_time

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import enum
 import os
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +14,7 @@ from recorder.errors import JournalError, JournalWriteError, PathAccessError
 from recorder.fsutil import write_all
 from recorder.journal.active import ActiveSegment, Chunk, create_segment
 from recorder.journal.lock import DirectoryLock
+from recorder.journal.options import Compression, FsyncPolicy, WriterOptions
 from recorder.journal.postseal import PostSeal
 from recorder.journal.record import (
     FOOTER_SIZE,
@@ -27,33 +26,12 @@ from recorder.journal.record import (
     encode_message_parts,
 )
 from recorder.journal.recovery import Recovery, recover
-from recorder.journal.retention import RetentionPolicy, SteadyNow
+from recorder.journal.retention import SteadyNow
 from recorder.journal.segment import SegmentFile, ensure_dir, list_segments
 from recorder.journal.unsynced import Unsynced, abandon, records_in
 from recorder.log import get_logger
 
 log = get_logger("journal")
-
-
-class FsyncPolicy(enum.StrEnum):
-    ALWAYS = "always"  # one fsync per appended batch (group commit)
-    INTERVAL = "interval"  # at most one fsync per interval, and on rotation and close
-    NEVER = "never"  # leave it to the kernel, except on rotation and close
-
-
-class Compression(enum.StrEnum):
-    NONE = "none"
-    ZSTD = "zstd"
-
-
-@dataclass(frozen=True, slots=True)
-class WriterOptions:
-    segment_max_bytes: int = 64 * 1024 * 1024
-    segment_max_age_ns: int = 3600 * 10**9
-    fsync: FsyncPolicy = FsyncPolicy.INTERVAL
-    fsync_interval_ns: int = 10**9
-    compression: Compression = Compression.NONE
-    retention: RetentionPolicy = field(default_factory=RetentionPolicy)
 
 
 class JournalWriter:

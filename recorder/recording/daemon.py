@@ -18,10 +18,11 @@ from typing import Any
 from recorder import __version__
 from recorder.config import Config
 from recorder.errors import JournalError, RecorderError
+from recorder.journal.options import Compression, FsyncPolicy, WriterOptions
 from recorder.journal.record import MarkerType
 from recorder.journal.retention import RetentionPolicy
 from recorder.journal.segment import list_segments
-from recorder.journal.writer import Compression, FsyncPolicy, JournalWriter, WriterOptions
+from recorder.journal.writer import JournalWriter
 from recorder.log import get_logger
 from recorder.meshsync import INFORMER_STORE, REQUEST_SUBJECT, RESYNC_DISCOVERY, request_payload
 from recorder.recording.bridge import Bridge

@@ -15,8 +15,9 @@ import sys
 from pathlib import Path
 
 from recorder.errors import JournalWriteError
+from recorder.journal.options import WriterOptions
 from recorder.journal.record import Incoming
-from recorder.journal.writer import JournalWriter, WriterOptions
+from recorder.journal.writer import JournalWriter
 
 
 def set_faults(text: str) -> None:

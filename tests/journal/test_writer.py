@@ -21,6 +21,7 @@ from structlog.testing import capture_logs
 
 from recorder.errors import JournalError, JournalWriteError, LockedError, RecorderError
 from recorder.journal.maintenance import inspect_journal, verify_journal
+from recorder.journal.options import Compression, FsyncPolicy, WriterOptions
 from recorder.journal.reader import JournalReader, Query
 from recorder.journal.record import (
     FOOTER_SIZE,
@@ -33,12 +34,7 @@ from recorder.journal.record import (
 )
 from recorder.journal.retention import RetentionPolicy
 from recorder.journal.segment import list_segments, segment_name, summarize
-from recorder.journal.writer import (
-    Compression,
-    FsyncPolicy,
-    JournalWriter,
-    WriterOptions,
-)
+from recorder.journal.writer import JournalWriter
 
 from ._helpers import (
     INSTANCE,
