@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from recorder.log import configure_logging
+from recorder.log import defer_logging
 
 app = typer.Typer(
     name="recorder",
@@ -15,6 +15,8 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Plain click help: rich would add more start-up time than the rest of the CLI together.
+    rich_markup_mode=None,
 )
 
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
@@ -44,6 +46,7 @@ def _global_options(
         raise typer.BadParameter(
             f"must be one of {', '.join(LOG_FORMATS)}", param_hint="--log-format"
         )
-    configure_logging(level, fmt)
+    # Applied on the first log event: commands that never log never import structlog.
+    defer_logging(level, fmt)
     # `recorder run` hands the flags to its config loader, where they outrank file and env.
     ctx.obj = {"log.level": log_level and level, "log.format": log_format and fmt}

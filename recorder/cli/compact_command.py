@@ -10,9 +10,7 @@ from typing import Annotated, cast
 import typer
 
 from recorder.cli.app import app
-from recorder.compact.run import CompactRequest, Format, run_compaction
 from recorder.errors import UsageError
-from recorder.journal.segment import list_segments
 from recorder.timeparse import parse_time
 
 FORMATS = ("yaml", "json", "meshsync")
@@ -69,6 +67,9 @@ def compact(
         target = Path(out) if fmt == "meshsync" else Path(out).parent
         if not target.is_dir():
             raise UsageError(f"--out: {target} is not a directory")
+    from recorder.compact.run import CompactRequest, Format, run_compaction
+    from recorder.journal.segment import list_segments
+
     until_seq, until_ns = parse_until(until)
     request = CompactRequest(
         directory=directory,

@@ -4,20 +4,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from recorder.cli.app import app
-from recorder.config import (
-    ENV_VARS,
-    LEAVES,
-    Config,
-    check_files,
-    config_to_dict,
-    config_to_yaml,
-    load_config,
-)
+
+if TYPE_CHECKING:
+    from recorder.config import Config
 
 config_app = typer.Typer(help="Show or check the effective configuration.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
@@ -30,6 +24,8 @@ ConfigFile = Annotated[
 
 def load_effective_config(path: Path | None, overrides: dict[str, object] | None = None) -> Config:
     """Defaults, then the file (flag or RECORDER_CONFIG), then RECORDER_* variables, then flags."""
+    from recorder.config import load_config
+
     env_path = os.environ.get("RECORDER_CONFIG")
     chosen = path or (Path(env_path) if env_path else None)
     return load_config(chosen, os.environ, overrides or {})
@@ -38,12 +34,16 @@ def load_effective_config(path: Path | None, overrides: dict[str, object] | None
 @config_app.command("show")
 def show(config: ConfigFile = None) -> None:
     """Print the effective configuration, secrets masked."""
+    from recorder.config import config_to_yaml
+
     typer.echo(config_to_yaml(load_effective_config(config), mask_secrets=True), nl=False)
 
 
 @config_app.command("check")
 def check(config: ConfigFile = None) -> None:
     """Validate the configuration and the files it names; exit 2 naming the bad field."""
+    from recorder.config import check_files
+
     cfg = load_effective_config(config)
     check_files(cfg)
     typer.echo("configuration is valid")
@@ -51,6 +51,8 @@ def check(config: ConfigFile = None) -> None:
 
 def reference_table() -> str:
     """Every setting as a Markdown table: key, environment variables, default."""
+    from recorder.config import ENV_VARS, LEAVES, config_to_dict, load_config
+
     defaults = _flatten(config_to_dict(load_config(None, {}, {}), mask_secrets=True))
     variables: dict[str, list[str]] = {}
     for name, key in ENV_VARS.items():

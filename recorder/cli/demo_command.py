@@ -10,13 +10,15 @@ import tempfile
 import time
 from pathlib import Path
 from types import FrameType
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from recorder.cli.app import app
 from recorder.cli.render import table
-from recorder.demo.run import MIN_EVENTS, REPLAY_SUBJECT, DemoRequest, DemoStats, run_demo
+
+if TYPE_CHECKING:
+    from recorder.demo.run import DemoStats
 
 
 @app.command()
@@ -31,7 +33,7 @@ def demo(
         ),
     ] = None,
     events: Annotated[
-        int, typer.Option(min=MIN_EVENTS, help="Simulated MeshSync messages to publish.")
+        int, typer.Option(help="Simulated MeshSync messages to publish (at least 300).")
     ] = 2000,
     seconds: Annotated[
         float, typer.Option(min=0.1, max=300.0, help="Spread publishing over this many seconds.")
@@ -44,6 +46,8 @@ def demo(
     ] = True,
 ) -> None:
     """Show the whole recorder on loopback: record simulated churn, verify, compact, replay, check."""
+    from recorder.demo.run import DemoRequest, run_demo
+
     existed = directory is not None and directory.exists()  # the user's: only emptied by --no-keep
     if directory is None:
         if keep:
@@ -85,6 +89,8 @@ def _interrupt(_signum: int, _frame: FrameType | None) -> None:
 
 def report(stats: DemoStats) -> list[str]:
     """The demo's report: what ran, what was counted, the checks, and where the files are."""
+    from recorder.demo.run import REPLAY_SUBJECT
+
     verdict = "every check passed" if stats.ok else "SOME CHECKS FAILED"
     subjects = sorted(stats.published_by_subject.items(), key=lambda item: -item[1])
     by_subject = ", ".join(f"{count} {subject}" for subject, count in subjects)

@@ -6,19 +6,18 @@ import base64
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import orjson
 import typer
 
 from recorder.cli.app import app
 from recorder.cli.render import human_bytes, table
 from recorder.errors import UsageError
-from recorder.journal.maintenance import inspect_journal, repair_journal, verify_journal
-from recorder.journal.reader import JournalReader, Query
-from recorder.journal.record import Marker, Message, Record
-from recorder.subjects import is_valid_subject
 from recorder.timeparse import format_time, parse_time
+
+if TYPE_CHECKING:
+    from recorder.journal.reader import Query
+    from recorder.journal.record import Message, Record
 
 JournalDir = Annotated[Path, typer.Argument(help="Journal directory.", show_default=False)]
 
@@ -33,6 +32,10 @@ def inspect(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per segment.")] = False,
 ) -> None:
     """List segments: state, records, bytes, first/last sequence and time, and totals."""
+    import orjson
+
+    from recorder.journal.maintenance import inspect_journal
+
     infos = inspect_journal(directory)
     if as_json:
         for info in infos:
@@ -85,6 +88,8 @@ def _fields(info: Any) -> dict[str, Any]:
 @app.command()
 def verify(directory: JournalDir) -> None:
     """Check every record; exit 0 when clean, 1 with a report of every damaged position."""
+    from recorder.journal.maintenance import verify_journal
+
     report = verify_journal(directory)
     for problem in report.problems:
         where = f" offset {problem.offset}" if problem.offset is not None else ""
@@ -99,6 +104,8 @@ def verify(directory: JournalDir) -> None:
 @app.command()
 def repair(directory: JournalDir) -> None:
     """Move torn or damaged bytes into quarantine files and seal segments; keep every valid record."""
+    from recorder.journal.maintenance import repair_journal
+
     report = repair_journal(directory)
     for item in report.quarantined:
         typer.echo(
@@ -121,6 +128,9 @@ def build_query(
     subjects: list[str] | None,
 ) -> Query:
     """A reader query from command-line values, with errors that name the option."""
+    from recorder.journal.reader import Query
+    from recorder.subjects import is_valid_subject
+
     now = time.time_ns()
     bounds = {}
     for option, value in (("--since", since), ("--until", until)):
@@ -144,6 +154,8 @@ def build_query(
 
 def record_to_json(record: Record) -> dict[str, Any]:
     """A record as one JSON-able dict; payloads as text when they are UTF-8, else base64."""
+    from recorder.journal.record import Marker  # cached after the first record
+
     if isinstance(record, Marker):
         return {
             "seq": record.seq,
@@ -190,6 +202,10 @@ def dump(
     ] = False,
 ) -> None:
     """Print records as JSON lines: seq, time, subject, reply, headers, payload (or payload_b64)."""
+    import orjson
+
+    from recorder.journal.reader import JournalReader
+
     query = build_query(since, until, from_seq, to_seq, subject)
     reader = JournalReader(directory, query=query, markers=markers, salvage=salvage)
     out = sys.stdout.buffer

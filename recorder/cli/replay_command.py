@@ -2,34 +2,24 @@
 
 from __future__ import annotations
 
-import asyncio
 import signal
 import sys
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from recorder.cli.app import app
 from recorder.cli.config_commands import ConfigFile, load_effective_config
 from recorder.cli.journal_commands import build_query
-from recorder.config import NatsConfig
 from recorder.errors import UsageError
-from recorder.replay.publisher import Publisher
-from recorder.replay.run import (
-    Outgoing,
-    Pacer,
-    ReplayStats,
-    Selection,
-    connect,
-    journal_batches,
-    replay,
-    snapshot_messages,
-)
-from recorder.subjects import SubjectMap
 from recorder.timeparse import format_time
+
+if TYPE_CHECKING:
+    from recorder.config import NatsConfig
+    from recorder.replay.run import Outgoing, Pacer, ReplayStats
 
 
 def parse_speed(text: str) -> float | None:
@@ -88,6 +78,15 @@ def replay_command(
     ] = False,
 ) -> None:
     """Republish journaled messages to NATS at the recorded pace, faster, or flat out."""
+    from recorder.replay.run import (
+        Pacer,
+        ReplayStats,
+        Selection,
+        journal_batches,
+        snapshot_messages,
+    )
+    from recorder.subjects import SubjectMap
+
     if (directory is None) == (snapshot is None):
         raise UsageError("give a journal directory or --snapshot FILE (one of them)")
     pace = parse_speed(speed)
@@ -118,6 +117,8 @@ def replay_command(
         _summary(stats, dry_run=True)
         return
     cfg = load_effective_config(config, {"nats.urls": list(nats_url) if nats_url else None})
+    import asyncio
+
     stats = asyncio.run(_publish(batches, cfg.nats, Pacer(pace, rate), stats))
     _summary(stats, dry_run=False)
     if stats.interrupted:
@@ -127,7 +128,12 @@ def replay_command(
 async def _publish(
     batches: Iterable[Sequence[Outgoing]], nats_cfg: NatsConfig, pacer: Pacer, stats: ReplayStats
 ) -> ReplayStats:
+    from recorder.replay.publisher import Publisher
+    from recorder.replay.run import connect, replay
+
     nc, errors = await connect(nats_cfg)
+    import asyncio
+
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):

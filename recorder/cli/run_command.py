@@ -11,9 +11,6 @@ import typer
 
 from recorder.cli.app import app
 from recorder.cli.config_commands import ConfigFile, load_effective_config
-from recorder.demo.embedded import EmbeddedBroker
-from recorder.log import configure_logging
-from recorder.recording.daemon import run_daemon
 
 
 @app.command()
@@ -42,6 +39,10 @@ def run(
     ] = None,
 ) -> None:
     """Record MeshSync traffic from a NATS broker into the journal until stopped."""
+    from recorder.demo.embedded import EmbeddedBroker
+    from recorder.log import configure_logging
+    from recorder.recording.daemon import run_daemon
+
     overrides: dict[str, object] = {
         "nats.urls": repeated(nats_url),
         "subjects": repeated(subject),
