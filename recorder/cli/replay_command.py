@@ -119,6 +119,9 @@ def replay_command(
     cfg = load_effective_config(config, {"nats.urls": list(nats_url) if nats_url else None})
     import asyncio
 
+    from recorder.log import start_logging
+
+    start_logging()  # nats-py logs through the stdlib: route it before connecting
     stats = asyncio.run(_publish(batches, cfg.nats, Pacer(pace, rate), stats))
     _summary(stats, dry_run=False)
     if stats.interrupted:
