@@ -71,6 +71,16 @@ def format_size(size: int) -> int | str:
     return size
 
 
+def human_size(size: int) -> str:
+    """A byte count for people, one way everywhere: `512 B`, `1.5 KiB`, `1.0 MiB`, `2.3 GiB`."""
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(value) < 1024:
+            return f"{size} B" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} TiB"
+
+
 def format_duration(seconds: float) -> int | str:
     """Render seconds in the largest unit that divides them exactly, e.g. `1h` or `500ms`."""
     if seconds == 0:

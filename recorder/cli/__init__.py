@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import errno
+import os
 import sys
+from typing import NoReturn
 
 import typer
 
@@ -18,27 +21,66 @@ from recorder.cli import (  # noqa: F401
     run_command,
 )
 from recorder.cli.app import app
-from recorder.errors import RecorderError
+from recorder.cli.render import examples
+from recorder.errors import OutputClosedError, RecorderError
 
 __all__ = ["app", "main"]
 
 
-@app.command()
+@app.command(epilog=examples("recorder version", "recorder --version"))
 def version() -> None:
     """Print the recorder's version."""
     typer.echo(f"meshsync-recorder {__version__}")
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Run the CLI; a RecorderError becomes one `Error:` line and its exit code."""
+    """Run the CLI; a RecorderError or an OSError becomes one `Error:` line and an exit code."""
+    _open_closed_stdio()
     try:
         app(args=argv, prog_name="recorder")  # standalone: usage errors exit 2 by themselves
-    except RecorderError as exc:
-        typer.echo(f"Error: {exc}", err=True)
-        if exc.hint:
-            typer.echo(f"Hint: {exc.hint}", err=True)
-        sys.exit(exc.exit_code)
-    except BrokenPipeError:
-        # The reader of our output went away (`recorder dump | head`): not an error of ours.
-        sys.stderr.close()
+    except OutputClosedError:
+        _discard_stdout()
         sys.exit(0)
+    except RecorderError as exc:
+        _fail(str(exc), exc.hint, exc.exit_code)
+    except OSError as exc:
+        # The environment, not a bug: a file this user may not read, a full disk, a path that is
+        # not what it should be. The OS names the file and the reason.
+        where = f"{exc.filename}: " if exc.filename else ""
+        hint = _HINTS.get(exc.errno) if exc.errno is not None else None
+        _fail(f"{where}{exc.strerror or exc}", hint, 1)
+
+
+_HINTS = {
+    errno.EACCES: "run as the user that owns the journal, or give this user access to the file",
+    errno.ENOSPC: "free space on that filesystem; nothing already written was lost",
+}
+
+
+def _fail(message: str, hint: str | None, code: int) -> NoReturn:
+    typer.echo(f"Error: {message}", err=True)
+    if hint:
+        typer.echo(f"Hint: {hint}", err=True)
+    sys.exit(code)
+
+
+def _open_closed_stdio() -> None:
+    """A standard stream closed before start (`recorder ... >&-`) becomes /dev/null.
+
+    Otherwise the next file opened would get its descriptor, and output meant for the
+    terminal would land in a journal or snapshot.
+    """
+    for fd, name in ((1, "stdout"), (2, "stderr")):
+        if getattr(sys, name) is None:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            if devnull != fd:
+                os.dup2(devnull, fd)
+                os.close(devnull)
+            setattr(sys, name, open(fd, "w", closefd=False))  # noqa: SIM115 - lives as sys.stdout
+
+
+def _discard_stdout() -> None:
+    """Point stdout at /dev/null, so flushing what is still buffered at exit cannot fail again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)

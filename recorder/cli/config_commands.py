@@ -8,12 +8,17 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from recorder.cli.app import app
+from recorder.cli.app import CliTyper, app
+from recorder.cli.render import examples
 
 if TYPE_CHECKING:
     from recorder.config import Config
 
-config_app = typer.Typer(help="Show or check the effective configuration.", no_args_is_help=True)
+config_app = CliTyper(
+    help="Show or check the effective configuration.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
 app.add_typer(config_app, name="config")
 
 ConfigFile = Annotated[
@@ -31,7 +36,13 @@ def load_effective_config(path: Path | None, overrides: dict[str, object] | None
     return load_config(chosen, os.environ, overrides or {})
 
 
-@config_app.command("show")
+@config_app.command(
+    "show",
+    epilog=examples(
+        "recorder config show --config /etc/recorder/config.yaml",
+        "RECORDER_NATS_URL=nats://broker:4222 recorder config show",
+    ),
+)
 def show(config: ConfigFile = None) -> None:
     """Print the effective configuration, secrets masked."""
     from recorder.config import config_to_yaml
@@ -39,7 +50,13 @@ def show(config: ConfigFile = None) -> None:
     typer.echo(config_to_yaml(load_effective_config(config), mask_secrets=True), nl=False)
 
 
-@config_app.command("check")
+@config_app.command(
+    "check",
+    epilog=examples(
+        "recorder config check --config /etc/recorder/config.yaml",
+        "RECORDER_CONFIG=config.yaml recorder config check && systemctl restart recorder",
+    ),
+)
 def check(config: ConfigFile = None) -> None:
     """Validate the configuration and the files it names; exit 2 naming the bad field."""
     from recorder.config import check_files
@@ -82,7 +99,13 @@ def _shown(value: Any) -> str:
     return str(value).lower() if isinstance(value, bool) else str(value)
 
 
-@config_app.command("reference")
+@config_app.command(
+    "reference",
+    epilog=examples(
+        "recorder config reference",
+        "recorder config reference > docs/settings.md",
+    ),
+)
 def reference() -> None:
     """Print every setting with its environment variables and default, as a Markdown table."""
     typer.echo(reference_table(), nl=False)

@@ -15,13 +15,19 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from recorder.cli.app import app
-from recorder.cli.render import table
+from recorder.cli.render import examples, table
 
 if TYPE_CHECKING:
     from recorder.demo.run import DemoStats
 
 
-@app.command()
+@app.command(
+    epilog=examples(
+        "recorder demo",
+        "recorder demo --events 5000 --seconds 20 --dir ./demo",
+        "recorder demo --no-keep",
+    )
+)
 def demo(
     directory: Annotated[
         Path | None,

@@ -2,46 +2,85 @@
 
 from __future__ import annotations
 
+import math
 import signal
 import sys
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from recorder.cli.app import app
 from recorder.cli.config_commands import ConfigFile, load_effective_config
-from recorder.cli.journal_commands import build_query
+from recorder.cli.journal_commands import build_query, journal_argument
+from recorder.cli.options import (
+    FromSeq,
+    Kinds,
+    Namespaces,
+    Output,
+    Since,
+    Subjects,
+    ToSeq,
+    Until,
+)
+from recorder.cli.render import examples, print_json, wants_json
 from recorder.errors import UsageError
+from recorder.subjects import is_valid_subject
 from recorder.timeparse import format_time
+from recorder.units import human_size
 
 if TYPE_CHECKING:
     from recorder.config import NatsConfig
-    from recorder.replay.run import Outgoing, Pacer, ReplayStats
+    from recorder.replay.run import Outgoing, Pacer, ReplayStats, Selection
+    from recorder.subjects import SubjectMap
 
 
 def parse_speed(text: str) -> float | None:
-    """`max` (None: as fast as the broker accepts) or a positive factor."""
+    """`max` (None: as fast as the broker accepts) or a positive, finite factor."""
     if text == "max":
         return None
     try:
         speed = float(text)
     except ValueError:
-        speed = 0.0
-    if speed <= 0:
+        speed = math.nan
+    if not (math.isfinite(speed) and speed > 0):  # nan and inf would stall or skip pacing
         raise UsageError(f"--speed: must be a positive number or max, got {text!r}")
     return speed
 
 
-@app.command(name="replay")
+def check_rate(rate: float | None) -> float | None:
+    """`--rate`: None (no cap) or a positive, finite number of messages per second."""
+    if rate is not None and not (math.isfinite(rate) and rate > 0):
+        raise UsageError(f"--rate: must be a positive number of messages per second, got {rate}")
+    return rate
+
+
+def check_prefix(prefix: str) -> None:
+    """`--subject-prefix` must make valid subjects: tokens without wildcards, spaces or gaps."""
+    if prefix and not is_valid_subject(prefix.rstrip("."), wildcards=False):
+        raise UsageError(
+            f"--subject-prefix: {prefix!r} does not make valid NATS subjects "
+            "(dot-separated tokens without spaces or wildcards, like replay or test.replay)"
+        )
+
+
+@app.command(
+    name="replay",
+    epilog=examples(
+        "recorder replay /var/lib/recorder --nats-url nats://staging:4222 --speed 10",
+        "recorder replay DIR --since -15m --subject-map 'meshery.meshsync.*=replay.*' --speed max",
+        "recorder replay --snapshot snapshot.yaml --dry-run -o json",
+    ),
+)
 def replay_command(
     directory: Annotated[
-        Path | None, typer.Argument(help="Journal directory.", show_default=False)
+        Path | None, typer.Argument(metavar="DIR", help="Journal directory.", show_default=False)
     ] = None,
     snapshot: Annotated[
-        Path | None, typer.Option(help="Replay a compact snapshot as ADDED events instead.")
+        Path | None,
+        typer.Option(help="Replay a compact snapshot (any --format) as ADDED events instead."),
     ] = None,
     config: ConfigFile = None,
     nats_url: Annotated[
@@ -55,77 +94,97 @@ def replay_command(
         str, typer.Option(help="1 = recorded pace, 10 = ten times faster, max.")
     ] = "1",
     rate: Annotated[
-        float | None, typer.Option(min=0.001, help="At most this many messages per second.")
+        float | None, typer.Option(help="At most this many messages per second.")
     ] = None,
-    since: Annotated[str | None, typer.Option(help="RFC 3339 time or relative like -15m.")] = None,
-    until: Annotated[str | None, typer.Option(help="RFC 3339 time or relative like -5m.")] = None,
-    from_seq: Annotated[int | None, typer.Option(min=0, help="First sequence number.")] = None,
-    to_seq: Annotated[int | None, typer.Option(min=0, help="Last sequence number.")] = None,
-    subject: Annotated[
-        list[str] | None, typer.Option(help="Only subjects matching this pattern, repeatable.")
-    ] = None,
-    kind: Annotated[
-        list[str] | None, typer.Option(help="Only MeshSync objects of this kind.")
-    ] = None,
-    namespace: Annotated[
-        list[str] | None, typer.Option(help="Only MeshSync objects in this namespace.")
-    ] = None,
+    since: Since = None,
+    until: Until = None,
+    from_seq: FromSeq = None,
+    to_seq: ToSeq = None,
+    subject: Subjects = None,
+    kind: Kinds = None,
+    namespace: Namespaces = None,
     msg_id: Annotated[
         bool, typer.Option("--msg-id", help="Add Nats-Msg-Id (instance-seq) for JetStream dedup.")
     ] = False,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Only say what would be sent; do not connect.")
     ] = False,
+    output: Output = "text",
 ) -> None:
     """Republish journaled messages to NATS at the recorded pace, faster, or flat out."""
-    from recorder.replay.run import (
-        Pacer,
-        ReplayStats,
-        Selection,
-        journal_batches,
-        snapshot_messages,
-    )
-    from recorder.subjects import SubjectMap
+    from recorder.replay.run import Pacer, ReplayStats, Selection
 
+    as_json = wants_json(output)
     if (directory is None) == (snapshot is None):
         raise UsageError("give a journal directory or --snapshot FILE (one of them)")
-    pace = parse_speed(speed)
-    try:
-        maps = tuple(SubjectMap.parse(text) for text in subject_map or ())
-    except UsageError as exc:
-        raise UsageError(f"--subject-map: {exc}") from None
+    pacer = Pacer(parse_speed(speed), check_rate(rate))
+    check_prefix(subject_prefix)
+    maps = parse_subject_maps(subject_map)
     selection = Selection(
         build_query(since, until, from_seq, to_seq, subject),
         tuple(kind or ()),
         tuple(namespace or ()),
     )
     stats = ReplayStats()
-    batches: Iterable[Sequence[Outgoing]]
-    if snapshot is not None:
-        batches = [
-            list(snapshot_messages(snapshot, maps=maps, prefix=subject_prefix, selection=selection))
-        ]
-    elif directory is not None:
-        if not directory.is_dir():
-            raise UsageError(f"{directory}: not a journal directory (no such directory)")
-        batches = journal_batches(
-            directory, selection, maps=maps, prefix=subject_prefix, msg_id=msg_id, stats=stats
-        )
+    batches = _messages(directory, snapshot, selection, maps, subject_prefix, msg_id, stats)
     if dry_run:
         for batch in batches:
             stats.count(batch)
-        _summary(stats, dry_run=True)
-        return
-    cfg = load_effective_config(config, {"nats.urls": list(nats_url) if nats_url else None})
+    else:
+        cfg = load_effective_config(config, {"nats.urls": list(nats_url) if nats_url else None})
+        stats = _send(batches, cfg.nats, pacer, stats)
+    _report(stats, dry_run=dry_run, as_json=as_json)
+
+
+def _report(stats: ReplayStats, *, dry_run: bool, as_json: bool) -> None:
+    if as_json:
+        print_json(stats_document(stats, dry_run=dry_run))
+    else:
+        _summary(stats, dry_run=dry_run)
+    if stats.interrupted:
+        raise typer.Exit(130)
+
+
+def parse_subject_maps(texts: list[str] | None) -> tuple[SubjectMap, ...]:
+    """`--subject-map FROM=TO` values, refused with the flag named when they are not subjects."""
+    from recorder.subjects import SubjectMap
+
+    try:
+        return tuple(SubjectMap.parse(text) for text in texts or ())
+    except UsageError as exc:
+        raise UsageError(f"--subject-map: {exc}") from None
+
+
+def _messages(
+    directory: Path | None,
+    snapshot: Path | None,
+    selection: Selection,
+    maps: tuple[SubjectMap, ...],
+    prefix: str,
+    msg_id: bool,
+    stats: ReplayStats,
+) -> Iterable[Sequence[Outgoing]]:
+    """The batches to send: from the snapshot (one batch), else read from the journal lazily."""
+    from recorder.replay.run import journal_batches, snapshot_messages
+
+    if snapshot is not None:
+        return [list(snapshot_messages(snapshot, maps=maps, prefix=prefix, selection=selection))]
+    assert directory is not None  # the caller insists on exactly one of them
+    journal_argument(directory)
+    return journal_batches(
+        directory, selection, maps=maps, prefix=prefix, msg_id=msg_id, stats=stats
+    )
+
+
+def _send(
+    batches: Iterable[Sequence[Outgoing]], nats_cfg: NatsConfig, pacer: Pacer, stats: ReplayStats
+) -> ReplayStats:
     import asyncio
 
     from recorder.log import start_logging
 
     start_logging()  # nats-py logs through the stdlib: route it before connecting
-    stats = asyncio.run(_publish(batches, cfg.nats, Pacer(pace, rate), stats))
-    _summary(stats, dry_run=False)
-    if stats.interrupted:
-        raise typer.Exit(130)
+    return asyncio.run(_publish(batches, nats_cfg, pacer, stats))
 
 
 async def _publish(
@@ -169,12 +228,32 @@ def _summary(stats: ReplayStats, *, dry_run: bool) -> None:
     span = ""
     if stats.first_time_ns is not None and stats.last_time_ns is not None and stats.first_time_ns:
         span = f", recorded {format_time(stats.first_time_ns)} .. {format_time(stats.last_time_ns)}"
-    typer.echo(f"{verb} {stats.sent} messages ({stats.bytes} bytes){span}", err=True)
+    typer.echo(f"{verb} {stats.sent} messages ({human_size(stats.bytes)}){span}", err=True)
     for name, count in sorted(stats.subjects.items()):
         typer.echo(f"  {name}: {count}", err=True)
     typer.echo(f"skipped by filters: {stats.skipped}", err=True)
     if not dry_run:
         typer.echo(f"elapsed {stats.elapsed_s:.2f} s, {stats.rate:.0f} msg/s", err=True)
     if stats.interrupted:
-        resume = (stats.last_seq or 0) + 1
-        typer.echo(f"interrupted: resume with --from-seq {resume}", err=True)
+        typer.echo(f"interrupted: resume with --from-seq {_resume_seq(stats)}", err=True)
+
+
+def _resume_seq(stats: ReplayStats) -> int:
+    return (stats.last_seq or 0) + 1
+
+
+def stats_document(stats: ReplayStats, *, dry_run: bool) -> dict[str, Any]:
+    """`-o json`: what was (or would be) sent, per subject, and where to resume."""
+    return {
+        "dry_run": dry_run,
+        "messages": stats.sent,
+        "bytes": stats.bytes,
+        "subjects": dict(sorted(stats.subjects.items())),
+        "skipped": stats.skipped,
+        "first_time": format_time(stats.first_time_ns) if stats.first_time_ns else None,
+        "last_time": format_time(stats.last_time_ns) if stats.last_time_ns else None,
+        "last_seq": stats.last_seq,
+        "elapsed_s": None if dry_run else stats.elapsed_s,
+        "interrupted": stats.interrupted,
+        "resume_from_seq": _resume_seq(stats) if stats.interrupted else None,
+    }

@@ -11,9 +11,16 @@ import typer
 
 from recorder.cli.app import app
 from recorder.cli.config_commands import ConfigFile, load_effective_config
+from recorder.cli.render import examples
 
 
-@app.command()
+@app.command(
+    epilog=examples(
+        "recorder run --nats-url nats://127.0.0.1:4222 --journal-dir /var/lib/recorder",
+        "recorder run --config /etc/recorder/config.yaml",
+        "recorder run --embedded-broker --journal-dir ./journal --http-listen 127.0.0.1:9464",
+    )
+)
 def run(
     ctx: typer.Context,
     config: ConfigFile = None,

@@ -63,6 +63,9 @@ class CompactResult:
     outputs: list[Path] = field(default_factory=list)
     objects_written: int = 0
     resumed_from_seq: int | None = None
+    # What this run read; `stats` also counts what the checkpoint it resumed from had read.
+    messages_read: int = 0
+    object_events_read: int = 0
     checkpoint: Path | None = None
     pruned: list[str] = field(default_factory=list)
 
@@ -91,7 +94,8 @@ def run_compaction(
     compactor = None
     if request.checkpoint or _pruned_before(request.directory, checkpoint_path):
         compactor = _load_checkpoint(checkpoint_path, options)
-    resumed = compactor.stats().last_seq if compactor else None
+    before = compactor.stats() if compactor else None
+    resumed = before.last_seq if before else None
     if resumed is not None and request.until_seq is not None and resumed > request.until_seq:
         raise UsageError(
             f"the checkpoint already covers up to seq {resumed}, after --until {request.until_seq}",
@@ -116,9 +120,9 @@ def run_compaction(
     with contextlib.ExitStack() as stack:
         meshsync_paths = extended = None
         if request.format == "meshsync":
-            meshsync_paths = meshsync_snapshot_paths(
-                request.out or Path.cwd(), datetime.now(UTC).date()
-            )
+            directory = request.out or Path.cwd()
+            directory.mkdir(exist_ok=True)  # like the other formats' files, made when missing
+            meshsync_paths = meshsync_snapshot_paths(directory, datetime.now(UTC).date())
             # Streamed as it is read: the -extended file grows with events, memory must not.
             extended = stack.enter_context(atomic_file(meshsync_paths[1]))
         compactor.feed_many(_records(reader, progress), _extended_writer(extended))
@@ -133,7 +137,12 @@ def run_compaction(
                 torn=damage.torn,
                 reason=damage.reason,
             )
-        result = CompactResult(stats, resumed_from_seq=resumed)
+        result = CompactResult(
+            stats,
+            resumed_from_seq=resumed,
+            messages_read=stats.messages - (before.messages if before else 0),
+            object_events_read=stats.object_events - (before.object_events if before else 0),
+        )
         stdout = stdout or sys.stdout.buffer
         _write_outputs(request, compactor, stats, meshsync_paths, result, stdout)
     if request.checkpoint:

@@ -6,7 +6,6 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from recorder.errors import JournalError
 from recorder.fsutil import fsync_dir
 from recorder.journal.frames import Damage, walk_frames
 from recorder.journal.lock import DirectoryLock, is_locked
@@ -30,6 +29,7 @@ from recorder.journal.segment import (
     SegmentFile,
     find_gaps,
     list_segments,
+    require_dir,
     segment_bytes,
     segment_name,
     summarize,
@@ -190,8 +190,7 @@ def _info(segment: SegmentFile, state: str, footer: Footer, size: int) -> Segmen
 
 
 def _existing_segments(directory: Path) -> list[SegmentFile]:
-    if not directory.is_dir():
-        raise JournalError(f"{directory}: not a journal directory (no such directory)")
+    require_dir(directory)
     return list_segments(directory)
 
 
@@ -211,6 +210,7 @@ class VerifyReport:
     records: int = 0
     problems: list[Problem] = field(default_factory=list)
     in_progress: str | None = None  # the live writer's segment, whose tail may be mid-write
+    gaps: list[tuple[int, int]] = field(default_factory=list)  # missing segment numbers
 
     @property
     def clean(self) -> bool:
@@ -221,8 +221,8 @@ def verify_journal(directory: Path) -> VerifyReport:
     """Check every record of every segment, the footers, sequence order and segment numbering."""
     segments = _existing_segments(directory)
     locked = is_locked(directory)
-    report = VerifyReport(segments=len(segments))
-    for first, last in find_gaps(segments):
+    report = VerifyReport(segments=len(segments), gaps=find_gaps(segments))
+    for first, last in report.gaps:
         report.problems.append(
             Problem(segment_name(first), None, f"segments {first}..{last} are missing")
         )

@@ -15,7 +15,7 @@ from typing import Final, NamedTuple
 import msgpack
 from zlib_ng.zlib_ng import crc32
 
-from recorder.errors import CorruptionError, JournalError
+from recorder.errors import CorruptionError
 from recorder.journal.frames import Damage, walk_frames
 from recorder.journal.record import (
     FRAME,
@@ -37,6 +37,7 @@ from recorder.journal.segment import (
     SegmentFile,
     header_or_none,
     list_segments,
+    require_dir,
     segment_bytes,
     summarize,
 )
@@ -128,8 +129,7 @@ class JournalReader:
         self._past_end = False
 
     def segments(self) -> list[SegmentFile]:
-        if not self.directory.is_dir():
-            raise JournalError(f"{self.directory}: not a journal directory (no such directory)")
+        require_dir(self.directory)
         return list_segments(self.directory)
 
     def __iter__(self) -> Iterator[tuple[Position, Record]]:
