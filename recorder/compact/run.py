@@ -192,7 +192,12 @@ def _load_checkpoint(path: Path, options: CompactOptions) -> Compactor | None:
         data = path.read_bytes()
     except FileNotFoundError:
         return None
-    compactor = Compactor.from_bytes(data, options)
+    try:
+        compactor = Compactor.from_bytes(data, options)
+    except UsageError as exc:
+        raise UsageError(f"{path}: {exc}", hint=exc.hint) from None
+    except (KeyError, TypeError, ValueError):  # msgpack, but not in the shape to_bytes writes
+        raise UsageError(f"{path}: the checkpoint is not a compaction state", "delete it") from None
     log.info("checkpoint_loaded", path=str(path), last_seq=compactor.stats().last_seq)
     return compactor
 
