@@ -14,6 +14,7 @@ from recorder import __version__
 # Importing the command modules registers their commands on `app`.
 from recorder.cli import (  # noqa: F401
     compact_command,
+    completion_command,
     config_commands,
     demo_command,
     journal_commands,
