@@ -1,7 +1,5 @@
 """The command line: the only place that reads argv, env and files, prints, and sets exit codes."""
 
-from __future__ import annotations
-
 import errno
 import os
 import sys

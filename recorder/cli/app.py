@@ -1,6 +1,8 @@
-"""The typer application and the options every command shares."""
+"""The typer application and the options every command shares.
 
-from __future__ import annotations
+The CLI modules do without `from __future__ import annotations`: typer evaluates string
+annotations twice per command, for every command, at each start-up.
+"""
 
 import os
 from collections.abc import Callable

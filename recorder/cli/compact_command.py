@@ -1,7 +1,5 @@
 """`recorder compact`: journals -> a deduplicated snapshot of cluster state."""
 
-from __future__ import annotations
-
 import sys
 import time
 from pathlib import Path
@@ -123,7 +121,7 @@ def _check_arguments(
         raise UsageError(f"--out: {path.parent} is not a directory")
 
 
-def _run_with_progress(request: CompactRequest) -> CompactResult:
+def _run_with_progress(request: "CompactRequest") -> "CompactResult":
     """The compaction, with a progress bar over segments when stderr is a terminal."""
     from recorder.compact.run import run_compaction
     from recorder.journal.segment import list_segments
@@ -135,7 +133,7 @@ def _run_with_progress(request: CompactRequest) -> CompactResult:
         return run_compaction(request, progress=lambda _segment: bar.update(1))
 
 
-def summary(result: CompactResult) -> list[str]:
+def summary(result: "CompactResult") -> list[str]:
     """What was read, kept, skipped and written, for people (on stderr: stdout may be data)."""
     stats = result.stats
     read = f"read {result.messages_read} messages ({result.object_events_read} object events)"
@@ -160,7 +158,7 @@ def summary(result: CompactResult) -> list[str]:
     return lines
 
 
-def result_document(result: CompactResult) -> dict[str, Any]:
+def result_document(result: "CompactResult") -> dict[str, Any]:
     """`-o json`: the same facts as the summary, every issue included."""
     stats = result.stats
     return {

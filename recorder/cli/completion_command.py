@@ -1,7 +1,5 @@
 """`recorder completion SHELL`: the shell completion script, for packaging or a dotfile."""
 
-from __future__ import annotations
-
 from typing import Annotated
 
 import typer

@@ -1,7 +1,5 @@
 """`recorder config show` and `recorder config check`."""
 
-from __future__ import annotations
-
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -27,7 +25,9 @@ ConfigFile = Annotated[
 ]
 
 
-def load_effective_config(path: Path | None, overrides: dict[str, object] | None = None) -> Config:
+def load_effective_config(
+    path: Path | None, overrides: dict[str, object] | None = None
+) -> "Config":
     """Defaults, then the file (flag or RECORDER_CONFIG), then RECORDER_* variables, then flags."""
     from recorder.config import load_config
 

@@ -1,7 +1,5 @@
 """`recorder demo`: broker, simulated MeshSync, the real daemon, verify, compact, replay; a report."""
 
-from __future__ import annotations
-
 import os
 import shlex
 import shutil
@@ -93,7 +91,7 @@ def _interrupt(_signum: int, _frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
-def report(stats: DemoStats) -> list[str]:
+def report(stats: "DemoStats") -> list[str]:
     """The demo's report: what ran, what was counted, the checks, and where the files are."""
     from recorder.demo.run import REPLAY_SUBJECT
 

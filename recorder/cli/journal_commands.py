@@ -1,7 +1,5 @@
 """Journal inspection commands: inspect, verify, repair, dump."""
 
-from __future__ import annotations
-
 import base64
 import sys
 import time
@@ -74,11 +72,11 @@ def inspect(
         typer.echo(_inspect_table(infos))
 
 
-def _segment_fields(info: SegmentInfo) -> dict[str, Any]:
+def _segment_fields(info: "SegmentInfo") -> dict[str, Any]:
     return {name: getattr(info, name) for name in info.__slots__}
 
 
-def _totals(infos: list[SegmentInfo]) -> dict[str, Any]:
+def _totals(infos: "list[SegmentInfo]") -> dict[str, Any]:
     """The whole journal at once: counts summed, the first and last sequence and time."""
 
     def extreme(pick: Any, values: list[int | None]) -> int | None:
@@ -97,7 +95,7 @@ def _totals(infos: list[SegmentInfo]) -> dict[str, Any]:
     }
 
 
-def _inspect_table(infos: list[SegmentInfo]) -> str:
+def _inspect_table(infos: "list[SegmentInfo]") -> str:
     rows = [
         [
             info.name,
@@ -198,7 +196,7 @@ def build_query(
     from_seq: int | None,
     to_seq: int | None,
     subjects: list[str] | None,
-) -> Query:
+) -> "Query":
     """A reader query from command-line values, with errors that name the option."""
     from recorder.journal.reader import Query
     from recorder.subjects import is_valid_subject
@@ -224,7 +222,7 @@ def build_query(
     )
 
 
-def record_to_json(record: Record) -> dict[str, Any]:
+def record_to_json(record: "Record") -> dict[str, Any]:
     """A record as one JSON-able dict; payloads as text when they are UTF-8, else base64."""
     from recorder.journal.record import Marker  # cached after the first record
 
@@ -251,7 +249,7 @@ def record_to_json(record: Record) -> dict[str, Any]:
     return out
 
 
-def _headers_map(message: Message) -> dict[str, list[str]]:
+def _headers_map(message: "Message") -> dict[str, list[str]]:
     headers: dict[str, list[str]] = {}
     for name, value in message.headers or ():
         headers.setdefault(name, []).append(value)

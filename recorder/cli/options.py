@@ -1,7 +1,5 @@
 """Arguments and options that several commands take, declared once so they read the same."""
 
-from __future__ import annotations
-
 from pathlib import Path
 from typing import Annotated
 

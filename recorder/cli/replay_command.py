@@ -1,7 +1,5 @@
 """`recorder replay`: put recorded traffic (or a snapshot) back on the wire."""
 
-from __future__ import annotations
-
 import math
 import signal
 import sys
@@ -136,7 +134,7 @@ def replay_command(
     _report(stats, dry_run=dry_run, as_json=as_json)
 
 
-def _report(stats: ReplayStats, *, dry_run: bool, as_json: bool) -> None:
+def _report(stats: "ReplayStats", *, dry_run: bool, as_json: bool) -> None:
     if as_json:
         print_json(stats_document(stats, dry_run=dry_run))
     else:
@@ -145,7 +143,7 @@ def _report(stats: ReplayStats, *, dry_run: bool, as_json: bool) -> None:
         raise typer.Exit(130)
 
 
-def parse_subject_maps(texts: list[str] | None) -> tuple[SubjectMap, ...]:
+def parse_subject_maps(texts: list[str] | None) -> "tuple[SubjectMap, ...]":
     """`--subject-map FROM=TO` values, refused with the flag named when they are not subjects."""
     from recorder.subjects import SubjectMap
 
@@ -158,12 +156,12 @@ def parse_subject_maps(texts: list[str] | None) -> tuple[SubjectMap, ...]:
 def _messages(
     directory: Path | None,
     snapshot: Path | None,
-    selection: Selection,
-    maps: tuple[SubjectMap, ...],
+    selection: "Selection",
+    maps: "tuple[SubjectMap, ...]",
     prefix: str,
     msg_id: bool,
-    stats: ReplayStats,
-) -> Iterable[Sequence[Outgoing]]:
+    stats: "ReplayStats",
+) -> "Iterable[Sequence[Outgoing]]":
     """The batches to send: from the snapshot (one batch), else read from the journal lazily."""
     from recorder.replay.run import journal_batches, snapshot_messages
 
@@ -177,8 +175,11 @@ def _messages(
 
 
 def _send(
-    batches: Iterable[Sequence[Outgoing]], nats_cfg: NatsConfig, pacer: Pacer, stats: ReplayStats
-) -> ReplayStats:
+    batches: "Iterable[Sequence[Outgoing]]",
+    nats_cfg: "NatsConfig",
+    pacer: "Pacer",
+    stats: "ReplayStats",
+) -> "ReplayStats":
     import asyncio
 
     from recorder.log import start_logging
@@ -188,8 +189,11 @@ def _send(
 
 
 async def _publish(
-    batches: Iterable[Sequence[Outgoing]], nats_cfg: NatsConfig, pacer: Pacer, stats: ReplayStats
-) -> ReplayStats:
+    batches: "Iterable[Sequence[Outgoing]]",
+    nats_cfg: "NatsConfig",
+    pacer: "Pacer",
+    stats: "ReplayStats",
+) -> "ReplayStats":
     from recorder.replay.publisher import Publisher
     from recorder.replay.run import connect, replay
 
@@ -215,7 +219,7 @@ class Progress:
     def __init__(self) -> None:
         self.drawn_at = 0.0
 
-    def __call__(self, stats: ReplayStats) -> None:
+    def __call__(self, stats: "ReplayStats") -> None:
         now = time.monotonic()
         if now - self.drawn_at >= 0.1:
             self.drawn_at = now
@@ -223,7 +227,7 @@ class Progress:
             sys.stderr.flush()
 
 
-def _summary(stats: ReplayStats, *, dry_run: bool) -> None:
+def _summary(stats: "ReplayStats", *, dry_run: bool) -> None:
     verb = "would send" if dry_run else "sent"
     span = ""
     if stats.first_time_ns is not None and stats.last_time_ns is not None and stats.first_time_ns:
@@ -238,11 +242,11 @@ def _summary(stats: ReplayStats, *, dry_run: bool) -> None:
         typer.echo(f"interrupted: resume with --from-seq {_resume_seq(stats)}", err=True)
 
 
-def _resume_seq(stats: ReplayStats) -> int:
+def _resume_seq(stats: "ReplayStats") -> int:
     return (stats.last_seq or 0) + 1
 
 
-def stats_document(stats: ReplayStats, *, dry_run: bool) -> dict[str, Any]:
+def stats_document(stats: "ReplayStats", *, dry_run: bool) -> dict[str, Any]:
     """`-o json`: what was (or would be) sent, per subject, and where to resume."""
     return {
         "dry_run": dry_run,

@@ -1,7 +1,5 @@
 """`recorder run`: the recording daemon."""
 
-from __future__ import annotations
-
 import contextlib
 import os
 from pathlib import Path
