@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, Annotated, Any, cast
 import typer
 
 from recorder.cli.app import app
-from recorder.cli.options import JournalDir, Kinds, Namespaces, Output
+from recorder.cli.options import JournalDir, Kinds, Namespaces, Output, Quiet
+from recorder.cli.progress import wanted
 from recorder.cli.render import examples, print_json, wants_json
 from recorder.errors import UsageError
 from recorder.timeparse import parse_time
@@ -67,6 +68,7 @@ def compact(
         float, typer.Option(min=0.0, help="Seconds of quiet that close a re-list.")
     ] = 10.0,
     output: Output = "text",
+    quiet: Quiet = False,
 ) -> None:
     """Turn journals into a snapshot: one object per uid and cluster, DELETED removes, newest wins."""
     from recorder.compact.run import CompactRequest, Format
@@ -89,7 +91,7 @@ def compact(
         prune_ghosts=prune_ghosts,
         idle_ns=int(idle_gap * 1e9),
     )
-    result = _run_with_progress(request)
+    result = _run_with_progress(request, quiet=quiet)
     if as_json:
         print_json(result_document(result))
         return
@@ -121,15 +123,18 @@ def _check_arguments(
         raise UsageError(f"--out: {path.parent} is not a directory")
 
 
-def _run_with_progress(request: "CompactRequest") -> "CompactResult":
-    """The compaction, with a progress bar over segments when stderr is a terminal."""
+def _run_with_progress(request: "CompactRequest", *, quiet: bool) -> "CompactResult":
+    """The compaction, with a bar over segments read (and an ETA) for a person watching."""
     from recorder.compact.run import run_compaction
     from recorder.journal.segment import list_segments
 
-    if not sys.stderr.isatty():
+    if not wanted(quiet):
         return run_compaction(request)
     total = len(list_segments(request.directory))
-    with typer.progressbar(length=total, label="compacting", file=sys.stderr) as bar:
+    bar = typer.progressbar(
+        length=total, label="reading segments", show_pos=True, show_eta=True, file=sys.stderr
+    )
+    with bar:
         return run_compaction(request, progress=lambda _segment: bar.update(1))
 
 

@@ -17,6 +17,9 @@ Output = Annotated[
         help="text (for people) or json (one document on stdout, for scripts).",
     ),
 ]
+Quiet = Annotated[
+    bool, typer.Option("--quiet", "-q", help="No progress display, even on a terminal.")
+]
 Since = Annotated[str | None, typer.Option(help="RFC 3339 time or relative like -15m.")]
 Until = Annotated[str | None, typer.Option(help="RFC 3339 time or relative like -5m.")]
 FromSeq = Annotated[int | None, typer.Option(min=0, help="First sequence number.")]

@@ -2,8 +2,6 @@
 
 import math
 import signal
-import sys
-import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -18,11 +16,13 @@ from recorder.cli.options import (
     Kinds,
     Namespaces,
     Output,
+    Quiet,
     Since,
     Subjects,
     ToSeq,
     Until,
 )
+from recorder.cli.progress import ReplayProgress, wanted
 from recorder.cli.render import examples, print_json, wants_json
 from recorder.errors import UsageError
 from recorder.subjects import is_valid_subject
@@ -108,6 +108,7 @@ def replay_command(
         bool, typer.Option("--dry-run", help="Only say what would be sent; do not connect.")
     ] = False,
     output: Output = "text",
+    quiet: Quiet = False,
 ) -> None:
     """Republish journaled messages to NATS at the recorded pace, faster, or flat out."""
     from recorder.replay.run import Pacer, ReplayStats, Selection
@@ -130,8 +131,32 @@ def replay_command(
             stats.count(batch)
     else:
         cfg = load_effective_config(config, {"nats.urls": list(nats_url) if nats_url else None})
-        stats = _send(batches, cfg.nats, pacer, stats)
+        progress = _progress(batches, directory, selection, pacer) if wanted(quiet) else None
+        stats = _send(batches, cfg.nats, pacer, stats, progress)
     _report(stats, dry_run=dry_run, as_json=as_json)
+
+
+def _progress(
+    batches: "Iterable[Sequence[Outgoing]]",
+    directory: Path | None,
+    selection: "Selection",
+    pacer: "Pacer",
+) -> ReplayProgress:
+    """What the progress line can know up front: the total, and the recorded time to reach."""
+    if isinstance(batches, list):  # a snapshot, already in memory
+        return ReplayProgress(total=sum(map(len, batches)), speed=pacer.speed)
+    from recorder.journal.maintenance import inspect_journal
+
+    assert directory is not None
+    infos = inspect_journal(directory)  # footers: cheap even for a large journal
+    query = selection.query
+    filtered = any((query.since_ns, query.until_ns, query.from_seq, query.to_seq, query.subjects))
+    ends = [info.last_time_ns for info in infos if info.last_time_ns is not None]
+    end_ns = min(filter(None, (max(ends, default=None), query.until_ns)), default=None)
+    # Filters make the count unknowable without reading everything; then the ETA uses time.
+    whole = not (filtered or selection.kinds or selection.namespaces)
+    total = sum(info.messages for info in infos) if whole else None
+    return ReplayProgress(total=total, end_ns=end_ns, speed=pacer.speed)
 
 
 def _report(stats: "ReplayStats", *, dry_run: bool, as_json: bool) -> None:
@@ -179,13 +204,14 @@ def _send(
     nats_cfg: "NatsConfig",
     pacer: "Pacer",
     stats: "ReplayStats",
+    progress: ReplayProgress | None,
 ) -> "ReplayStats":
     import asyncio
 
     from recorder.log import start_logging
 
     start_logging()  # nats-py logs through the stdlib: route it before connecting
-    return asyncio.run(_publish(batches, nats_cfg, pacer, stats))
+    return asyncio.run(_publish(batches, nats_cfg, pacer, stats, progress))
 
 
 async def _publish(
@@ -193,6 +219,7 @@ async def _publish(
     nats_cfg: "NatsConfig",
     pacer: "Pacer",
     stats: "ReplayStats",
+    progress: ReplayProgress | None,
 ) -> "ReplayStats":
     from recorder.replay.publisher import Publisher
     from recorder.replay.run import connect, replay
@@ -204,27 +231,12 @@ async def _publish(
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    progress = Progress() if sys.stderr.isatty() else None
     try:
         return await replay(batches, Publisher(nc), errors, pacer, stop, stats, progress)
     finally:
         if progress is not None:
-            sys.stderr.write("\n")
+            progress.finish()
         await nc.close()
-
-
-class Progress:
-    """`sent N (seq S)` on the terminal, redrawn at most ten times a second."""
-
-    def __init__(self) -> None:
-        self.drawn_at = 0.0
-
-    def __call__(self, stats: "ReplayStats") -> None:
-        now = time.monotonic()
-        if now - self.drawn_at >= 0.1:
-            self.drawn_at = now
-            sys.stderr.write(f"\rsent {stats.sent} (seq {stats.last_seq})")
-            sys.stderr.flush()
 
 
 def _summary(stats: "ReplayStats", *, dry_run: bool) -> None:
