@@ -206,37 +206,28 @@ def _send(
     stats: "ReplayStats",
     progress: ReplayProgress | None,
 ) -> "ReplayStats":
+    """Publish on an event loop of its own; SIGINT or SIGTERM stop after the message in flight."""
     import asyncio
 
     from recorder.log import start_logging
-
-    start_logging()  # nats-py logs through the stdlib: route it before connecting
-    return asyncio.run(_publish(batches, nats_cfg, pacer, stats, progress))
-
-
-async def _publish(
-    batches: "Iterable[Sequence[Outgoing]]",
-    nats_cfg: "NatsConfig",
-    pacer: "Pacer",
-    stats: "ReplayStats",
-    progress: ReplayProgress | None,
-) -> "ReplayStats":
     from recorder.replay.publisher import Publisher
     from recorder.replay.run import connect, replay
 
-    nc, errors = await connect(nats_cfg)
-    import asyncio
+    async def publish() -> "ReplayStats":
+        nc, errors = await connect(nats_cfg)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        try:
+            return await replay(batches, Publisher(nc), errors, pacer, stop, stats, progress)
+        finally:
+            if progress is not None:
+                progress.finish()
+            await nc.close()
 
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
-    try:
-        return await replay(batches, Publisher(nc), errors, pacer, stop, stats, progress)
-    finally:
-        if progress is not None:
-            progress.finish()
-        await nc.close()
+    start_logging()  # nats-py logs through the stdlib: route it before connecting
+    return asyncio.run(publish())
 
 
 def _summary(stats: "ReplayStats", *, dry_run: bool) -> None:

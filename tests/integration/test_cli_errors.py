@@ -95,21 +95,19 @@ def test_an_unreadable_segment_is_one_error_line(tmp_path: Path, command: tuple[
     assert "Hint: run as the user that owns the journal" in result.stderr
 
 
+def run_unprivileged(directory: Path) -> subprocess.CompletedProcess[str]:
+    """`recorder run` on `directory` without root's override; no broker listens on its URL."""
+    url = f"nats://127.0.0.1:{free_port()}"
+    args = ("run", "--journal-dir", directory, "--nats-url", url, "--http-listen", "off")
+    return recorder(*args, unprivileged=True)
+
+
 @needs_setpriv
 def test_an_unreadable_lock_is_named_not_called_an_unwritable_directory(tmp_path: Path) -> None:
     """`run` on a journal whose LOCK it may not open names the LOCK, not the directory."""
     directory = journal(tmp_path / "journal")
     (directory / "LOCK").chmod(0)
-    result = recorder(
-        "run",
-        "--journal-dir",
-        directory,
-        "--nats-url",
-        f"nats://127.0.0.1:{free_port()}",
-        "--http-listen",
-        "off",
-        unprivileged=True,
-    )
+    result = run_unprivileged(directory)
     assert_one_error(
         result, f"Error: {directory / 'LOCK'}: cannot open journal file (Permission denied)", 1
     )
@@ -120,16 +118,7 @@ def test_a_read_only_journal_directory_is_called_not_writable(tmp_path: Path) ->
     """`run` into a directory it may not create files in says the directory is not writable."""
     directory = tmp_path / "journal"
     directory.mkdir(mode=0o555)
-    result = recorder(
-        "run",
-        "--journal-dir",
-        directory,
-        "--nats-url",
-        f"nats://127.0.0.1:{free_port()}",
-        "--http-listen",
-        "off",
-        unprivileged=True,
-    )
+    result = run_unprivileged(directory)
     assert_one_error(
         result, f"Error: {directory}: journal directory not writable (Permission denied)", 1
     )
