@@ -110,6 +110,9 @@ def test_embedded_broker_records_what_is_published_to_it(tmp_path: Path) -> None
 
 def test_embedded_broker_dies_with_a_killed_recorder(tmp_path: Path) -> None:
     """A recorder killed with SIGKILL, which runs no cleanup, still takes its nats-server along."""
+    # Imported here: the other tests of this module are moving to a shared `recorders` fixture.
+    from run_helpers import recorders_for
+
     with recorders_for(tmp_path) as recorders:
         recorder = recorders.start(
             tmp_path / "journal", None, subjects=[CORE], args=["--embedded-broker"]
