@@ -113,9 +113,11 @@ def test_embedded_broker_dies_with_a_killed_recorder(tmp_path: Path) -> None:
     # Imported here: the other tests of this module are moving to a shared `recorders` fixture.
     from run_helpers import recorders_for
 
+    from recorder.meshsync import CORE_SUBJECT
+
     with recorders_for(tmp_path) as recorders:
         recorder = recorders.start(
-            tmp_path / "journal", None, subjects=[CORE], args=["--embedded-broker"]
+            tmp_path / "journal", None, subjects=[CORE_SUBJECT], args=["--embedded-broker"]
         )
         recorder.wait_ready()
         found = re.search(
