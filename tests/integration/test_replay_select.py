@@ -213,7 +213,7 @@ def test_dry_run_prints_count_subjects_and_span_without_connecting(
     assert result.returncode == 0, result.stderr
     lines = result.stderr.splitlines()
     assert re.fullmatch(
-        r"would send 11 messages \(\d+ bytes\), recorded "
+        r"would send 11 messages \(\d+\.\d KiB\), recorded "
         r"2026-01-01T00:00:01\.000000000Z \.\. 2026-01-01T00:00:11\.000000000Z",
         lines[0],
     ), lines[0]
