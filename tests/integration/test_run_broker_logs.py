@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from run_helpers import free_port, recorders_for, wait_until
+from run_helpers import free_port, recorders_for
 
 
 def test_each_failed_connect_attempt_is_one_line_naming_the_masked_url(tmp_path: Path) -> None:
@@ -13,11 +13,7 @@ def test_each_failed_connect_attempt_is_one_line_naming_the_masked_url(tmp_path:
     url = f"nats://recorder:s3cret-pw@127.0.0.1:{free_port()}"
     with recorders_for(tmp_path) as recorders:
         recorder = recorders.start(tmp_path / "journal", url)
-        wait_until(
-            lambda: recorder.event_names().count("broker_unreachable") >= 2,
-            20,
-            "two failed connect attempts",
-        )
+        recorder.wait_event("broker_unreachable", timeout=20)
         assert recorder.stop() == 0
         events = [e for e in recorder.events() if e.get("subsystem") == "bridge"]
         stderr = recorder.stderr()
