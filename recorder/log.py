@@ -8,7 +8,6 @@ structlog costs more than the whole of either command.
 from __future__ import annotations
 
 import importlib.util
-import logging
 import re
 import sys
 from typing import TYPE_CHECKING, Any, Final, TextIO, cast
@@ -17,6 +16,8 @@ from recorder.errors import ConfigError
 from recorder.units import MASK, mask_url
 
 if TYPE_CHECKING:
+    import logging
+
     from structlog.typing import (
         EventDict,
         ExceptionRenderer,
@@ -26,11 +27,12 @@ if TYPE_CHECKING:
     )
 
 LEVELS: Final = {
-    "debug": logging.DEBUG,
-    "info": logging.INFO,
-    "warning": logging.WARNING,
-    "error": logging.ERROR,
-    "critical": logging.CRITICAL,
+    # logging's own numbers, written out: the stdlib module loads only once something logs.
+    "debug": 10,
+    "info": 20,
+    "warning": 30,
+    "error": 40,
+    "critical": 50,
 }
 FORMATS: Final = ("auto", "json", "console")
 _SECRET_KEY: Final = re.compile(r"password|passwd|secret|token|seed|creds|credential|auth", re.I)
@@ -120,6 +122,8 @@ def _route_stdlib(
     import structlog
 
     global _installed
+    import logging
+
     handler = logging.StreamHandler(out)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
@@ -182,6 +186,8 @@ def reset_logging() -> None:
     global _installed, _deferred
     _deferred = None
     if _installed is not None:
+        import logging
+
         logging.getLogger().removeHandler(_installed)
         _installed = None
     if "structlog" in sys.modules:

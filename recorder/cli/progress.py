@@ -6,7 +6,6 @@ not a terminal, nor with --quiet (the caller decides, see `wanted`).
 
 import sys
 import time
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TextIO
 
 from recorder.timeparse import format_time
@@ -36,20 +35,28 @@ def format_eta(seconds: float) -> str:
     return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
 
 
-@dataclass
 class ReplayProgress:
     """`sent N of T, at <recorded time>, ETA 1m05s`.
 
     The ETA at a `--speed` comes from the recorded time still ahead divided by the speed, which
-    holds however bursty the recording is; flat out it comes from the rate so far.
+    holds however bursty the recording is; flat out it comes from the rate so far. (A plain
+    class: dataclasses would cost every command's start-up an import.)
     """
 
-    total: int | None = None  # messages to send, when known without reading them all
-    end_ns: int | None = None  # recorded time of the last message to send
-    speed: float | None = None  # None: --speed max
-    stream: TextIO = field(default_factory=lambda: sys.stderr)
-    started: float = field(default_factory=time.monotonic)
-    drawn_at: float = 0.0
+    def __init__(
+        self,
+        total: int | None = None,  # messages to send, when known without reading them all
+        end_ns: int | None = None,  # recorded time of the last message to send
+        speed: float | None = None,  # None: --speed max
+        stream: TextIO | None = None,
+        started: float | None = None,
+    ) -> None:
+        self.total = total
+        self.end_ns = end_ns
+        self.speed = speed
+        self.stream = stream or sys.stderr
+        self.started = time.monotonic() if started is None else started
+        self.drawn_at = 0.0
 
     def __call__(self, stats: "ReplayStats") -> None:
         now = time.monotonic()

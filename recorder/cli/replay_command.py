@@ -25,7 +25,6 @@ from recorder.cli.options import (
 from recorder.cli.progress import ReplayProgress, wanted
 from recorder.cli.render import examples, print_json, wants_json
 from recorder.errors import UsageError
-from recorder.subjects import is_valid_subject
 from recorder.timeparse import format_time
 from recorder.units import human_size
 
@@ -57,6 +56,8 @@ def check_rate(rate: float | None) -> float | None:
 
 def check_prefix(prefix: str) -> None:
     """`--subject-prefix` must make valid subjects: tokens without wildcards, spaces or gaps."""
+    from recorder.subjects import is_valid_subject
+
     if prefix and not is_valid_subject(prefix.rstrip("."), wildcards=False):
         raise UsageError(
             f"--subject-prefix: {prefix!r} does not make valid NATS subjects "
