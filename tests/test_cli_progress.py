@@ -18,7 +18,7 @@ class _Terminal(io.StringIO):
 
 
 def stats(sent: int, at_s: float) -> ReplayStats:
-    result = ReplayStats(sent=sent)
+    result = ReplayStats(sent=sent, last_seq=sent + 1)
     result.first_time_ns = T0
     result.last_time_ns = T0 + int(at_s * 1e9)
     return result
@@ -36,7 +36,7 @@ def test_eta_at_a_speed_comes_from_the_recorded_time_left() -> None:
     """At --speed 10, 600 recorded seconds still ahead take a minute, however fast it went so far."""
     progress = ReplayProgress(total=100, end_ns=T0 + 900 * 10**9, speed=10.0, started=0.0)
     line = progress.line(stats(sent=50, at_s=300), now=5.0)
-    assert line == "sent 50 of 100, at 2026-11-18T11:11:40.000000000Z, ETA 1m00s"
+    assert line == "sent 50 of 100 (seq 51), at 2026-11-18T11:11:40.000000000Z, ETA 1m00s"
 
 
 def test_eta_flat_out_comes_from_the_rate_so_far() -> None:
@@ -49,7 +49,7 @@ def test_no_total_and_no_eta_when_neither_can_be_known() -> None:
     """Filtered, flat out: the line says what was sent and where, nothing it would have to guess."""
     progress = ReplayProgress(total=None, speed=None, started=0.0)
     assert progress.line(stats(sent=7, at_s=0), now=1.0) == (
-        "sent 7, at 2026-11-18T11:06:40.000000000Z"
+        "sent 7 (seq 8), at 2026-11-18T11:06:40.000000000Z"
     )
 
 
@@ -61,7 +61,7 @@ def test_redrawn_in_place_at_most_ten_times_a_second() -> None:
     progress(stats(sent=2, at_s=0))  # within 0.1 s of the first: not drawn
     progress.finish()
     assert stream.getvalue().count("\r") == 1
-    assert stream.getvalue().startswith("\rsent 1 of 3")
+    assert stream.getvalue().startswith("\rsent 1 of 3 (seq 2)")
     assert stream.getvalue().endswith("\033[K\n")
 
 

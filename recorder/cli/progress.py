@@ -36,7 +36,7 @@ def format_eta(seconds: float) -> str:
 
 
 class ReplayProgress:
-    """`sent N of T, at <recorded time>, ETA 1m05s`.
+    """`sent N of T (seq S), at <recorded time>, ETA 1m05s`.
 
     The ETA at a `--speed` comes from the recorded time still ahead divided by the speed, which
     holds however bursty the recording is; flat out it comes from the rate so far. (A plain
@@ -67,7 +67,8 @@ class ReplayProgress:
         self.stream.flush()
 
     def line(self, stats: "ReplayStats", now: float) -> str:
-        parts = [f"sent {stats.sent}" + (f" of {self.total}" if self.total else "")]
+        sent = f"sent {stats.sent}" + (f" of {self.total}" if self.total else "")
+        parts = [sent + (f" (seq {stats.last_seq})" if stats.last_seq is not None else "")]
         if stats.last_time_ns:
             parts.append(f"at {format_time(stats.last_time_ns)}")
         eta = self.eta(stats, now)

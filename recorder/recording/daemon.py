@@ -83,7 +83,7 @@ def open_failure(directory: Path, exc: OSError) -> str:
             return f"{culprit}: cannot open journal file ({reason})"
         return f"{directory}: journal directory not writable ({reason})"
     if isinstance(exc, NotADirectoryError):
-        return f"{directory}: not a journal directory (a parent is a file)"
+        return f"{directory}: cannot create the journal directory: {reason} (a parent is a file)"
     return f"{culprit or directory}: cannot open journal: {reason}"
 
 

@@ -67,7 +67,7 @@ def test_replay_shows_sent_of_total_and_an_eta(nats_server: Broker, journal: Pat
     args = ("replay", journal, "--nats-url", nats_server.url, "--speed", "40")
     code, shown = on_a_terminal(*args)
     assert code == 0, shown
-    assert "sent 1 of 40, at " in shown
+    assert "sent 1 of 40 (seq " in shown
     assert "ETA " in shown
     code, shown = on_a_terminal(*args, "-q")
     assert code == 0, shown
