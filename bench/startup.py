@@ -13,8 +13,10 @@ order so that a burst of load on the shared machine hits every case alike:
 `recorder` is the console script installed next to the interpreter, as a user runs it. Wall time
 is measured around the process; CPU time (user + system, from wait4) is reported beside it since
 it suffers less from other processes on the machine. The table shows the median and the range.
-Target: each command's median wall time at most 150 ms above the bare interpreter's. Exits 1
-when a target fails.
+Target: each command's median wall time at most 150 ms above the bare interpreter's. When the
+bare interpreter's wall time is over 1.5x its CPU time the machine is too busy for wall times to
+mean anything, and the target is judged on CPU time instead (the report says so). Exits 1 when a
+target fails.
 """
 
 from __future__ import annotations
@@ -29,9 +31,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from common import emit, exit_status, log, scratch_dir, spread, table, verdict
+from common import emit, exit_status, log, quiet_logs, scratch_dir, spread, table, verdict
 
 TARGET_EXTRA_MS = 150.0
+CONTENDED = 1.5  # bare wall / bare CPU above this: other processes hold the CPUs
 T0 = 1_795_000_000 * 10**9
 SUBJECT_OF = ("meshery.meshsync.core", "meshery.meshsync.request", "other.subject")
 
@@ -93,12 +96,17 @@ def measure(cases: dict[str, list[str]], repeat: int) -> dict[str, list[Sample]]
 def report(samples: dict[str, list[Sample]]) -> tuple[list[str], dict[str, Any], list[bool]]:
     bare = statistics.median(s.wall_ms for s in samples["bare"])
     bare_cpu = statistics.median(s.cpu_ms for s in samples["bare"])
+    # A bare interpreter waiting for a CPU far longer than it runs: the machine is shared and
+    # busy, wall times measure the queue, and only CPU time says what start-up costs.
+    contended = bare > CONTENDED * bare_cpu
     rows, results, outcomes = [], {}, []
     for name, runs in samples.items():
         wall = [s.wall_ms for s in runs]
         cpu = [s.cpu_ms for s in runs]
         extra = statistics.median(wall) - bare
-        passed = None if name == "bare" else extra <= TARGET_EXTRA_MS
+        extra_cpu = statistics.median(cpu) - bare_cpu
+        judged = extra_cpu if contended else extra
+        passed = None if name == "bare" else judged <= TARGET_EXTRA_MS
         if passed is not None:
             outcomes.append(passed)
         results[name] = {
@@ -108,8 +116,9 @@ def report(samples: dict[str, list[Sample]]) -> tuple[list[str], dict[str, Any],
             "cpu_ms": statistics.median(cpu),
             "extra_ms": extra,
             "ratio": statistics.median(wall) / bare,
-            "extra_cpu_ms": statistics.median(cpu) - bare_cpu,
+            "extra_cpu_ms": extra_cpu,
             "target_extra_ms": TARGET_EXTRA_MS,
+            "judged_on": "cpu" if contended else "wall",
             "verdict": verdict(passed, "-"),
         }
         rows.append(
@@ -118,6 +127,7 @@ def report(samples: dict[str, list[Sample]]) -> tuple[list[str], dict[str, Any],
                 spread(wall, ".0f", 4),
                 spread(cpu, ".0f", 4),
                 f"{extra:+.0f}",
+                f"{extra_cpu:+.0f}",
                 f"{statistics.median(wall) / bare:.2f}x",
                 verdict(passed, "baseline"),
             ]
@@ -127,11 +137,16 @@ def report(samples: dict[str, list[Sample]]) -> tuple[list[str], dict[str, Any],
         ("wall ms", "<16"),
         ("cpu ms", "<16"),
         ("extra ms", ">8"),
+        ("extra cpu", ">9"),
         ("ratio", ">6"),
         ("target", "<8"),
     ]
     lines = table(columns, rows)
-    lines.append(f"target: at most {TARGET_EXTRA_MS:.0f} ms wall above `python -c pass`")
+    lines.append(f"target: at most {TARGET_EXTRA_MS:.0f} ms above `python -c pass`")
+    if contended:
+        lines.append(
+            f"machine busy (bare wall {bare:.0f} ms vs cpu {bare_cpu:.0f} ms): judged on CPU time"
+        )
     return lines, results, outcomes
 
 
@@ -141,6 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="JSON results on stdout")
     args = parser.parse_args(argv)
     recorder = console_script()
+    quiet_logs()
     with scratch_dir("startup") as base:
         journal = base / "journal"
         make_journal(journal)
