@@ -12,7 +12,8 @@ def test_each_failed_connect_attempt_is_one_line_naming_the_masked_url(tmp_path:
     password masked, and nats-py's own errors for that attempt are not logged beside it."""
     url = f"nats://recorder:s3cret-pw@127.0.0.1:{free_port()}"
     with recorders_for(tmp_path) as recorders:
-        recorder = recorders.start(tmp_path / "journal", url)
+        # In the environment: a password on the command line is readable by every user (ps).
+        recorder = recorders.start(tmp_path / "journal", None, env={"RECORDER_NATS_URL": url})
         recorder.wait_event("broker_unreachable", timeout=20)
         assert recorder.stop() == 0
         events = [e for e in recorder.events() if e.get("subsystem") == "bridge"]
