@@ -45,9 +45,12 @@ WORKDIR /var/lib/meshsync-recorder
 
 # /healthz answers as long as the process serves requests; /readyz (broker, journal, disk) is for
 # Kubernetes' readinessProbe, which takes a pod out of service instead of restarting it.
-# slim has no curl: python's urllib does the request, and a non-2xx or no answer exits 1.
+# `recorder health` reads the effective configuration as `recorder run` does (RECORDER_CONFIG's
+# file, then RECORDER_* variables), so it asks the port the daemon really listens on; with
+# http.listen off it checks that a live recorder holds the journal's LOCK. Exit 0 or 1, and its
+# own timeout leaves the interpreter's start-up time inside docker's.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
-    CMD ["python", "-c", "import os, urllib.request; port = os.environ.get('RECORDER_HTTP_LISTEN', '').rpartition(':')[2] or '9464'; urllib.request.urlopen(f'http://127.0.0.1:{port}/healthz', timeout=4)"]
+    CMD ["recorder", "health", "--timeout", "3"]
 
 # SIGTERM stops intake, drains the subscription (at most 5 s), writes what is queued, fsyncs and
 # seals the segment, then exits 0. Give it 20 s before SIGKILL, twice docker's default of 10 s:

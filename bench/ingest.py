@@ -2,7 +2,8 @@
 
     .venv/bin/python bench/ingest.py [--sizes 1024,4096] [--duration S] [--repeat R]
         [--targets bare,interval,always,jetstream] [--refine N] [--pin split|none]
-        [--max-rate R] [--recorder-src DIR] [--dir DIR] [--json] [--profile RATE]
+        [--max-rate R] [--recorder-src DIR] [--baseline-src DIR] [--dir DIR] [--json]
+        [--profile RATE]
 
 One nats-server on loopback (JetStream on, `sync_interval: always`, store on the real disk) and
 one publisher process (nats-py) that offers MeshSync-like ADDED Pod envelopes at a paced rate in
@@ -12,6 +13,8 @@ steps. Each target is measured alone, in a process of its own:
   interval   `recorder run --fsync interval` (the default)
   always     `recorder run --fsync always` (group commit: one fsync per written batch)
   jetstream  no client at all: a file stream on the same subject, server `sync_interval: always`
+  baseline   `recorder run --fsync interval` from `--baseline-src DIR` (say, the commit before a
+             change), so a change is judged against its parent in the same run
 
 A step publishes `rate x duration` messages, paced against the clock, then flushes (PING/PONG,
 so the server has them all). It passes when the target has every message within a grace of
@@ -65,7 +68,7 @@ from ingest_report import checks, figures, report
 from ingest_search import LABELS, MIN_RATE, Search, describe_step, run_step, search
 from ingest_targets import RecorderTarget, recorder_env, start_target
 
-TARGETS = ("bare", "interval", "always", "jetstream")
+TARGETS = ("bare", "interval", "always", "jetstream", "baseline")
 
 
 def measure(base: Path, broker: Broker, publisher: Child, args: argparse.Namespace) -> list[Search]:
@@ -81,7 +84,7 @@ def measure(base: Path, broker: Broker, publisher: Child, args: argparse.Namespa
                 if start is not None and start < MIN_RATE:
                     start = None
                 with pinned(cpu_split(args.pin)[1]):
-                    target = start_target(name, broker, base, args.recorder_src)
+                    target = start_target(name, broker, base, args.recorder_src, args.baseline_src)
                 try:
                     outcome = search(target, broker, publisher, size, start, args, log)
                 finally:
@@ -133,7 +136,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--repeat", type=int, default=2, help="searches per target and size")
     parser.add_argument("--refine", type=int, default=3, help="bisection steps per search")
     parser.add_argument(
-        "--targets", type=parse_targets, default=list(TARGETS), help="comma-separated subset"
+        "--targets", type=parse_targets, default=list(TARGETS[:-1]), help="comma-separated subset"
     )
     parser.add_argument("--max-rate", type=float, default=400_000, help="highest rate offered")
     parser.add_argument("--dir", type=Path, default=None, help="journals and store (default: cwd)")
@@ -151,6 +154,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="run `recorder` from this directory (PYTHONPATH), e.g. a checkout with a change",
     )
     parser.add_argument(
+        "--baseline-src",
+        type=Path,
+        default=None,
+        help="the `baseline` target: `recorder run --fsync interval` from this checkout",
+    )
+    parser.add_argument(
         "--profile",
         type=float,
         default=None,
@@ -158,6 +167,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="instead: cProfile the recorder (interval, first size) at RATE msgs/s, --repeat steps",
     )
     args = parser.parse_args(argv)
+    if ("baseline" in args.targets) != (args.baseline_src is not None):
+        parser.error("the baseline target and --baseline-src go together")
     if args.repeat < 1 or args.refine < 0 or args.duration <= 0:
         parser.error("--repeat >= 1, --refine >= 0 and --duration > 0")
     return args
@@ -189,8 +200,8 @@ def environment(base: Path, broker: Broker, args: argparse.Namespace) -> dict[st
         "nats_server": broker.version(),
         "jetstream_sync_always": broker.sync_always(),
         "nats_py": importlib.metadata.version("nats-py"),
-        "pending_msgs_limit": PENDING_MSGS,
-        "pending_bytes_limit": PENDING_BYTES,
+        "queue_max_messages": PENDING_MSGS,
+        "queue_max_bytes": PENDING_BYTES,
         "python": platform.python_version(),
         "cpus": os.cpu_count(),
         "platform": platform.platform(),

@@ -17,11 +17,13 @@ from typing import Any
 import nats
 from common import SUBJECT
 
-from recorder.config import NatsConfig
+from recorder.config import Config
 
 PAYLOAD_POOL = 64  # distinct payloads cycled through
-PENDING_MSGS = NatsConfig.pending_msgs_limit  # the recorder's defaults, used for both clients
-PENDING_BYTES = NatsConfig.pending_bytes_limit
+# The bare client buffers as much as the recorder's intake does by default, so both absorb the
+# same burst before they drop.
+PENDING_MSGS = Config.queue_max_messages
+PENDING_BYTES = Config.queue_max_bytes
 
 
 # -- payloads -------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ LABELS = {
     "interval": "recorder interval",
     "always": "recorder always",
     "jetstream": "jetstream sync",
+    "baseline": "baseline interval",
 }
 # Offered rates (msgs/s) climbed in round 1 until a step fails.
 LADDER = (5_000, 10_000, 20_000, 40_000, 60_000, 80_000, 120_000, 160_000, 240_000, 320_000)

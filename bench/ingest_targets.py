@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 import nats
 from common import SUBJECT, Broker, Child, stop_process
-from ingest_children import PENDING_BYTES, PENDING_MSGS, bare_main
+from ingest_children import bare_main
 from nats.js.api import StorageType
 
 from recorder.demo.embedded import free_port
@@ -81,9 +81,10 @@ class RecorderTarget:
         policy: str,
         cprofile: Path | None = None,
         source: Path | None = None,
+        name: str | None = None,
     ) -> None:
-        self.name = policy
-        self.journal = Path(tempfile.mkdtemp(prefix=f"journal-{policy}-", dir=base))
+        self.name = name or policy
+        self.journal = Path(tempfile.mkdtemp(prefix=f"journal-{self.name}-", dir=base))
         self.log_path = self.journal.with_suffix(".log")
         self.http_port = free_port()
         profile = ["-m", "cProfile", "-o", str(cprofile)] if cprofile else []
@@ -99,8 +100,6 @@ class RecorderTarget:
             source,
             RECORDER_LOG_LEVEL="warning",
             RECORDER_LOG_FORMAT="json",
-            RECORDER_NATS_PENDING_MSGS_LIMIT=str(PENDING_MSGS),
-            RECORDER_NATS_PENDING_BYTES_LIMIT=str(PENDING_BYTES),
         )
         with self.log_path.open("ab") as log:
             # cwd: not the checkout, whose `recorder/` `-m` would import before PYTHONPATH's.
@@ -177,7 +176,13 @@ class JetStreamTarget:
         return {}
 
 
-def start_target(name: str, broker: Broker, base: Path, source: Path | None) -> Target:
+def start_target(
+    name: str, broker: Broker, base: Path, source: Path | None, baseline: Path | None = None
+) -> Target:
+    if name == "baseline":
+        # The same `recorder run --fsync interval`, from another checkout: before/after a change
+        # measured in one run, interleaved with the other targets.
+        return RecorderTarget(broker, base, "interval", source=baseline, name="baseline")
     if name == "bare":
         return BareTarget(broker)
     if name == "jetstream":

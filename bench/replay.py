@@ -165,7 +165,9 @@ def write_journal(directory: Path, pool: list[bytes], count: int) -> None:
     start = time.time_ns() - count * 1_000_000
     batch: list[Incoming] = []
     for index in range(count):
-        batch.append((start + index * 1_000_000, SUBJECT, "", None, pool[index % len(pool)], None))
+        batch.append(
+            Incoming(start + index * 1_000_000, SUBJECT, "", None, pool[index % len(pool)], None)
+        )
         if len(batch) == 4096:
             writer.append_messages(batch)
             batch = []

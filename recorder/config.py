@@ -36,7 +36,6 @@ from recorder.errors import ConfigError
 from recorder.subjects import is_valid_subject
 from recorder.units import (
     MASK,
-    GiB,
     KiB,
     MiB,
     format_duration,
@@ -212,8 +211,6 @@ class NatsConfig:
     retry_on_start: bool = True
     reconnect_wait: float = setting(2.0, kind=DURATION, check=_positive)
     max_reconnect_wait: float = setting(30.0, kind=DURATION, check=_positive)
-    pending_msgs_limit: int = setting(1_000_000, check=_at_least(1))
-    pending_bytes_limit: int = setting(GiB, kind=SIZE, check=_at_least(1))
 
 
 @dataclass(frozen=True)
@@ -260,6 +257,9 @@ class Config:
     mode: Literal["core", "jetstream"] = "core"
     jetstream: JetStreamConfig = field(default_factory=JetStreamConfig)
     queue_max_messages: int = setting(100_000, check=_at_least(1))
+    # Payload bytes; with the interpreter and nats-py's buffers the daemon then stays under
+    # 256 MiB (a container limit) in a flood of 1 MiB messages (tests/reliability).
+    queue_max_bytes: int = setting(64 * MiB, kind=SIZE, check=_at_least(MiB, "1MiB"))
     baseline: Literal["none", "informer-store", "resync"] = "none"
     baseline_reply_subject: str = setting("meshsync-recorder.store", check=_check_reply_subject)
     http: HttpConfig = field(default_factory=HttpConfig)
@@ -276,6 +276,11 @@ SCHEMA: Final = Schema.of(
         "RECORDER_FSYNC": "journal.fsync",
     },
     env_ignored=[ENV_CONFIG_PATH],
+    removed={
+        # Direct delivery bypasses nats-py's per-subscription queue, so they never applied.
+        "nats.pending_msgs_limit": "the recorder's intake is the only buffer; use queue_max_messages",
+        "nats.pending_bytes_limit": "the recorder's intake is the only buffer; use queue_max_bytes",
+    },
 )
 LEAVES: Final[dict[str, Leaf]] = SCHEMA.leaves
 SECTIONS: Final[dict[str, type]] = SCHEMA.sections

@@ -69,6 +69,9 @@ class Schema(Generic[T]):
     env_prefix: str
     env_vars: dict[str, str]
     env_ignored: frozenset[str]
+    # Settings that no longer exist, by dotted path and by environment variable: why, and
+    # what replaces them. Refused with that reason rather than as an unknown name.
+    removed: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def of(
@@ -77,6 +80,7 @@ class Schema(Generic[T]):
         env_prefix: str,
         env_aliases: Mapping[str, str] | None = None,
         env_ignored: Iterable[str] = (),
+        removed: Mapping[str, str] | None = None,
     ) -> Schema[T]:
         """Walk `root`; each setting gets `env_prefix` + its path upper-cased with `_` for `.`."""
         leaves: dict[str, Leaf] = {}
@@ -84,7 +88,9 @@ class Schema(Generic[T]):
         _walk(root, "", leaves, sections)
         env_vars = {env_prefix + p.upper().replace(".", "_"): p for p in leaves}
         env_vars |= env_aliases or {}
-        return cls(root, leaves, sections, env_prefix, env_vars, frozenset(env_ignored))
+        gone = dict(removed or {})
+        gone |= {env_prefix + p.upper().replace(".", "_"): why for p, why in gone.items()}
+        return cls(root, leaves, sections, env_prefix, env_vars, frozenset(env_ignored), gone)
 
 
 # -- converting raw values -----------------------------------------------------------------------
@@ -157,7 +163,11 @@ def _show(value: object, secret: bool) -> str:
     return mask_url(text)
 
 
-def _unknown(name: str, known: list[str], what: str, source: str | None) -> ConfigError:
+def _unknown(
+    name: str, known: list[str], what: str, source: str | None, removed: Mapping[str, str]
+) -> ConfigError:
+    if name in removed:
+        return ConfigError(name, f"was removed: {removed[name]}", source)
     close = difflib.get_close_matches(name, known, n=1)
     hint = f' (did you mean "{close[0]}"?)' if close else ""
     shown = name if name.isprintable() and name else json.dumps(name)  # one visible line
@@ -236,7 +246,8 @@ def _flatten(
         elif path in schema.leaves:
             out[path] = value
         else:
-            raise _unknown(path, [*schema.leaves, *schema.sections], "setting", source)
+            known = [*schema.leaves, *schema.sections]
+            raise _unknown(path, known, "setting", source, schema.removed)
 
 
 def _from_env(schema: Schema[Any], env: Mapping[str, str]) -> dict[str, tuple[object, str]]:
@@ -247,7 +258,7 @@ def _from_env(schema: Schema[Any], env: Mapping[str, str]) -> dict[str, tuple[ob
         path = schema.env_vars.get(name)
         if path is None:
             known = [*schema.env_vars, *sorted(schema.env_ignored)]
-            raise _unknown(name, known, "environment variable", None)
+            raise _unknown(name, known, "environment variable", None, schema.removed)
         if path in found:
             other = found[path][1].removeprefix("environment variable ")
             raise ConfigError(path, f"set by both {other} and {name}; keep one", "environment")
@@ -274,7 +285,7 @@ def read_layers(
         layers.append((key, value, source, True))
     for key, value in (overrides or {}).items():
         if key not in schema.leaves:
-            raise _unknown(key, list(schema.leaves), "setting", COMMAND_LINE)
+            raise _unknown(key, list(schema.leaves), "setting", COMMAND_LINE, schema.removed)
         if value is not None:
             layers.append((key, value, COMMAND_LINE, True))
     values: dict[str, object] = {}

@@ -65,8 +65,71 @@ class LockedError(JournalError):
         self.hint = "two recorders can never share a journal directory; give each its own"
 
 
+class PathAccessError(JournalError):
+    """A journal or snapshot file that may not be used: unreadable, or a symlink where none may be."""
+
+    def __init__(self, path: str, errno: int | None, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path = path
+        self.errno = errno
+        self.reason = reason
+
+
+class SegmentGoneError(JournalError):
+    """A segment listed a moment ago is gone: retention or a prune removed it while it was read."""
+
+    def __init__(self, segment: str) -> None:
+        super().__init__(f"{segment}: removed while the journal was being read")
+        self.segment = segment
+
+
+class NotAJournalError(JournalError):
+    """A directory holding no segment and no LOCK, only files a journal never has."""
+
+    exit_code = 2
+
+    def __init__(self, directory: str, entries: list[str]) -> None:
+        shown = ", ".join(entries[:3]) + (", ..." if len(entries) > 3 else "")
+        super().__init__(
+            f"{directory}: not a journal directory (no segment and no LOCK file; "
+            f"{len(entries)} other entries: {shown})"
+        )
+        self.directory = directory
+        self.entries = entries
+
+
+class GapError(JournalError):
+    """Records inside the range read are missing from the journal; the missing ranges listed."""
+
+    def __init__(self, directory: str, gaps: list[str]) -> None:
+        super().__init__(f"{directory}: records missing: {'; '.join(gaps)}")
+        self.directory = directory
+        self.gaps = gaps
+
+
+class EmptyJournalError(JournalError):
+    """A journal without messages would replace an existing snapshot with an empty one."""
+
+    def __init__(self, directory: str, snapshot: str) -> None:
+        super().__init__(
+            f"{directory}: the journal holds no messages; {snapshot} left as it was, "
+            "not replaced by an empty snapshot"
+        )
+        self.directory = directory
+        self.snapshot = snapshot
+
+
 class BrokerError(RecorderError):
     """The NATS broker cannot be reached, refused us, or rejected an operation."""
+
+
+class UnhealthyError(RecorderError):
+    """A health check found no live recorder: `target` (a URL or a journal directory) and why."""
+
+    def __init__(self, target: str, reason: str) -> None:
+        super().__init__(f"{target}: {reason}")
+        self.target = target
+        self.reason = reason
 
 
 class UnsupportedClientError(RecorderError):

@@ -7,9 +7,11 @@ structlog costs more than the whole of either command.
 
 from __future__ import annotations
 
+import errno
 import importlib.util
 import re
 import sys
+import threading
 from typing import TYPE_CHECKING, Any, Final, TextIO, cast
 
 from recorder.errors import ConfigError
@@ -40,6 +42,64 @@ _SECRET_KEY: Final = re.compile(r"password|passwd|secret|token|seed|creds|creden
 _installed: logging.Handler | None = None
 # (level, format) asked for by defer_logging and not yet applied.
 _deferred: tuple[str, str] | None = None
+
+
+class _Failures:
+    """Log lines lost to a failing sink; threads log concurrently, so the count takes a lock."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._lock = threading.Lock()
+
+    def add(self) -> None:
+        with self._lock:
+            self.count += 1
+
+
+_failures: Final = _Failures()
+
+
+def log_write_errors() -> int:
+    """Log lines lost so far because the sink failed (closed stderr, broken pipe, hung-up tty)."""
+    return _failures.count
+
+
+class SafeStream:
+    """A text sink that never raises: a failed write or flush is counted and the line is lost.
+
+    Logging is called from signal handlers, the writer thread and shutdown paths; an exception
+    from a closed stderr, a pipe whose reader left or a hung-up terminal must not stop any of
+    them. `stream` None (the process started with stderr closed) loses every line.
+    """
+
+    def __init__(self, stream: TextIO | None) -> None:
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        stream = self.stream
+        if stream is None:
+            _failures.add()
+            return 0
+        try:
+            stream.write(text)
+            stream.flush()
+        except (OSError, ValueError) as exc:  # ValueError: the file object is closed
+            _failures.add()
+            if not isinstance(exc, OSError) or exc.errno in _GONE:
+                # The reader or terminal is gone for good: retrying each line is wasted work.
+                self.stream = None
+        return len(text)
+
+    def flush(self) -> None:
+        # write() flushed already; a stdlib handler's extra flush has nothing left to do.
+        return
+
+    def isatty(self) -> bool:
+        return self.stream is not None and _isatty(self.stream)
+
+
+# Errors after which a sink never works again (unlike ENOSPC or EAGAIN, which may pass).
+_GONE: Final = frozenset({errno.EPIPE, errno.EIO, errno.EBADF, errno.ENXIO, errno.ECONNRESET})
 
 
 def _mask(key: str, value: Any) -> Any:
@@ -87,15 +147,15 @@ def configure_logging(level: str = "info", fmt: str = "auto", stream: TextIO | N
     import structlog
 
     # Resolved at call time, not import time, so a replaced sys.stderr (pytest, the CLI) is used.
-    out = stream if stream is not None else sys.stderr
-    json_lines = fmt == "json" or (fmt == "auto" and not _isatty(out))
+    out = SafeStream(stream if stream is not None else sys.stderr)
+    json_lines = fmt == "json" or (fmt == "auto" and not out.isatty())
     shared: list[Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True, key="timestamp"),
         mask_secrets,
     ]
-    colors = _isatty(out)
+    colors = out.isatty()
     # Structured tracebacks without local variables: locals may hold secrets and payloads.
     exceptions = structlog.processors.ExceptionRenderer(
         structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
@@ -108,7 +168,7 @@ def configure_logging(level: str = "info", fmt: str = "auto", stream: TextIO | N
     structlog.configure(
         processors=[*shared, *renderer],
         wrapper_class=structlog.make_filtering_bound_logger(LEVELS[level]),
-        logger_factory=structlog.WriteLoggerFactory(file=out),
+        logger_factory=structlog.WriteLoggerFactory(file=cast(TextIO, out)),
         # Module-level loggers are created at import, before this runs: let them see the change.
         cache_logger_on_first_use=False,
     )
@@ -116,15 +176,15 @@ def configure_logging(level: str = "info", fmt: str = "auto", stream: TextIO | N
 
 
 def _route_stdlib(
-    out: TextIO, level: int, shared: list[Processor], renderer: list[Processor]
+    out: SafeStream, level: int, shared: list[Processor], renderer: list[Processor]
 ) -> None:
     """Render stdlib records (nats-py, asyncio) like ours, so stderr stays one format."""
-    import structlog
-
     global _installed
     import logging
 
-    handler = logging.StreamHandler(out)
+    import structlog
+
+    handler = logging.StreamHandler(cast(TextIO, out))
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=[structlog.stdlib.add_logger_name, *shared],

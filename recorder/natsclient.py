@@ -132,6 +132,31 @@ async def connect(**options: Any) -> RecordingClient:
     return client
 
 
+_OTHER_HOST: Final = (
+    "the broker's certificate does not name the host in the URL; connect by a name it lists"
+)
+# Why a server certificate was refused, in the operator's terms, by OpenSSL's verify code.
+_CERT_ADVICE: Final = {
+    10: "the broker's certificate has expired; renew it, and check this host's clock",
+    9: "the broker's certificate is not valid yet; check this host's clock",
+    62: _OTHER_HOST,  # X509_V_ERR_HOSTNAME_MISMATCH
+    64: _OTHER_HOST,  # X509_V_ERR_IP_ADDRESS_MISMATCH
+    20: "the broker's certificate is not signed by a CA in nats.tls.ca_file",
+    19: "the broker's certificate is self-signed and not in nats.tls.ca_file",
+    18: "the broker's certificate is self-signed and not in nats.tls.ca_file",
+}
+
+
+def describe_error(exc: BaseException) -> str:
+    """One line saying why a connection failed; a refused certificate gives OpenSSL's reason."""
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        reason = (exc.verify_message or exc.reason or "unknown reason").rstrip(".")
+        advice = _CERT_ADVICE.get(exc.verify_code)
+        return f"certificate verify failed: {reason}" + (f" ({advice})" if advice else "")
+    text = str(exc).strip() or type(exc).__name__
+    return text.replace("nats: ", "")
+
+
 def tls_context(nats_cfg: NatsConfig) -> ssl.SSLContext | None:
     tls = nats_cfg.tls
     needs_tls = (

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from broker import Broker, ExternalBroker, NatsServer, container_broker, docker_unavailable_reason
+from filesystems import MountRefusedError, mount_tmpfs, unmount
 from hypothesis import settings
 
 ANY_BROKER = "any_broker"
@@ -102,3 +104,25 @@ def nats_server_factory() -> Iterator[Callable[..., NatsServer]]:
     finally:
         for server in servers:
             server.close()
+
+
+@pytest.fixture
+def tiny_tmpfs(tmp_path: Path) -> Iterator[Callable[[str], Path]]:
+    """Mount small tmpfs filesystems (root only; the test is skipped where mount is refused)."""
+    mounted: list[Path] = []
+
+    def mount(size: str) -> Path:
+        where = tmp_path / f"tmpfs-{len(mounted)}"
+        where.mkdir()
+        try:
+            mount_tmpfs(where, size)
+        except MountRefusedError as exc:
+            pytest.skip(f"cannot mount a tmpfs here: {exc}")
+        mounted.append(where)
+        return where
+
+    try:
+        yield mount
+    finally:
+        for where in mounted:
+            unmount(where)

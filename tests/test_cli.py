@@ -12,6 +12,7 @@ import pytest
 
 from recorder.cli import main
 from recorder.cli.config_commands import reference_table
+from recorder.journal.record import Incoming
 from recorder.journal.writer import JournalWriter, WriterOptions
 from recorder.log import reset_logging
 
@@ -42,8 +43,15 @@ def make_journal(directory: Path, *, segments: int = 2) -> None:
     for index in range(segments):
         writer.append_messages(
             [
-                (T0 + (index * 3 + 0) * 10**9, "meshery.meshsync.core", "", None, b'{"a":1}', None),
-                (
+                Incoming(
+                    T0 + (index * 3 + 0) * 10**9,
+                    "meshery.meshsync.core",
+                    "",
+                    None,
+                    b'{"a":1}',
+                    None,
+                ),
+                Incoming(
                     T0 + (index * 3 + 1) * 10**9,
                     "meshery.meshsync.request",
                     "_INBOX.1",
@@ -51,7 +59,9 @@ def make_journal(directory: Path, *, segments: int = 2) -> None:
                     b"{}",
                     None,
                 ),
-                (T0 + (index * 3 + 2) * 10**9, "other.binary", "", None, b"\xff\x00\x01", None),
+                Incoming(
+                    T0 + (index * 3 + 2) * 10**9, "other.binary", "", None, b"\xff\x00\x01", None
+                ),
             ]
         )
         if index < segments - 1:

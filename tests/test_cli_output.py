@@ -23,6 +23,7 @@ COMMANDS = [
     ["completion"],
     ["demo"],
     ["dump"],
+    ["health"],
     ["inspect"],
     ["repair"],
     ["replay"],

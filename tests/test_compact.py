@@ -3,21 +3,21 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from meshsync_samples import sample, sample_names
 
-from recorder.compact.state import SECOND_NS, CompactOptions, Compactor, compact
+from recorder.compact.model import SECOND_NS, CompactOptions
+from recorder.compact.state import Compactor, compact
 from recorder.errors import UsageError
 from recorder.journal.record import Marker, MarkerType, Message, Record
 from recorder.manifest import envelope, to_meshsync
 from recorder.meshsync import CORE_SUBJECT, REQUEST_SUBJECT, STORE_SUBJECT
 
-SAMPLES = Path(__file__).parent / "data" / "meshsync-samples"
 RESYNC = b'{"ObjectType":"","EventType":"","Request":{"Entity":"resync-discovery","Payload":null},"Object":null}'
 
 
@@ -71,9 +71,9 @@ def live(compactor: Compactor) -> dict[tuple[str, str], str]:
 def test_samples_compact_to_the_expected_state() -> None:
     """All samples in journal order: the pod's DELETED wins over the later dump of its old state."""
     journal = Journal()
-    for path in sorted(SAMPLES.glob("*.json")):
-        subject = REQUEST_SUBJECT if path.name.startswith("request") else CORE_SUBJECT
-        journal.add(path.read_bytes(), subject)
+    for name in sample_names():
+        subject = REQUEST_SUBJECT if name.startswith("request") else CORE_SUBJECT
+        journal.add(sample(name), subject)
     state, stats = compact(journal.records)
     assert {o.kind for o in state.objects()} == {"Namespace", "Service", "ConfigMap", "Pod"}
     assert [o.name for o in state.objects(kinds=["pod"])] == ["my-app-7d8f5c9b-x7k2m"]

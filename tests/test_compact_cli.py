@@ -18,6 +18,7 @@ import yaml
 
 from recorder.cli import main
 from recorder.demo.simulator import SimMessage, Simulator
+from recorder.journal.record import Incoming
 from recorder.journal.segment import list_segments, summarize
 from recorder.journal.writer import JournalWriter, WriterOptions
 from recorder.log import reset_logging
@@ -78,7 +79,9 @@ def write_journal(
         if start:
             writer.rotate()
         batch = messages[start : start + per_segment]
-        writer.append_messages([(m.time_ns, m.subject, "", None, m.payload, None) for m in batch])
+        writer.append_messages(
+            [Incoming(m.time_ns, m.subject, "", None, m.payload, None) for m in batch]
+        )
         clock.now = batch[-1].time_ns
     writer.close()
 

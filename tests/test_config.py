@@ -243,8 +243,6 @@ BAD_VALUES: list[tuple[str, object, str]] = [
     ("nats.retry_on_start", "yes", "must be true or false"),
     ("nats.reconnect_wait", 0, "greater than 0"),
     ("nats.max_reconnect_wait", "later", "must be a duration"),
-    ("nats.pending_msgs_limit", 0, "at least 1"),
-    ("nats.pending_bytes_limit", 0, "at least 1"),
     ("subjects", ["a..b"], '"a..b" is not a valid NATS subject'),
     ("subjects", ["a.>.b"], '"a.>.b" is not a valid NATS subject'),
     ("subjects", ["x", "x"], "listed twice"),
@@ -259,6 +257,8 @@ BAD_VALUES: list[tuple[str, object, str]] = [
     ("jetstream.create_stream", "no", "must be true or false"),
     ("jetstream.ack_wait", "x", "must be a duration"),
     ("queue_max_messages", 0, "at least 1"),
+    ("queue_max_bytes", "512KiB", "at least 1MiB"),
+    ("queue_max_bytes", "lots", "size"),
     ("baseline", "full", "must be one of none, informer-store, resync"),
     ("baseline_reply_subject", "a.*", '"a.*" is not a concrete NATS subject'),
     ("http.listen", "localhost", "HOST:PORT"),
@@ -438,3 +438,22 @@ def test_check_files_names_an_unreadable_file(tmp_path: Path) -> None:
 def test_http_listen_address(listen: str, address: tuple[str, int] | None) -> None:
     """http.listen yields a bindable (host, port), or None when the listener is off."""
     assert HttpConfig(listen=listen).address == address
+
+
+@pytest.mark.parametrize("name", ["pending_msgs_limit", "pending_bytes_limit"])
+def test_nats_pending_limits_are_refused_since_direct_delivery_never_applies_them(
+    tmp_path: Path, name: str
+) -> None:
+    """nats-py's pending limits never act on the recorder's direct delivery, so setting one is refused, naming the intake setting that replaces it, rather than accepted and ignored."""
+    error = _error(path=_file(tmp_path, {f"nats.{name}": 10}))
+    assert error.field == f"nats.{name}" and error.reason.startswith("was removed")
+    assert "queue_max_" in error.reason
+    env_name = f"RECORDER_NATS_{name.upper()}"
+    env_error = _error(env={env_name: "10"})
+    assert env_error.field == env_name and env_error.reason.startswith("was removed")
+
+
+def test_queue_max_bytes_defaults_to_a_quarter_of_a_256_mib_container() -> None:
+    """The intake's byte bound leaves room for the interpreter under a 256 MiB memory limit."""
+    assert load_config().queue_max_bytes == 64 * 2**20
+    assert load_config(env={"RECORDER_QUEUE_MAX_BYTES": "8MiB"}).queue_max_bytes == 8 * 2**20

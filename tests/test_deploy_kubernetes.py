@@ -177,10 +177,52 @@ def _bytes(quantity: str) -> int:
 
 
 def test_resources_are_bounded_and_bursts_fit_the_memory_limit(container: Doc, cfg: Config) -> None:
-    """Requests and limits are set, and the client's burst buffer is at most half the limit."""
+    """Requests and limits are set, and the intake's burst buffer is at most half the limit."""
     resources = container["resources"]
     for bound in ("requests", "limits"):
         assert {"cpu", "memory"} <= set(resources[bound]), bound
     limit = _bytes(resources["limits"]["memory"])
     assert _bytes(resources["requests"]["memory"]) <= limit
-    assert cfg.nats.pending_bytes_limit <= limit // 2
+    assert cfg.queue_max_bytes <= limit // 2
+
+
+PROMETHEUS_OPERATOR = MANIFESTS / "prometheus-operator"
+
+
+def test_scraped_service_keeps_pods_that_are_not_ready(
+    docs: list[Doc], container: Doc, cfg: Config
+) -> None:
+    """The Service keeps not-ready pods as endpoints, and its annotations name /metrics on the port."""
+    service = one(docs, "Service")
+    assert service["spec"]["publishNotReadyAddresses"] is True
+    annotations = service["metadata"]["annotations"]
+    assert annotations["prometheus.io/scrape"] == "true"
+    assert cfg.http.address is not None
+    assert int(annotations["prometheus.io/port"]) == cfg.http.address[1]
+    assert container_port(container, "http") == cfg.http.address[1]
+    assert annotations["prometheus.io/scheme"] == "http"
+    path = annotations["prometheus.io/path"]
+    assert HealthServer(Metrics(), "127.0.0.1", 0).respond("GET", path)[0] == 200
+
+
+def test_pod_monitor_example_scrapes_the_recorder_pods(deployment: Doc, container: Doc) -> None:
+    """The PodMonitor selects the pod template's labels and scrapes /metrics on the named port.
+
+    It sits in a directory of its own: `kubectl apply -f deploy/kubernetes/` must work on a
+    cluster without the Prometheus Operator's CRDs.
+    """
+    (monitor,) = [
+        doc
+        for path in sorted(PROMETHEUS_OPERATOR.glob("*.yaml"))
+        for doc in yaml.safe_load_all(path.read_text())
+        if doc is not None
+    ]
+    assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
+    assert monitor["kind"] == "PodMonitor"
+    assert monitor["metadata"]["namespace"] == deployment["metadata"]["namespace"]
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= labels.items()
+    (endpoint,) = monitor["spec"]["podMetricsEndpoints"]
+    assert container_port(container, endpoint["port"])  # a named port of the container
+    assert endpoint["path"] == "/metrics"
+    assert HealthServer(Metrics(), "127.0.0.1", 0).respond("GET", endpoint["path"])[0] == 200

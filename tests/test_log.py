@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import logging
+import os
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
@@ -13,7 +15,14 @@ import pytest
 from structlog.testing import capture_logs
 
 from recorder.errors import ConfigError
-from recorder.log import configure_logging, get_logger, mask_secrets, reset_logging
+from recorder.log import (
+    SafeStream,
+    configure_logging,
+    get_logger,
+    log_write_errors,
+    mask_secrets,
+    reset_logging,
+)
 
 
 class _Terminal(io.StringIO):
@@ -156,3 +165,43 @@ def test_unknown_level_or_format_is_a_config_error(level: str, fmt: str, field: 
     with pytest.raises(ConfigError) as caught:
         configure_logging(level, fmt, io.StringIO())
     assert caught.value.field == field
+
+
+def _lost_after(stream: Any, lines: int) -> int:
+    """Lost-line count after logging `lines` events to `stream` (std and structlog both)."""
+    configure_logging("info", "json", stream=stream)
+    before = log_write_errors()
+    for number in range(lines):
+        get_logger("test").info("ping", number=number)
+    logging.getLogger("nats").warning("stdlib ping")
+    return log_write_errors() - before
+
+
+def test_a_pipe_whose_reader_left_loses_lines_without_raising() -> None:
+    """Writing to a pipe with no reader (EPIPE) neither raises nor stops the caller: each line is counted as lost."""
+    reader, writer = os.pipe()
+    os.close(reader)
+    stream = os.fdopen(writer, "w")
+    try:
+        assert _lost_after(stream, 3) == 4
+    finally:
+        with contextlib.suppress(OSError):  # the unwritten lines are still in its buffer
+            stream.close()
+
+
+def test_a_full_device_loses_lines_and_is_tried_again() -> None:
+    """ENOSPC (/dev/full) may pass, so every later line is tried and counted, not given up."""
+    stream = open("/dev/full", "w")  # noqa: SIM115 - a device, closed below
+    try:
+        assert _lost_after(stream, 5) == 6
+    finally:
+        with contextlib.suppress(OSError):
+            stream.close()
+
+
+def test_a_closed_or_missing_stream_loses_lines_without_raising() -> None:
+    """A closed file object (ValueError) or none at all (stderr closed at start) is counted too."""
+    closed = io.StringIO()
+    closed.close()
+    assert _lost_after(closed, 2) == 3
+    assert SafeStream(None).write("x\n") == 0

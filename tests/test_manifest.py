@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from meshsync_samples import sample
 
 from recorder.manifest import (
     CLUSTER_ANNOTATION,
@@ -25,23 +24,6 @@ from recorder.meshsync import DOCS, ObjectEvent, decode
 
 CLUSTER = "5b1d3c6e-8f2a-4c71-9e0d-3a7b2f4c9d18"
 MESHSYNC_ONLY = {"id", "model", "cluster_id", "pattern_resource", "component_metadata"}
-
-
-def samples_dir() -> Path:
-    """MESHSYNC_SAMPLES, else the in-repo copy, else ../shared next to the clone."""
-    candidates = [
-        Path(os.environ.get("MESHSYNC_SAMPLES", "")),
-        Path(__file__).parent / "data" / "meshsync-samples",
-        Path(__file__).resolve().parents[2] / "shared" / "meshsync" / "samples",
-    ]
-    for candidate in candidates:
-        if str(candidate) not in ("", ".") and (candidate / "core-added-pod.json").is_file():
-            return candidate
-    pytest.fail("MeshSync samples not found; set MESHSYNC_SAMPLES")
-
-
-def sample(name: str) -> bytes:
-    return (samples_dir() / f"{name}.json").read_bytes()
 
 
 def manifest_of(payload: bytes) -> dict[str, Any]:

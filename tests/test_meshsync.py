@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import orjson
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from meshsync_samples import sample, sample_names
 
 from recorder.meshsync import (
     BARE,
@@ -34,26 +32,9 @@ CLUSTER = "5b1d3c6e-8f2a-4c71-9e0d-3a7b2f4c9d18"
 POD_UID = "a3c9e5f1-2b4d-4e6f-8a1c-7d9e0f2b3c4d"
 
 
-def samples_dir() -> Path:
-    """MESHSYNC_SAMPLES, else the in-repo copy, else ../shared next to the clone."""
-    candidates = [
-        Path(os.environ.get("MESHSYNC_SAMPLES", "")),
-        Path(__file__).parent / "data" / "meshsync-samples",
-        Path(__file__).resolve().parents[2] / "shared" / "meshsync" / "samples",
-    ]
-    for candidate in candidates:
-        if str(candidate) not in ("", ".") and (candidate / "core-added-pod.json").is_file():
-            return candidate
-    pytest.fail("MeshSync samples not found; set MESHSYNC_SAMPLES")
-
-
-def sample(name: str) -> bytes:
-    return (samples_dir() / f"{name}.json").read_bytes()
-
-
 def test_every_sample_is_covered() -> None:
     """The tests below name every sample file, so a new sample cannot go untested."""
-    names = {path.stem for path in samples_dir().glob("*.json")}
+    names = set(sample_names())
     assert names == {
         "core-added-pod",
         "core-added-service",

@@ -13,6 +13,7 @@ import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from meshsync_samples import sample, sample_names
 from nats.aio.client import Client
 from nats.errors import UnexpectedEOF
 
@@ -22,7 +23,7 @@ from recorder.compact.run import CompactRequest, run_compaction
 from recorder.demo.simulator import Simulator
 from recorder.errors import BrokerError, PublishError, UsageError
 from recorder.journal.reader import Query
-from recorder.journal.record import Headers, Message
+from recorder.journal.record import Headers, Incoming, Message
 from recorder.journal.writer import JournalWriter
 from recorder.log import reset_logging
 from recorder.meshsync import ADDED, CORE_SUBJECT, decode, events_of
@@ -37,9 +38,8 @@ from recorder.replay.run import (
     snapshot_messages,
 )
 from recorder.replay.snapshot_source import load_snapshot
-from recorder.subjects import SubjectMap, is_valid_subject, map_subject, subject_matches
+from recorder.subjects import SubjectMap
 
-SAMPLES = Path(__file__).parent / "data" / "meshsync-samples"
 T0 = 1_795_000_000 * 10**9  # 2026-11-18
 MS = 1_000_000
 
@@ -49,116 +49,6 @@ def _restore_logging() -> object:
     """The in-process CLI points logging at capsys' stderr, which is gone after the test."""
     yield
     reset_logging()
-
-
-# -- subject maps ---------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("spec", "subject", "expected"),
-    [
-        ("meshery.meshsync.*=replay.*", "meshery.meshsync.core", "replay.core"),
-        ("meshery.meshsync.*=replay.*", "meshery.meshsync.request", "replay.request"),
-        ("a.*.b.*=x.*.y.*", "a.1.b.2", "x.1.y.2"),
-        ("a.*.*=x.*", "a.1.2", "x.1"),  # unused wildcards of FROM are dropped
-        ("a.*=x.y", "a.1", "x.y"),
-        ("meshery.>=replay.>", "meshery.meshsync.core", "replay.meshsync.core"),
-        ("a.*.>=b.*.c.>", "a.1.2.3", "b.1.c.2.3"),
-        ("a.b=c.d", "a.b", "c.d"),
-    ],
-)
-def test_subject_map_fills_target_wildcards_in_order(
-    spec: str, subject: str, expected: str
-) -> None:
-    """`*` tokens of FROM fill those of TO in order and a final `>` carries the whole tail."""
-    assert SubjectMap.parse(spec).apply(subject) == expected
-
-
-@pytest.mark.parametrize(
-    ("spec", "subject"),
-    [
-        ("meshery.meshsync.*=replay.*", "meshery.other.core"),
-        ("meshery.meshsync.*=replay.*", "meshery.meshsync"),
-        ("meshery.meshsync.*=replay.*", "meshery.meshsync.core.extra"),
-        ("a.>=b.>", "a"),  # `>` needs at least one token
-        ("a.b=c.d", "a.b.c"),
-    ],
-)
-def test_subject_map_leaves_non_matching_subjects_alone(spec: str, subject: str) -> None:
-    """A subject FROM does not match maps to None, so the caller keeps it unchanged."""
-    assert SubjectMap.parse(spec).apply(subject) is None
-
-
-@pytest.mark.parametrize(
-    "spec",
-    [
-        "replay.core",  # no `=`
-        "=replay.*",
-        "meshery.*=",
-        "a b=c",
-        "a..b=c",
-        "a.>.b=c",
-        "a.*=b.*.*",  # more `*` in TO than in FROM
-        "a.*=b.>",  # `>` in TO without one in FROM
-    ],
-)
-def test_invalid_subject_map_is_a_one_line_usage_error(spec: str) -> None:
-    """A malformed FROM=TO is a UsageError that names the map and fits on one line."""
-    with pytest.raises(UsageError) as info:
-        SubjectMap.parse(spec)
-    message = str(info.value)
-    assert message.startswith(f"subject map {spec!r}: ")
-    assert "\n" not in message
-
-
-_token = st.text(alphabet="abcxyz019-_", min_size=1, max_size=5)
-_subject = st.lists(_token, min_size=1, max_size=6).map(".".join)
-_pattern_token = st.one_of(_token, st.just("*"))
-
-
-@st.composite
-def _source_pattern(draw: st.DrawFn) -> str:
-    tokens = draw(st.lists(_pattern_token, min_size=1, max_size=4))
-    if draw(st.booleans()):
-        tokens.append(">")
-    return ".".join(tokens)
-
-
-@settings(max_examples=300, deadline=None)
-@given(source=_source_pattern(), subject=_subject)
-def test_subject_map_matches_exactly_what_nats_wildcards_match(source: str, subject: str) -> None:
-    """A map applies iff NATS matching says FROM matches, and its result is a literal subject."""
-    stars = source.count("*")
-    target = ".".join(["out", *["*"] * stars, *([">"] if source.endswith(">") else [])])
-    mapped = SubjectMap.parse(f"{source}={target}").apply(subject)
-    assert (mapped is not None) == subject_matches(source, subject)
-    if mapped is not None:
-        assert is_valid_subject(mapped, wildcards=False)
-        if source.endswith(">"):
-            # `*` tokens and the tail cover the subject's unmatched tokens, so nothing is lost.
-            assert len(mapped.split(".")) == 1 + stars + len(subject.split(".")) - (
-                len(source.split(".")) - 1
-            )
-
-
-@given(subject=_subject.filter(lambda s: "." in s))
-def test_identity_map_returns_the_subject(subject: str) -> None:
-    """`*.>=*.>` maps every subject of two or more tokens to itself."""
-    assert SubjectMap.parse("*.>=*.>").apply(subject) == subject
-
-
-def test_map_subject_first_match_wins_then_prefix() -> None:
-    """The first matching map is applied, the rest are ignored, and the prefix goes in front."""
-    maps = (
-        SubjectMap.parse("meshery.meshsync.core=first.core"),
-        SubjectMap.parse("meshery.meshsync.*=second.*"),
-    )
-    assert map_subject("meshery.meshsync.core", maps) == "first.core"
-    assert map_subject("meshery.meshsync.request", maps) == "second.request"
-    assert map_subject("other.subject", maps) == "other.subject"
-    assert map_subject("meshery.meshsync.core", maps, "replay") == "replay.first.core"
-    assert map_subject("other.subject", (), "replay.") == "replay.other.subject"
-    assert map_subject("other.subject", ()) == "other.subject"
 
 
 # -- pacing ---------------------------------------------------------------------------------
@@ -238,11 +128,8 @@ def test_deadline_is_the_later_of_schedule_and_rate_cap(
 # -- selection ------------------------------------------------------------------------------
 
 
-def sample(name: str, seq: int = 1, subject: str = CORE_SUBJECT) -> Message:
-    return Message(seq, T0, subject, "", None, (SAMPLES / name).read_bytes())
-
-
-SAMPLE_NAMES = sorted(path.name for path in SAMPLES.iterdir())
+def sample_message(name: str, seq: int = 1, subject: str = CORE_SUBJECT) -> Message:
+    return Message(seq, T0, subject, "", None, sample(name))
 
 
 @pytest.mark.parametrize(
@@ -252,19 +139,19 @@ SAMPLE_NAMES = sorted(path.name for path in SAMPLES.iterdir())
             ("Pod",),
             (),
             {
-                "core-added-pod.json",
-                "core-deleted-pod.json",
-                "docs-format-added-pod.json",
-                "store-dump-batch.json",
+                "core-added-pod",
+                "core-deleted-pod",
+                "docs-format-added-pod",
+                "store-dump-batch",
             },
         ),
         (("pod",), ("default",), None),  # kind is case-insensitive: the same set as above
-        (("ConfigMap",), (), {"core-modified-configmap.json"}),
-        ((), ("shop",), {"core-modified-configmap.json"}),
-        (("Service", "ConfigMap"), (), {"core-added-service.json", "core-modified-configmap.json"}),
+        (("ConfigMap",), (), {"core-modified-configmap"}),
+        ((), ("shop",), {"core-modified-configmap"}),
+        (("Service", "ConfigMap"), (), {"core-added-service", "core-modified-configmap"}),
         # Both filters must hold for one object: the dump's Pod is in default, its Namespace is not.
         (("Namespace",), ("default",), set()),
-        (("Namespace",), (), {"store-dump-batch.json"}),
+        (("Namespace",), (), {"store-dump-batch"}),
     ],
 )
 def test_kind_and_namespace_select_meshsync_objects(
@@ -273,20 +160,20 @@ def test_kind_and_namespace_select_meshsync_objects(
     """Kind and namespace filters admit a message when one of its objects matches both."""
     if admitted is None:
         admitted = {
-            "core-added-pod.json",
-            "core-deleted-pod.json",
-            "docs-format-added-pod.json",
-            "store-dump-batch.json",
+            "core-added-pod",
+            "core-deleted-pod",
+            "docs-format-added-pod",
+            "store-dump-batch",
         }
     selection = Selection(kinds=kinds, namespaces=namespaces)
-    got = {name for name in SAMPLE_NAMES if selection.admits_payload(sample(name))}
+    got = {name for name in sample_names() if selection.admits_payload(sample_message(name))}
     assert got == admitted
 
 
 def test_no_kind_or_namespace_admits_everything_even_binary() -> None:
     """Without MeshSync filters every payload is admitted, including ones that are not JSON."""
     selection = Selection()
-    assert all(selection.admits_payload(sample(name)) for name in SAMPLE_NAMES)
+    assert all(selection.admits_payload(sample_message(name)) for name in sample_names())
     assert selection.admits_payload(Message(1, T0, "x", "", None, b"\xff\x00"))
 
 
@@ -324,7 +211,7 @@ def write_journal(directory: Path, items: list[tuple[int, str, bytes]]) -> bytes
     writer.open()
     writer.append_messages(
         [
-            (t, subject, "", (("k", "v"),) if i % 2 else None, p, None)
+            Incoming(t, subject, "", (("k", "v"),) if i % 2 else None, p, None)
             for i, (t, subject, p) in enumerate(items)
         ]
     )
@@ -338,8 +225,8 @@ def journal_messages(directory: Path, selection: Selection, **options: Any) -> l
 
 def test_journal_messages_filters_maps_and_counts_skips(tmp_path: Path) -> None:
     """Query bounds and kind filters select messages; survivors are mapped and keep their headers."""
-    pod = (SAMPLES / "core-added-pod.json").read_bytes()
-    service = (SAMPLES / "core-added-service.json").read_bytes()
+    pod = sample("core-added-pod")
+    service = sample("core-added-service")
     items = [(T0 + i * 10**9, CORE_SUBJECT, pod if i % 2 else service) for i in range(10)]
     write_journal(tmp_path, items)
     first_seq = journal_messages(tmp_path, Selection())[0].seq
@@ -387,7 +274,10 @@ def compacted(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     writer = JournalWriter(journal)
     writer.open()
     writer.append_messages(
-        [(m.time_ns, m.subject, "", None, m.payload, None) for m in Simulator(5).events(400)]
+        [
+            Incoming(m.time_ns, m.subject, "", None, m.payload, None)
+            for m in Simulator(5).events(400)
+        ]
     )
     writer.close()
     paths = base / "snapshot.yaml", base / "snapshot.json"

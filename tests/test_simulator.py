@@ -8,7 +8,8 @@ from itertools import islice
 
 import orjson
 
-from recorder.compact.state import CompactOptions, compact
+from recorder.compact.model import CompactOptions
+from recorder.compact.state import compact
 from recorder.demo.simulator import Simulator
 from recorder.meshsync import (
     CORE_SUBJECT,

@@ -9,6 +9,7 @@ from typing import Any
 import orjson
 import pytest
 import yaml
+from meshsync_samples import sample
 
 from recorder.compact.snapshot import (
     extended_documents,
@@ -152,13 +153,11 @@ def test_meshsync_format_sorts_keys_and_ends_each_document_with_a_separator() ->
 
 def test_extended_documents_include_deletions() -> None:
     """The -extended file gets a document for every object event, DELETED ones too."""
-    sample = Path(__file__).parent / "data" / "meshsync-samples" / "core-deleted-pod.json"
-    (document,) = extended_documents(sample.read_bytes(), CORE_SUBJECT)
+    (document,) = extended_documents(sample("core-deleted-pod"), CORE_SUBJECT)
     assert document.endswith(b"---\n")
     loaded = yaml.safe_load(document.removesuffix(b"---\n"))
     assert loaded["metadata"]["deletionTimestamp"] == "2025-03-14T11:02:48Z"
-    dump = Path(__file__).parent / "data" / "meshsync-samples" / "store-dump-batch.json"
-    assert len(extended_documents(dump.read_bytes(), "meshery-server.meshsync.store")) == 2
+    assert len(extended_documents(sample("store-dump-batch"), "meshery-server.meshsync.store")) == 2
 
 
 def test_meshsync_file_names_pick_the_first_free_number(tmp_path: Path) -> None:

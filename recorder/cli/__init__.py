@@ -16,6 +16,7 @@ from recorder.cli import (  # noqa: F401
     completion_command,
     config_commands,
     demo_command,
+    health_command,
     journal_commands,
     replay_command,
     run_command,
@@ -33,9 +34,26 @@ def version() -> None:
     typer.echo(f"meshsync-recorder {__version__}")
 
 
+def reopen_closed_standard_fds() -> None:
+    """Reopen a standard fd the parent left closed on /dev/null.
+
+    Otherwise the next file opened (the journal's LOCK, a segment) takes its number, and a write
+    meant for stderr (a C library's, a fatal error's) would land in the journal.
+    """
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            null = os.open(os.devnull, os.O_RDWR)
+            if null != fd:
+                os.dup2(null, fd)
+                os.close(null)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI; a RecorderError or an OSError becomes one `Error:` line and an exit code."""
-    _open_closed_stdio()
+    reopen_closed_standard_fds()
+    _open_missing_stdout()
     try:
         app(args=argv, prog_name="recorder")  # standalone: usage errors exit 2 by themselves
     except OutputClosedError:
@@ -64,19 +82,14 @@ def _fail(message: str, hint: str | None, code: int) -> NoReturn:
     sys.exit(code)
 
 
-def _open_closed_stdio() -> None:
-    """A standard stream closed before start (`recorder ... >&-`) becomes /dev/null.
+def _open_missing_stdout() -> None:
+    """Give Python a sys.stdout where it started with fd 1 closed and left it None.
 
-    Otherwise the next file opened would get its descriptor, and output meant for the
-    terminal would land in a journal or snapshot.
+    reopen_closed_standard_fds has put /dev/null on the fd by now; the commands write their
+    output through sys.stdout. sys.stderr stays None: the log sink counts the lines it loses.
     """
-    for fd, name in ((1, "stdout"), (2, "stderr")):
-        if getattr(sys, name) is None:
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            if devnull != fd:
-                os.dup2(devnull, fd)
-                os.close(devnull)
-            setattr(sys, name, open(fd, "w", closefd=False))  # noqa: SIM115 - lives as sys.stdout
+    if sys.stdout is None:
+        sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115 - lives as sys.stdout
 
 
 def _discard_stdout() -> None:

@@ -60,6 +60,7 @@ Commands by task:
   snapshot    compact (YAML manifests, a JSON List, or MeshSync's own files)
   resend      replay (a journal or a snapshot, paced or flat out)
   configure   config show | check | reference
+  check       health (is the configured recorder alive? for a HEALTHCHECK)
 
 \b
 Environment:

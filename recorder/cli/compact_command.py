@@ -8,11 +8,12 @@ from typing import TYPE_CHECKING, Annotated, Any, cast
 import typer
 
 from recorder.cli.app import app
-from recorder.cli.options import JournalDir, Kinds, Namespaces, Output, Quiet
+from recorder.cli.journal_commands import report_gaps
+from recorder.cli.options import AllowGaps, JournalDir, Kinds, Namespaces, Output, Quiet
 from recorder.cli.progress import wanted
 from recorder.cli.render import examples, print_json, wants_json
 from recorder.errors import UsageError
-from recorder.timeparse import parse_time
+from recorder.timeparse import format_time, parse_time
 
 if TYPE_CHECKING:
     from recorder.compact.run import CompactRequest, CompactResult
@@ -50,7 +51,8 @@ def compact(
         typer.Option(help="Output file (yaml, json), directory (meshsync), or - for stdout."),
     ] = None,
     until: Annotated[
-        str | None, typer.Option(help="State as of this sequence number or time.")
+        str | None,
+        typer.Option(help="State as of this seq or time (cut at the first record stamped later)."),
     ] = None,
     cluster: Annotated[str | None, typer.Option(help="Only this cluster id.")] = None,
     kind: Kinds = None,
@@ -69,6 +71,7 @@ def compact(
     ] = 10.0,
     output: Output = "text",
     quiet: Quiet = False,
+    allow_gaps: AllowGaps = False,
 ) -> None:
     """Turn journals into a snapshot: one object per uid and cluster, DELETED removes, newest wins."""
     from recorder.compact.run import CompactRequest, Format
@@ -90,13 +93,23 @@ def compact(
         prune=prune,
         prune_ghosts=prune_ghosts,
         idle_ns=int(idle_gap * 1e9),
+        allow_gaps=allow_gaps,
     )
     result = _run_with_progress(request, quiet=quiet)
+    _report(request, result, as_json=as_json)
+
+
+def _report(request: "CompactRequest", result: "CompactResult", *, as_json: bool) -> None:
+    """The summary on stderr (or the `-o json` document), then the gaps: an error unless allowed."""
     if as_json:
         print_json(result_document(result))
-        return
-    for line in summary(result):
-        typer.echo(line, err=True)
+    else:
+        for line in summary(result):
+            typer.echo(line, err=True)
+    hint = "the snapshot records them; --allow-gaps accepts them"
+    if request.checkpoint:
+        hint += " and moves the checkpoint on"
+    report_gaps(request.directory, result.gaps, allow=request.allow_gaps, hint=hint)
 
 
 def _check_arguments(
@@ -153,6 +166,9 @@ def summary(result: "CompactResult") -> list[str]:
         f"skipped: {stats.undecodable} undecodable, {stats.no_uid} without uid",
         "per kind: " + (", ".join(f"{k}={v}" for k, v in stats.per_kind.items()) or "-"),
     ]
+    if result.stopped_at is not None:
+        seq, stamp = result.stopped_at
+        lines.append(f"--until: stopped before seq {seq}, stamped {format_time(stamp)}")
     lines += [f"  seq {i.seq} on {i.subject}: {i.reason}" for i in stats.issues[:ISSUES_SHOWN]]
     if len(stats.issues) > ISSUES_SHOWN:
         lines.append(f"  ... and {len(stats.issues) - ISSUES_SHOWN} more")
@@ -169,6 +185,7 @@ def result_document(result: "CompactResult") -> dict[str, Any]:
     return {
         "read": {"messages": result.messages_read, "object_events": result.object_events_read},
         "resumed_from_seq": result.resumed_from_seq,
+        "stopped_at": _stopped_at(result.stopped_at),
         "state": {
             "messages": stats.messages,
             "object_events": stats.object_events,
@@ -190,4 +207,13 @@ def result_document(result: "CompactResult") -> dict[str, Any]:
         "outputs": [str(path) for path in result.outputs],
         "checkpoint": str(result.checkpoint) if result.checkpoint else None,
         "pruned": list(result.pruned),
+        "gaps": [{"gap": gap.describe(), "inside": gap.inside} for gap in result.gaps],
     }
+
+
+def _stopped_at(stopped_at: tuple[int, int] | None) -> dict[str, Any] | None:
+    """Where `--until TIME` cut the journal: the first record stamped past it."""
+    if stopped_at is None:
+        return None
+    seq, stamp = stopped_at
+    return {"seq": seq, "time": format_time(stamp)}

@@ -8,6 +8,8 @@ import typer
 
 from recorder.cli.app import CliTyper, app
 from recorder.cli.render import examples
+from recorder.errors import UsageError
+from recorder.units import mask_url
 
 if TYPE_CHECKING:
     from recorder.config import Config
@@ -25,15 +27,32 @@ ConfigFile = Annotated[
 ]
 
 
+def urls_from_flag(urls: list[str] | None) -> list[str] | None:
+    """`--nats-url` values, refusing credentials: a command line is readable by every user (ps)."""
+    for url in urls or ():
+        if mask_url(url) != url:
+            raise UsageError(
+                f"--nats-url {mask_url(url)}: credentials on the command line are visible to "
+                "every user of the host",
+                hint="put the URL in RECORDER_NATS_URL or the config file (mode 0600), or give "
+                "nats.user with nats.password_file",
+            )
+    return list(urls) if urls else None
+
+
+def chosen_config_file(path: Path | None) -> Path | None:
+    """The config file in effect: the flag's, else RECORDER_CONFIG's, else none."""
+    env_path = os.environ.get("RECORDER_CONFIG")
+    return path or (Path(env_path) if env_path else None)
+
+
 def load_effective_config(
     path: Path | None, overrides: dict[str, object] | None = None
 ) -> "Config":
     """Defaults, then the file (flag or RECORDER_CONFIG), then RECORDER_* variables, then flags."""
     from recorder.config import load_config
 
-    env_path = os.environ.get("RECORDER_CONFIG")
-    chosen = path or (Path(env_path) if env_path else None)
-    return load_config(chosen, os.environ, overrides or {})
+    return load_config(chosen_config_file(path), os.environ, overrides or {})
 
 
 @config_app.command(

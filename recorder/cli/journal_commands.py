@@ -3,6 +3,7 @@
 import base64
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -11,11 +12,12 @@ import typer
 from recorder.cli.app import app
 from recorder.cli.options import FromSeq, JournalDir, Output, Since, Subjects, ToSeq, Until
 from recorder.cli.render import examples, print_json, table, wants_json
-from recorder.errors import UsageError
+from recorder.errors import GapError, UsageError
 from recorder.timeparse import format_time, parse_time
 from recorder.units import human_size
 
 if TYPE_CHECKING:
+    from recorder.journal.gaps import Gap
     from recorder.journal.maintenance import SegmentInfo
     from recorder.journal.reader import Query
     from recorder.journal.record import Message, Record
@@ -146,6 +148,7 @@ def verify(directory: JournalDir, output: Output = "text") -> None:
                 "segments": report.segments,
                 "records": report.records,
                 "in_progress": report.in_progress,
+                "removed": report.removed,
                 "problems": [
                     {"segment": p.segment, "offset": p.offset, "reason": p.reason}
                     for p in report.problems
@@ -158,6 +161,8 @@ def verify(directory: JournalDir, output: Output = "text") -> None:
             where = f" offset {problem.offset}" if problem.offset is not None else ""
             typer.echo(f"{problem.segment}{where}: {problem.reason}")
         live = f"; {report.in_progress} is being written" if report.in_progress else ""
+        if report.removed:
+            live += f"; {len(report.removed)} removed by retention while verifying"
         status = "clean" if report.clean else f"{len(report.problems)} problem(s)"
         typer.echo(f"{report.segments} segments, {report.records} records: {status}{live}")
     for first, last in report.gaps:
@@ -174,7 +179,7 @@ def verify(directory: JournalDir, output: Output = "text") -> None:
 )
 def repair(directory: JournalDir) -> None:
     """Move torn or damaged bytes into quarantine files and seal segments; keep every valid record."""
-    from recorder.journal.maintenance import repair_journal
+    from recorder.journal.repair import repair_journal
 
     report = repair_journal(directory)
     for item in report.quarantined:
@@ -291,3 +296,16 @@ def dump(
         typer.echo(
             f"warning: {damage.segment} offset {damage.offset}: {kind}: {damage.reason}", err=True
         )
+    report_gaps(directory, reader.stats.gaps, allow=True)
+
+
+def report_gaps(directory: Path, gaps: "Sequence[Gap]", *, allow: bool, hint: str = "") -> None:
+    """Every gap on stderr; records missing inside the range read fail unless allowed."""
+    inside = [gap.describe() for gap in gaps if gap.inside]
+    for gap in gaps:
+        if allow or not gap.inside:
+            typer.echo(f"warning: {directory}: {gap.describe()}", err=True)
+    if inside and not allow:
+        error = GapError(str(directory), inside)
+        error.hint = hint or None
+        raise error

@@ -17,6 +17,13 @@ Output = Annotated[
         help="text (for people) or json (one document on stdout, for scripts).",
     ),
 ]
+AllowGaps = Annotated[
+    bool,
+    typer.Option(
+        "--allow-gaps",
+        help="Go on around records missing from the journal (each gap is still a warning).",
+    ),
+]
 Quiet = Annotated[
     bool, typer.Option("--quiet", "-q", help="No progress display, even on a terminal.")
 ]

@@ -21,7 +21,7 @@ def wanted(quiet: bool, stream: TextIO | None = None) -> bool:
     stream = stream or sys.stderr
     try:
         return not quiet and stream.isatty()
-    except ValueError:  # closed
+    except (AttributeError, ValueError):  # None (started with stderr closed), or closed
         return False
 
 

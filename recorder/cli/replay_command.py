@@ -9,9 +9,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from recorder.cli.app import app
-from recorder.cli.config_commands import ConfigFile, load_effective_config
-from recorder.cli.journal_commands import build_query, journal_argument
+from recorder.cli.config_commands import ConfigFile, load_effective_config, urls_from_flag
+from recorder.cli.journal_commands import build_query, journal_argument, report_gaps
 from recorder.cli.options import (
+    AllowGaps,
     FromSeq,
     Kinds,
     Namespaces,
@@ -32,6 +33,8 @@ if TYPE_CHECKING:
     from recorder.config import NatsConfig
     from recorder.replay.run import Outgoing, Pacer, ReplayStats, Selection
     from recorder.subjects import SubjectMap
+
+_GAPS = "--allow-gaps replays the records around them"
 
 
 def parse_speed(text: str) -> float | None:
@@ -110,31 +113,27 @@ def replay_command(
     ] = False,
     output: Output = "text",
     quiet: Quiet = False,
+    allow_gaps: AllowGaps = False,
 ) -> None:
     """Republish journaled messages to NATS at the recorded pace, faster, or flat out."""
-    from recorder.replay.run import Pacer, ReplayStats, Selection
+    from recorder.replay.run import ReplayStats
 
     as_json = wants_json(output)
-    if (directory is None) == (snapshot is None):
-        raise UsageError("give a journal directory or --snapshot FILE (one of them)")
-    pacer = Pacer(parse_speed(speed), check_rate(rate))
-    check_prefix(subject_prefix)
-    maps = parse_subject_maps(subject_map)
-    selection = Selection(
-        build_query(since, until, from_seq, to_seq, subject),
-        tuple(kind or ()),
-        tuple(namespace or ()),
-    )
+    pacer, maps = _check_arguments(directory, snapshot, speed, rate, subject_prefix, subject_map)
+    urls = urls_from_flag(nats_url)  # refused even for a dry run: the secret is already exposed
+    selection = _selection(since, until, from_seq, to_seq, subject, kind, namespace)
     stats = ReplayStats()
-    batches = _messages(directory, snapshot, selection, maps, subject_prefix, msg_id, stats)
+    batches = _messages(
+        directory, snapshot, selection, maps, subject_prefix, msg_id, stats, allow_gaps=allow_gaps
+    )
     if dry_run:
         for batch in batches:
             stats.count(batch)
     else:
-        cfg = load_effective_config(config, {"nats.urls": list(nats_url) if nats_url else None})
+        cfg = load_effective_config(config, {"nats.urls": urls})
         progress = _progress(batches, directory, selection, pacer) if wanted(quiet) else None
         stats = _send(batches, cfg.nats, pacer, stats, progress)
-    _report(stats, dry_run=dry_run, as_json=as_json)
+    _report(stats, directory, allow_gaps=allow_gaps, dry_run=dry_run, as_json=as_json)
 
 
 def _progress(
@@ -160,13 +159,60 @@ def _progress(
     return ReplayProgress(total=total, end_ns=end_ns, speed=pacer.speed)
 
 
-def _report(stats: "ReplayStats", *, dry_run: bool, as_json: bool) -> None:
+def _report(
+    stats: "ReplayStats", directory: Path | None, *, allow_gaps: bool, dry_run: bool, as_json: bool
+) -> None:
+    """The summary (or `-o json` document), the gaps met while reading, then the exit code."""
     if as_json:
         print_json(stats_document(stats, dry_run=dry_run))
     else:
         _summary(stats, dry_run=dry_run)
+    if directory is not None:
+        _report_removed(directory, stats, allow_gaps=allow_gaps)
     if stats.interrupted:
         raise typer.Exit(130)
+
+
+def _report_removed(directory: Path, stats: "ReplayStats", *, allow_gaps: bool) -> None:
+    """Segments removed while being read; the gaps in the listing were reported before sending."""
+    from recorder.journal.gaps import MISSING
+
+    removed = [gap for gap in stats.gaps if gap.cause != MISSING]
+    report_gaps(directory, removed, allow=allow_gaps, hint=_GAPS)
+
+
+def _selection(
+    since: str | None,
+    until: str | None,
+    from_seq: int | None,
+    to_seq: int | None,
+    subjects: list[str] | None,
+    kinds: list[str] | None,
+    namespaces: list[str] | None,
+) -> "Selection":
+    """What to send, from the filter options: a journal query, then MeshSync kind and namespace."""
+    from recorder.replay.run import Selection
+
+    query = build_query(since, until, from_seq, to_seq, subjects)
+    return Selection(query, tuple(kinds or ()), tuple(namespaces or ()))
+
+
+def _check_arguments(
+    directory: Path | None,
+    snapshot: Path | None,
+    speed: str,
+    rate: float | None,
+    prefix: str,
+    subject_map: list[str] | None,
+) -> "tuple[Pacer, tuple[SubjectMap, ...]]":
+    """Refuse what cannot work before anything is read or sent; errors name the flags."""
+    from recorder.replay.run import Pacer
+
+    if (directory is None) == (snapshot is None):
+        raise UsageError("give a journal directory or --snapshot FILE (one of them)")
+    pacer = Pacer(parse_speed(speed), check_rate(rate))
+    check_prefix(prefix)
+    return pacer, parse_subject_maps(subject_map)
 
 
 def parse_subject_maps(texts: list[str] | None) -> "tuple[SubjectMap, ...]":
@@ -187,14 +233,19 @@ def _messages(
     prefix: str,
     msg_id: bool,
     stats: "ReplayStats",
+    *,
+    allow_gaps: bool,
 ) -> "Iterable[Sequence[Outgoing]]":
     """The batches to send: from the snapshot (one batch), else read from the journal lazily."""
-    from recorder.replay.run import journal_batches, snapshot_messages
+    from recorder.replay.run import journal_batches, journal_gaps, snapshot_messages
 
     if snapshot is not None:
         return [list(snapshot_messages(snapshot, maps=maps, prefix=prefix, selection=selection))]
     assert directory is not None  # the caller insists on exactly one of them
     journal_argument(directory)
+    # Before anything is sent: a replay with a hole in it is not the recorded traffic.
+    gaps = journal_gaps(directory, selection.query)
+    report_gaps(directory, gaps, allow=allow_gaps, hint=_GAPS)
     return journal_batches(
         directory, selection, maps=maps, prefix=prefix, msg_id=msg_id, stats=stats
     )

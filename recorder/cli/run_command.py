@@ -3,13 +3,22 @@
 import contextlib
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from recorder.cli.app import app
-from recorder.cli.config_commands import ConfigFile, load_effective_config
+from recorder.cli.config_commands import (
+    ConfigFile,
+    chosen_config_file,
+    load_effective_config,
+    urls_from_flag,
+)
 from recorder.cli.render import examples
+from recorder.log import get_logger
+
+if TYPE_CHECKING:
+    from recorder.config import Config
 
 
 @app.command(
@@ -28,7 +37,13 @@ def run(
     subject: Annotated[
         list[str] | None, typer.Option("--subject", help="Subject or pattern, repeatable.")
     ] = None,
-    journal_dir: Annotated[Path | None, typer.Option(help="Journal directory.")] = None,
+    journal_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="Journal directory; created 0700, or tightened to 0700 (with a warning) "
+            "when it exists with group or world access."
+        ),
+    ] = None,
     fsync: Annotated[str | None, typer.Option(help="always, interval or never.")] = None,
     mode: Annotated[str | None, typer.Option(help="core or jetstream.")] = None,
     http_listen: Annotated[
@@ -49,7 +64,7 @@ def run(
     from recorder.recording.daemon import run_daemon
 
     overrides: dict[str, object] = {
-        "nats.urls": repeated(nats_url),
+        "nats.urls": urls_from_flag(nats_url),
         "subjects": repeated(subject),
         "journal.dir": str(journal_dir) if journal_dir else None,
         "journal.fsync": fsync,
@@ -60,6 +75,7 @@ def run(
     }
     cfg = load_effective_config(config, overrides)
     configure_logging(cfg.log.level, cfg.log.format)
+    warn_exposed_secrets(cfg, chosen_config_file(config))
     with contextlib.ExitStack() as stack:
         if cfg.embedded_broker:
             broker = stack.enter_context(EmbeddedBroker(jetstream=cfg.mode == "jetstream"))
@@ -74,3 +90,18 @@ def run(
 def repeated(values: list[str] | None) -> list[str] | None:
     """Repeatable options: None when not given, so the file and environment still apply."""
     return list(values) if values else None
+
+
+def warn_exposed_secrets(cfg: "Config", config_path: Path | None) -> None:
+    """Warn at start about each secret-holding file the group or the world may read."""
+    from recorder.exposure import exposed_secrets
+
+    log = get_logger("config")
+    for exposure in exposed_secrets(cfg, config_path):
+        log.warning(
+            "secret_file_readable_by_others",
+            path=str(exposure.path),
+            mode=oct(exposure.mode),
+            holds=exposure.holds,
+            hint="chmod 600 it",
+        )

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Final, Literal
 
+from recorder.compact.model import CompactOptions, CompactStats
 from recorder.compact.snapshot import (
     extended_documents,
     iter_json,
@@ -23,12 +24,14 @@ from recorder.compact.snapshot import (
     meshsync_snapshot_paths,
     snapshot_meta,
 )
-from recorder.compact.state import CompactOptions, Compactor, CompactStats
-from recorder.errors import UsageError
-from recorder.fsutil import atomic_file, fsync_dir, write_atomic
+from recorder.compact.state import Compactor
+from recorder.errors import EmptyJournalError, SegmentGoneError, UsageError
+from recorder.fsutil import atomic_file, fsync_dir, read_file, write_atomic
+from recorder.journal.directory import journal_segments
+from recorder.journal.gaps import Gap
 from recorder.journal.reader import JournalReader, Query
 from recorder.journal.record import Message, Record
-from recorder.journal.segment import list_segments, summarize
+from recorder.journal.segment import remove_segment, summarize
 from recorder.log import get_logger
 from recorder.meshsync import Decoded
 from recorder.timeparse import format_time
@@ -55,6 +58,7 @@ class CompactRequest:
     prune: bool = False
     prune_ghosts: bool = False
     idle_ns: int = 10 * 1_000_000_000
+    allow_gaps: bool = False  # a checkpoint moves on past missing records (recorded in it)
 
 
 @dataclass(slots=True)
@@ -66,8 +70,15 @@ class CompactResult:
     # What this run read; `stats` also counts what the checkpoint it resumed from had read.
     messages_read: int = 0
     object_events_read: int = 0
+    stopped_at: tuple[int, int] | None = None  # (seq, time_ns) of the first record past until_ns
     checkpoint: Path | None = None
     pruned: list[str] = field(default_factory=list)
+    gaps: list[Gap] = field(default_factory=list)  # every gap met, inside the range or not
+
+    @property
+    def inside_gaps(self) -> list[Gap]:
+        """Gaps in the middle of what was read: records inside the snapshot's range are lost."""
+        return [gap for gap in self.gaps if gap.inside]
 
 
 def run_compaction(
@@ -76,14 +87,7 @@ def run_compaction(
     progress: Callable[[int], None] | None = None,
 ) -> CompactResult:
     """Compact the journal into the requested snapshot; `progress` gets bytes of segments read."""
-    if request.prune and not request.checkpoint:
-        raise UsageError(
-            "pruning needs a checkpoint: segments are only deleted once one covers them"
-        )
-    if request.format == "meshsync" and request.to_stdout:
-        raise UsageError(
-            "the MeshSync format writes two files, so it needs a directory, not stdout"
-        )
+    _check_request(request)
     options = CompactOptions(
         until_seq=request.until_seq,
         until_ns=request.until_ns,
@@ -91,29 +95,19 @@ def run_compaction(
         idle_ns=request.idle_ns,
     )
     checkpoint_path = request.directory / CHECKPOINT_NAME
-    compactor = None
-    if request.checkpoint or _pruned_before(request.directory, checkpoint_path):
-        compactor = _load_checkpoint(checkpoint_path, options)
+    compactor = _resumed_state(request, options, checkpoint_path)
     before = compactor.stats() if compactor else None
     resumed = before.last_seq if before else None
-    if resumed is not None and request.until_seq is not None and resumed > request.until_seq:
-        raise UsageError(
-            f"the checkpoint already covers up to seq {resumed}, after --until {request.until_seq}",
-            hint="a checkpoint cannot be rewound; compact a journal that still has those segments",
-        )
-    covered_ns = compactor.last_time_ns if compactor else None
-    if covered_ns is not None and request.until_ns is not None and covered_ns > request.until_ns:
-        raise UsageError(
-            f"the checkpoint already covers up to {format_time(covered_ns)}, after --until",
-            hint="a checkpoint cannot be rewound; compact a journal that still has those segments",
-        )
     compactor = compactor or Compactor(options)
+    # No time bound in the query: a time filter picks records by stamp wherever they are, but
+    # the state is a fold in sequence order, and a wall clock that stepped back stamps later
+    # records earlier. So `until_ns` cuts the journal at the first record stamped past it (the
+    # Compactor stops there): never a later record folded in over an earlier one left out,
+    # never a checkpoint covering records it did not apply.
     reader = JournalReader(
         request.directory,
         query=Query(
-            from_seq=resumed + 1 if resumed is not None else None,
-            to_seq=request.until_seq,
-            until_ns=request.until_ns,
+            from_seq=resumed + 1 if resumed is not None else None, to_seq=request.until_seq
         ),
         markers=True,  # markers move compaction's clock on, which closes idle re-list epochs
     )
@@ -125,27 +119,22 @@ def run_compaction(
             meshsync_paths = meshsync_snapshot_paths(directory, datetime.now(UTC).date())
             # Streamed as it is read: the -extended file grows with events, memory must not.
             extended = stack.enter_context(atomic_file(meshsync_paths[1]))
-        compactor.feed_many(_records(reader, progress), _extended_writer(extended))
-        if request.until_ns is not None:
-            compactor.close_idle_epoch(request.until_ns)
+        stopped_at = _feed(compactor, reader, request.until_ns, progress, extended)
         stats = compactor.stats()
-        for damage in reader.stats.damages:
-            log.warning(
-                "journal_damage_skipped",
-                segment=damage.segment,
-                offset=damage.offset,
-                torn=damage.torn,
-                reason=damage.reason,
-            )
         result = CompactResult(
             stats,
             resumed_from_seq=resumed,
             messages_read=stats.messages - (before.messages if before else 0),
             object_events_read=stats.object_events - (before.object_events if before else 0),
+            stopped_at=stopped_at,
         )
+        result.gaps = _gaps(reader, resumed)
+        compactor.gaps += [gap.describe() for gap in result.inside_gaps]
+        _log_damage(reader)
         stdout = stdout or sys.stdout.buffer
         _write_outputs(request, compactor, stats, meshsync_paths, result, stdout)
-    if request.checkpoint:
+    if request.checkpoint and (request.allow_gaps or not result.inside_gaps):
+        # Never past a gap unasked: the next compaction would start after it, none the wiser.
         write_atomic(checkpoint_path, [compactor.to_bytes()])
         result.checkpoint = checkpoint_path
         if request.prune and stats.last_seq is not None:
@@ -153,12 +142,98 @@ def run_compaction(
     return result
 
 
-def _records(reader: JournalReader, progress: Callable[[int], None] | None) -> Iterator[Record]:
+def _check_request(request: CompactRequest) -> None:
+    if request.prune and not request.checkpoint:
+        raise UsageError(
+            "pruning needs a checkpoint: segments are only deleted once one covers them"
+        )
+    if request.format == "meshsync" and request.to_stdout:
+        raise UsageError(
+            "the MeshSync format writes two files, so it needs a directory, not stdout"
+        )
+
+
+def _resumed_state(
+    request: CompactRequest, options: CompactOptions, checkpoint_path: Path
+) -> Compactor | None:
+    """The checkpoint's state when this run continues from it; refused if it is past `until`."""
+    if not (request.checkpoint or _pruned_before(request.directory, checkpoint_path)):
+        return None
+    compactor = _load_checkpoint(checkpoint_path, options)
+    if compactor is None:
+        return None
+    resumed = compactor.stats().last_seq
+    if resumed is not None and request.until_seq is not None and resumed > request.until_seq:
+        raise UsageError(
+            f"the checkpoint already covers up to seq {resumed}, after --until {request.until_seq}",
+            hint="a checkpoint cannot be rewound; compact a journal that still has those segments",
+        )
+    covered_ns = compactor.last_time_ns
+    if covered_ns is not None and request.until_ns is not None and covered_ns > request.until_ns:
+        raise UsageError(
+            f"the checkpoint already covers up to {format_time(covered_ns)}, after --until",
+            hint="a checkpoint cannot be rewound; compact a journal that still has those segments",
+        )
+    return compactor
+
+
+def _feed(
+    compactor: Compactor,
+    reader: JournalReader,
+    until_ns: int | None,
+    progress: Callable[[int], None] | None,
+    extended: IO[bytes] | None,
+) -> tuple[int, int] | None:
+    """Fold the journal into `compactor`; (seq, time) of the record that ended it at `until_ns`."""
+    seen = _Seen()
+    stopped_at = None
+    if not compactor.feed_many(_records(reader, progress, seen), _extended_writer(extended)):
+        past = seen.last
+        if past is not None and until_ns is not None and past.time_ns > until_ns:
+            log.info("compaction_stopped_at_time", seq=past.seq, time=format_time(past.time_ns))
+            stopped_at = (past.seq, past.time_ns)
+    if until_ns is not None:
+        compactor.close_idle_epoch(until_ns)
+    return stopped_at
+
+
+def _log_damage(reader: JournalReader) -> None:
+    for damage in reader.stats.damages:
+        log.warning(
+            "journal_damage_skipped",
+            segment=damage.segment,
+            offset=damage.offset,
+            torn=damage.torn,
+            reason=damage.reason,
+        )
+
+
+def _gaps(reader: JournalReader, resumed: int | None) -> list[Gap]:
+    """The reader's gaps, and the records missing between a checkpoint and what follows it."""
+    gaps = list(reader.stats.gaps)
+    first = reader.stats.first_seq
+    inside = any(gap.inside for gap in gaps)  # a hole in the numbering says it better
+    if resumed is not None and first is not None and first > resumed + 1 and not inside:
+        gaps.insert(0, Gap(None, None, resumed + 1, first - 1, "missing after the checkpoint"))
+    for gap in gaps:
+        log.warning("journal_gap", gap=gap.describe(), inside=gap.inside)
+    return gaps
+
+
+@dataclass(slots=True)
+class _Seen:
+    last: Record | None = None  # the last record handed to the Compactor
+
+
+def _records(
+    reader: JournalReader, progress: Callable[[int], None] | None, seen: _Seen
+) -> Iterator[Record]:
     segment = None
     for position, record in reader:
         if progress is not None and position.segment != segment:
             segment = position.segment
             progress(segment)
+        seen.last = record
         yield record
 
 
@@ -180,16 +255,19 @@ def _pruned_before(directory: Path, checkpoint_path: Path) -> bool:
     """Whether segments were pruned into a checkpoint: then every compaction must start from it."""
     if not checkpoint_path.exists():
         return False
-    segments = list_segments(directory)
-    if not segments:
+    segments = journal_segments(directory)
+    if not segments or segments[0].number > 1:
         return True
-    footer = summarize(segments[0]).footer
-    return segments[0].number > 1 or (footer is not None and footer.first_seq > 1)
+    try:
+        footer = summarize(segments[0]).footer
+    except SegmentGoneError:
+        return True  # removed since it was listed: the journal no longer starts at 1
+    return footer is not None and footer.first_seq > 1
 
 
 def _load_checkpoint(path: Path, options: CompactOptions) -> Compactor | None:
     try:
-        data = path.read_bytes()
+        data = read_file(path)
     except FileNotFoundError:
         return None
     try:
@@ -215,6 +293,7 @@ def _write_outputs(
     clusters = [request.cluster] if request.cluster else list(compactor.clusters()) or [""]
     created = time.time_ns()
     journal = str(request.directory)
+    gaps = tuple(compactor.gaps)
     if meshsync_paths is not None:
         objects = compactor.objects(request.cluster, kinds, namespaces)
         main, extended_path = meshsync_paths  # the caller writes the extended file
@@ -225,16 +304,18 @@ def _write_outputs(
     render = iter_yaml if request.format == "yaml" else iter_json
     if request.to_stdout:
         objects = compactor.objects(request.cluster, kinds, namespaces)
-        meta = snapshot_meta(objects, stats, journal=journal, created_ns=created)
+        meta = snapshot_meta(objects, stats, journal=journal, created_ns=created, gaps=gaps)
         for chunk in render(objects, meta):
             stdout.write(chunk)
         stdout.flush()
         result.objects_written = len(objects)
         return
     base = request.out or Path(f"snapshot{_SUFFIX[request.format]}")
+    if not stats.messages and base.exists():
+        raise EmptyJournalError(journal, str(base))
     for cluster in clusters:
         objects = compactor.objects(cluster or None, kinds, namespaces)
-        meta = snapshot_meta(objects, stats, journal=journal, created_ns=created)
+        meta = snapshot_meta(objects, stats, journal=journal, created_ns=created, gaps=gaps)
         path = base if len(clusters) == 1 else _per_cluster(base, cluster)
         with atomic_file(path) as handle:
             for chunk in render(objects, meta):
@@ -255,13 +336,13 @@ def prune_covered_segments(directory: Path, covered_seq: int) -> list[str]:
     recorder continues the numbering and sequence from), never an unsealed one, never one with
     records after the checkpoint.
     """
-    segments = list_segments(directory)[:-1]
+    segments = journal_segments(directory)[:-1]
     deleted = []
     for segment in segments:
         footer = summarize(segment).footer
         if footer is None or (footer.records and footer.last_seq > covered_seq):
             break  # keep everything from the first segment the checkpoint does not cover
-        segment.path.unlink()
+        remove_segment(segment)
         # Oldest first, each durable before the next: a power loss never leaves a gap that
         # would hide the checkpoint from a later compaction (or fail verify).
         fsync_dir(directory)

@@ -11,7 +11,6 @@ the creation time out); everything else in the output depends only on the object
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -20,10 +19,9 @@ from pathlib import Path
 from typing import Any, Final, TypeVar
 
 import orjson
-import yaml
 
-from recorder.compact.state import CompactStats, LiveObject
-from recorder.compact.yaml_events import EventDumper
+from recorder.compact.model import CompactStats, LiveObject
+from recorder.compact.yaml_emit import YamlEmitter
 from recorder.log import get_logger
 from recorder.manifest import to_manifest, to_meshsync
 from recorder.meshsync import DOCS, Decoded, ObjectEvent, decode, events_of
@@ -33,49 +31,12 @@ log = get_logger("snapshot")
 SNAPSHOT_PREFIX: Final = "meshery-cluster-snapshot"
 _ANNOTATION: Final = "meshery.io/snapshot-"
 
-_Dumper: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
-
-# Plain scalars a YAML 1.1 reader such as go-yaml v2 (kubectl, sigs.k8s.io/yaml) would not read as
-# strings, beyond those PyYAML already quotes: exponent floats without a dot, octal, y/n.
-_RISKY: Final = re.compile(
-    r"[-+]?(?:\.[0-9]+|[0-9][0-9_]*(?:\.[0-9_]*)?)(?:[eE][-+]?[0-9]+)?"
-    r"|0[xX][0-9a-fA-F_]+|0o?[0-7_]+|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN)"
-    r"|[yYnN~]|(?:y|Y)es|YES|(?:n|N)o|NO|(?:o|O)(?:n|ff)|ON|OFF|(?:t|T)rue|TRUE|(?:f|F)alse|FALSE"
-    r"|(?:n|N)ull|NULL"
-)
-
-
-class _SnapshotDumper(_Dumper):  # type: ignore[misc]
-    """The C-accelerated safe dumper, quoting every string that could read back as another type."""
-
-
-def _represent_str(dumper: Any, data: str) -> Any:
-    if _RISKY.fullmatch(data):
-        return dumper.represent_scalar("tag:yaml.org,2002:str", data, style="'")
-    if "\n" in data and not data.startswith((" ", "\t")):
-        # Literal blocks keep configmap files and last-applied-configuration readable.
-        return dumper.represent_scalar("tag:yaml.org,2002:str", data, style="|")
-    return dumper.represent_scalar("tag:yaml.org,2002:str", data)
-
-
-_SnapshotDumper.add_representer(str, _represent_str)
-_EVENTS: Final = EventDumper(_SnapshotDumper, width=1 << 30, allow_unicode=True)
+_EMITTER: Final = YamlEmitter()
 
 
 def to_yaml(document: Any, *, sort_keys: bool = False) -> bytes:
     """One YAML document, block style, strings that look like other types quoted."""
-    fast = _EVENTS.dump(document, sort_keys=sort_keys)  # the same bytes as below, sooner
-    if fast is not None:
-        return fast.encode()
-    text: str = yaml.dump(
-        document,
-        Dumper=_SnapshotDumper,
-        sort_keys=sort_keys,
-        default_flow_style=False,
-        allow_unicode=True,
-        width=1 << 30,
-    )
-    return text.encode()
+    return _EMITTER.dump(document, sort_keys=sort_keys).encode()
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +52,7 @@ class SnapshotMeta:
     objects: int = 0
     journal: str = ""
     created_ns: int | None = None
+    gaps: tuple[str, ...] = ()  # records missing inside the range, each described
 
     def fields(self) -> dict[str, str]:
         """The metadata as ordered string pairs (header lines, List annotations)."""
@@ -104,6 +66,7 @@ class SnapshotMeta:
             "clusters": ",".join(self.clusters),
             "objects": str(self.objects),
             "kinds": ",".join(f"{kind}={count}" for kind, count in self.per_kind.items()),
+            "gaps": "; ".join(self.gaps),
         }
         return {key: value for key, value in pairs.items() if value}
 
@@ -125,6 +88,7 @@ def snapshot_meta(
     *,
     journal: str = "",
     created_ns: int | None = None,
+    gaps: tuple[str, ...] = (),
 ) -> SnapshotMeta:
     """Metadata for a snapshot of `objects` (after filters) out of a compaction with `stats`."""
     per_kind = Counter(obj.kind for obj in objects)
@@ -138,6 +102,7 @@ def snapshot_meta(
         objects=len(objects),
         journal=journal,
         created_ns=created_ns,
+        gaps=gaps,
     )
 
 
@@ -148,7 +113,7 @@ def _written(render: Callable[[_Obj], bytes], obj: _Obj, seq: int) -> bytes | No
     """One object's document, or None (logged) when it nests deeper than the encoders can go.
 
     A payload's JSON may nest up to orjson's read limit (1024) while orjson writes only 254
-    levels and the YAML dumpers recurse in Python: such an object is left out, not a crash.
+    levels and the YAML emitter recurses in Python: such an object is left out, not a crash.
     """
     try:
         return render(obj)

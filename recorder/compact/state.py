@@ -40,8 +40,8 @@ from typing import Final
 import msgpack
 import orjson
 
+from recorder.compact.checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, parse_checkpoint
 from recorder.compact.model import (
-    SECOND_NS,
     CompactOptions,
     CompactStats,
     Entry,
@@ -49,7 +49,6 @@ from recorder.compact.model import (
     LiveObject,
     entry_row,
 )
-from recorder.errors import UsageError
 from recorder.journal.record import Message, Record
 from recorder.meshsync import (
     ADDED,
@@ -63,18 +62,7 @@ from recorder.meshsync import (
     decode,
 )
 
-CHECKPOINT_FORMAT: Final = "meshsync-recorder-compact-state"
-CHECKPOINT_VERSION: Final = 1
 _NEVER: Final = sys.maxsize
-__all__ = [
-    "SECOND_NS",
-    "CompactOptions",
-    "CompactStats",
-    "Compactor",
-    "Issue",
-    "LiveObject",
-    "compact",
-]
 _COUNTERS: Final = (
     "messages",
     "object_events",
@@ -100,6 +88,7 @@ class Compactor:
         self._live: dict[str, dict[str, Entry]] = {}
         self._tombs: dict[str, set[str]] = {}
         self._issues: list[Issue] = []
+        self.gaps: list[str] = []  # missing records accepted into this state, described
         self._resume_seq = -1
         self.first_seq: int | None = None
         self.last_seq: int | None = None
@@ -195,14 +184,7 @@ class Compactor:
         if live is None:
             live = self._live[cluster] = {}
         uid = event.uid
-        if uid:
-            key = uid
-        else:
-            key = "\x00".join((event.api_version, event.kind, event.namespace, event.name))
-            self.no_uid += 1
-            self._note(
-                seq, subject, f"no metadata.uid: {event.kind} {event.namespace}/{event.name}"
-            )
+        key = uid or self._name_key(event, seq, subject)
         entry = live.get(key)
         if entry is None and uid:
             tombs = self._tombs.get(cluster)
@@ -227,37 +209,44 @@ class Compactor:
         # surviving item does not pin its whole five-object batch in memory.
         if payload is None:
             try:
-                raw = orjson.dumps(event.obj)
+                payload = orjson.dumps(event.obj)
             except orjson.JSONEncodeError as exc:  # nested deeper than orjson writes (254)
                 self._report(seq, subject, f"dump item {uid or key!r} cannot be kept: {exc}")
                 return
-        else:
-            raw = payload
         self.applied += 1
         if entry is None:
-            # Interning shares the few distinct kinds, versions and namespaces among all entries.
-            live[key] = Entry(
-                uid,
-                intern(event.api_version),
-                intern(event.kind),
-                intern(event.namespace),
-                event.name,
-                rv,
-                raw,
-                event.wrapper,
-                seq,
-                self._epoch,
-            )
+            live[key] = self._new_entry(event, payload, seq)
             return
         # Storing only what changed avoids touching (and freeing) cold strings.
         if entry.kind != event.kind or entry.api_version != event.api_version:
             entry.kind = intern(event.kind)
             entry.api_version = intern(event.api_version)
         entry.rv = rv
-        entry.raw = raw
+        entry.raw = payload
         entry.wrapper = event.wrapper
         entry.seq = seq
         entry.seen = self._epoch
+
+    def _name_key(self, event: ObjectEvent, seq: int, subject: str) -> str:
+        """The key of an object without a uid: its identity by name, noted as an issue."""
+        self.no_uid += 1
+        self._note(seq, subject, f"no metadata.uid: {event.kind} {event.namespace}/{event.name}")
+        return "\x00".join((event.api_version, event.kind, event.namespace, event.name))
+
+    def _new_entry(self, event: ObjectEvent, raw: bytes, seq: int) -> Entry:
+        # Interning shares the few distinct kinds, versions and namespaces among all entries.
+        return Entry(
+            event.uid,
+            intern(event.api_version),
+            intern(event.kind),
+            intern(event.namespace),
+            event.name,
+            event.resource_version,
+            raw,
+            event.wrapper,
+            seq,
+            self._epoch,
+        )
 
     def _report(self, seq: int, subject: str, reason: str) -> None:
         self.undecodable += 1
@@ -352,6 +341,7 @@ class Compactor:
             "counters": [getattr(self, name) for name in _COUNTERS],
             "range": [self.first_seq, self.last_seq, self.first_time_ns, self.last_time_ns],
             "issues": [[i.seq, i.subject, i.reason] for i in self._issues],
+            "gaps": self.gaps,
             "epoch": [
                 self._epoch,
                 self._epoch_open,
@@ -371,26 +361,14 @@ class Compactor:
     def from_bytes(cls, data: bytes, options: CompactOptions | None = None) -> Compactor:
         """Restore a state saved by `to_bytes`; records up to its last seq will be skipped."""
         options = options or CompactOptions()
-        try:
-            state = msgpack.unpackb(data, raw=False, strict_map_key=False)
-            ok = isinstance(state, dict) and state.get("format") == CHECKPOINT_FORMAT
-        except (ValueError, msgpack.UnpackException):
-            ok = False
-        if not ok:
-            raise UsageError("the checkpoint is not a compaction state", hint="delete it")
-        if state["version"] != CHECKPOINT_VERSION:
-            raise UsageError(f"checkpoint version {state['version']} is not supported")
-        if (state["prune_ghosts"], state["idle_ns"]) != (options.prune_ghosts, options.idle_ns):
-            raise UsageError(
-                "the checkpoint was made with other ghost-pruning settings",
-                hint="use the same --prune-ghosts settings, or compact without --checkpoint",
-            )
+        state = parse_checkpoint(data, options)
         self = cls(options)
         for name, value in zip(_COUNTERS, state["counters"], strict=True):
             setattr(self, name, value)
         self.first_seq, self.last_seq, self.first_time_ns, self.last_time_ns = state["range"]
         self._resume_seq = -1 if self.last_seq is None else self.last_seq
         self._issues = [Issue(*item) for item in state["issues"]]
+        self.gaps = list(state.get("gaps", ()))  # absent from checkpoints written before gaps
         epoch, is_open, active_ns, epoch_clusters = state["epoch"]
         self._epoch, self._epoch_open, self._epoch_active_ns = epoch, is_open, active_ns
         self._epoch_clusters = set(epoch_clusters)

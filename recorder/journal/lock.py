@@ -9,7 +9,8 @@ import time
 from pathlib import Path
 from typing import Final
 
-from recorder.errors import LockedError
+from recorder.errors import LockedError, PathAccessError
+from recorder.fsutil import open_nofollow, read_file
 from recorder.journal.segment import FILE_MODE
 
 LOCK_NAME: Final = "LOCK"
@@ -26,7 +27,7 @@ class DirectoryLock:
         self._fd: int | None = None
 
     def acquire(self) -> None:
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, FILE_MODE)
+        fd = open_nofollow(self.path, os.O_RDWR | os.O_CREAT, FILE_MODE)
         for attempt in range(_ATTEMPTS):
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -59,8 +60,8 @@ class DirectoryLock:
 
 def holder_pid(directory: Path) -> int | None:
     try:
-        text = (directory / LOCK_NAME).read_text().strip()
-    except OSError:
+        text = read_file(directory / LOCK_NAME).decode(errors="replace").strip()
+    except (OSError, PathAccessError):
         return None
     return int(text) if text.isdigit() else None
 
@@ -68,8 +69,8 @@ def holder_pid(directory: Path) -> int | None:
 def is_locked(directory: Path) -> bool:
     """Whether a live writer holds the directory (probed with a shared, non-blocking flock)."""
     try:
-        fd = os.open(directory / LOCK_NAME, os.O_RDONLY)
-    except OSError:
+        fd = open_nofollow(directory / LOCK_NAME, os.O_RDONLY)
+    except (OSError, PathAccessError):
         return False
     try:
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)

@@ -1,14 +1,15 @@
-"""Inspect, verify and repair a journal directory; repair moves damage aside, never deletes it."""
+"""Inspect and verify a journal directory: what each segment holds and what is wrong with it."""
 
 from __future__ import annotations
 
-import os
+import contextlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from recorder.fsutil import fsync_dir
+from recorder.errors import SegmentGoneError
+from recorder.journal.directory import journal_segments
 from recorder.journal.frames import Damage, walk_frames
-from recorder.journal.lock import DirectoryLock, is_locked
+from recorder.journal.lock import is_locked
 from recorder.journal.record import (
     FRAME_OVERHEAD,
     HEADER_SIZE,
@@ -19,21 +20,14 @@ from recorder.journal.record import (
     decode_body,
     decode_footer,
     decode_header,
-    encode_footer,
-    encode_header,
     record_seq_time,
 )
 from recorder.journal.segment import (
-    FILE_MODE,
-    QUARANTINE_SUFFIX,
     SegmentFile,
     find_gaps,
-    list_segments,
-    require_dir,
     segment_bytes,
     segment_name,
     summarize,
-    write_file_atomically,
 )
 from recorder.log import get_logger
 
@@ -65,23 +59,34 @@ class SegmentScan:
     def corrupt(self) -> list[Damage]:
         return [damage for damage in self.damages if not damage.torn]
 
+    def implied_footer(self) -> Footer:
+        """The footer that sealing these records would write."""
+        return Footer(
+            self.first_seq or 0,
+            self.last_seq or 0,
+            self.first_time_ns or 0,
+            self.last_time_ns or 0,
+            self.records,
+            self.messages,
+        )
+
 
 @dataclass(slots=True)
-class _Walk:
+class SegmentWalk:
     """One salvage walk over a segment: its good frames' spans and its damage."""
 
     scan: SegmentScan
     spans: list[tuple[int, int]] = field(default_factory=list)
 
 
-def _walk(segment: SegmentFile) -> tuple[bytes, _Walk]:
+def walk_segment(segment: SegmentFile) -> tuple[bytes, SegmentWalk]:
     data = segment_bytes(segment)
     scan = SegmentScan(segment, len(data), good_end=min(len(data), HEADER_SIZE))
     try:
         scan.header = decode_header(data)
     except FrameError:
         scan.header = None
-    walk = _Walk(scan)
+    walk = SegmentWalk(scan)
     previous_seq = 0
     for offset, kind, body in walk_frames(segment.name, data, salvage=True, damages=scan.damages):
         end = offset + FRAME_OVERHEAD + len(body)
@@ -103,16 +108,21 @@ def _walk(segment: SegmentFile) -> tuple[bytes, _Walk]:
         walk.spans.append((offset, end))
         scan.records += 1
         scan.messages += kind is Kind.MESSAGE
-        if scan.first_seq is None:
-            scan.first_seq, scan.first_time_ns = seq, time_ns
-        scan.last_seq, scan.last_time_ns = seq, time_ns
+        # Earliest and latest stamp, as the writer's footer keeps them: after a step back of the
+        # wall clock, the first and last record's would hide records from time pruning.
+        if scan.first_seq is None or scan.first_time_ns is None or scan.last_time_ns is None:
+            scan.first_seq, scan.first_time_ns, scan.last_time_ns = seq, time_ns, time_ns
+        else:
+            scan.first_time_ns = min(scan.first_time_ns, time_ns)
+            scan.last_time_ns = max(scan.last_time_ns, time_ns)
+        scan.last_seq = seq
         scan.good_end = end
     return data, walk
 
 
 def scan_segment(segment: SegmentFile) -> SegmentScan:
     """Check every record of one segment (salvage mode): damage, sequence order, footer."""
-    return _walk(segment)[1].scan
+    return walk_segment(segment)[1].scan
 
 
 # -- inspect ----------------------------------------------------------------------------------
@@ -134,42 +144,45 @@ class SegmentInfo:
 
 
 def inspect_journal(directory: Path) -> list[SegmentInfo]:
-    """A row per segment; sealed segments are described from their footer without a scan."""
-    segments = _existing_segments(directory)
+    """A row per segment; sealed segments are described from their footer without a scan.
+
+    A segment that retention removes while the rows are made has no row.
+    """
+    segments = journal_segments(directory)
     locked = is_locked(directory)
     infos = []
     for index, segment in enumerate(segments):
-        summary = summarize(segment)
-        footer = summary.footer
-        if footer is not None:
-            infos.append(_info(segment, "sealed", footer, summary.size))
-            continue
-        scan = scan_segment(segment)
-        last = index == len(segments) - 1
-        if scan.corrupt:
-            state = "corrupt"
-        elif last and locked:
-            state = "active"
-        elif scan.torn:
-            state = "torn"
-        else:
-            state = "unsealed"
-        infos.append(
-            SegmentInfo(
-                segment.name,
-                segment.number,
-                state,
-                scan.records,
-                scan.messages,
-                summary.size,
-                scan.first_seq,
-                scan.last_seq,
-                scan.first_time_ns,
-                scan.last_time_ns,
-                segment.compressed,
-            )
-        )
+        with contextlib.suppress(SegmentGoneError):
+            infos.append(_inspect_one(segment, live=locked and index == len(segments) - 1))
     return infos
+
+
+def _inspect_one(listed: SegmentFile, *, live: bool) -> SegmentInfo:
+    summary = summarize(listed)
+    segment = summary.file  # the compressed twin, if compression came between
+    if summary.footer is not None:
+        return _info(segment, "sealed", summary.footer, summary.size)
+    scan = scan_segment(segment)
+    state = "unsealed"
+    if scan.corrupt:
+        state = "corrupt"
+    elif live:
+        state = "active"
+    elif scan.torn:
+        state = "torn"
+    return SegmentInfo(
+        segment.name,
+        segment.number,
+        state,
+        scan.records,
+        scan.messages,
+        summary.size,
+        scan.first_seq,
+        scan.last_seq,
+        scan.first_time_ns,
+        scan.last_time_ns,
+        segment.compressed,
+    )
 
 
 def _info(segment: SegmentFile, state: str, footer: Footer, size: int) -> SegmentInfo:
@@ -189,11 +202,6 @@ def _info(segment: SegmentFile, state: str, footer: Footer, size: int) -> Segmen
     )
 
 
-def _existing_segments(directory: Path) -> list[SegmentFile]:
-    require_dir(directory)
-    return list_segments(directory)
-
-
 # -- verify -----------------------------------------------------------------------------------
 
 
@@ -210,6 +218,7 @@ class VerifyReport:
     records: int = 0
     problems: list[Problem] = field(default_factory=list)
     in_progress: str | None = None  # the live writer's segment, whose tail may be mid-write
+    removed: list[str] = field(default_factory=list)  # by retention, before they were checked
     gaps: list[tuple[int, int]] = field(default_factory=list)  # missing segment numbers
 
     @property
@@ -218,8 +227,11 @@ class VerifyReport:
 
 
 def verify_journal(directory: Path) -> VerifyReport:
-    """Check every record of every segment, the footers, sequence order and segment numbering."""
-    segments = _existing_segments(directory)
+    """Check every record of every segment, the footers, sequence order and segment numbering.
+
+    Segments that retention removes while they wait their turn are listed in `removed`.
+    """
+    segments = journal_segments(directory)
     locked = is_locked(directory)
     report = VerifyReport(segments=len(segments), gaps=find_gaps(segments))
     for first, last in report.gaps:
@@ -228,39 +240,16 @@ def verify_journal(directory: Path) -> VerifyReport:
         )
     previous_last = 0
     for index, segment in enumerate(segments):
-        scan = scan_segment(segment)
-        report.records += scan.records
         live = locked and index == len(segments) - 1
+        try:
+            scan = scan_segment(segment)
+            report.problems += _segment_problems(segment, scan, live=live)
+        except SegmentGoneError:
+            report.removed.append(segment.name)
+            continue
+        report.records += scan.records
         if live:
             report.in_progress = segment.name
-        for damage in scan.damages:
-            if damage.torn and live:
-                continue
-            kind = "torn tail" if damage.torn else "damage"
-            report.problems.append(
-                Problem(
-                    segment.name, damage.offset, f"{kind}: {damage.reason} ({damage.length} bytes)"
-                )
-            )
-        if scan.header is not None and scan.header.number != segment.number:
-            report.problems.append(
-                Problem(segment.name, 0, f"header says segment {scan.header.number}")
-            )
-        if segment.compressed and not _summary_matches(segment, scan):
-            report.problems.append(
-                Problem(segment.name, 0, "damaged summary frame (copy of header and footer)")
-            )
-        if scan.footer is None and not live and not scan.damages:
-            report.problems.append(
-                Problem(segment.name, None, "not sealed (writer stopped uncleanly)")
-            )
-        if scan.footer is not None and not scan.corrupt:
-            expected = (scan.footer.records, scan.footer.first_seq, scan.footer.last_seq)
-            found = (scan.records, scan.first_seq or 0, scan.last_seq or 0)
-            if scan.records and expected != found:
-                report.problems.append(
-                    Problem(segment.name, None, f"footer says {expected}, records say {found}")
-                )
         if scan.first_seq is not None:
             if scan.first_seq <= previous_last:
                 report.problems.append(
@@ -274,119 +263,35 @@ def verify_journal(directory: Path) -> VerifyReport:
     return report
 
 
-# -- repair -----------------------------------------------------------------------------------
+def _segment_problems(segment: SegmentFile, scan: SegmentScan, *, live: bool) -> list[Problem]:
+    """What is wrong inside one segment; a live writer's torn tail is a write in progress."""
+    problems = [
+        Problem(
+            segment.name,
+            damage.offset,
+            f"{'torn tail' if damage.torn else 'damage'}: {damage.reason} ({damage.length} bytes)",
+        )
+        for damage in scan.damages
+        if not (damage.torn and live)
+    ]
+    if scan.header is not None and scan.header.number != segment.number:
+        problems.append(Problem(segment.name, 0, f"header says segment {scan.header.number}"))
+    if segment.compressed and not summary_matches(segment, scan):
+        problems.append(
+            Problem(segment.name, 0, "damaged summary frame (copy of header and footer)")
+        )
+    if scan.footer is None and not live and not scan.damages:
+        problems.append(Problem(segment.name, None, "not sealed (writer stopped uncleanly)"))
+    if scan.footer is not None and not scan.corrupt:
+        found = scan.implied_footer()
+        if scan.records and scan.footer != found:
+            problems.append(
+                Problem(segment.name, None, f"footer says {scan.footer}, records say {found}")
+            )
+    return problems
 
 
-@dataclass(frozen=True, slots=True)
-class Quarantined:
-    segment: str
-    offset: int
-    length: int
-    reason: str
-    path: Path
-
-
-@dataclass(slots=True)
-class RepairReport:
-    segments_repaired: list[str] = field(default_factory=list)
-    quarantined: list[Quarantined] = field(default_factory=list)
-    records_kept: int = 0
-
-
-def repair_journal(directory: Path) -> RepairReport:
-    """Repair every damaged or unsealed segment of a journal no writer holds."""
-    segments = _existing_segments(directory)
-    report = RepairReport()
-    with DirectoryLock(directory):
-        for segment in segments:
-            summary = summarize(segment)
-            if summary.footer is not None and not _has_damage(segment):
-                continue
-            quarantined, kept = repair_segment(segment)
-            report.segments_repaired.append(segment.name)
-            report.quarantined.extend(quarantined)
-            report.records_kept += kept
-    return report
-
-
-def _has_damage(segment: SegmentFile) -> bool:
-    scan = scan_segment(segment)
-    return bool(scan.damages) or not _summary_matches(segment, scan)
-
-
-def _summary_matches(segment: SegmentFile, scan: SegmentScan) -> bool:
+def summary_matches(segment: SegmentFile, scan: SegmentScan) -> bool:
     """Whether the header and footer summaries read agree with the segment's content."""
     summary = summarize(segment)
     return (summary.header, summary.footer) == (scan.header, scan.footer)
-
-
-def repair_segment(segment: SegmentFile) -> tuple[list[Quarantined], int]:
-    """Move damaged bytes into quarantine files, keep every valid record, and seal the segment.
-
-    A torn tail alone is cut off in place; damage inside the segment (or a compressed segment)
-    means rewriting it from its valid records via a temporary file and rename.
-    """
-    data, walk = _walk(segment)
-    scan = walk.scan
-    quarantined = [_quarantine(segment, data, damage) for damage in scan.damages]
-    if segment.compressed and scan.damages:
-        # Decompression stops at damage, so keep the whole compressed original (a zstd decoder
-        # can still get more out of it) before the segment is rewritten and the original removed.
-        raw = segment.path.read_bytes()
-        whole = Damage(segment.name, 0, len(raw), "compressed original of a damaged segment", False)
-        quarantined.append(_quarantine(segment, raw, whole))
-    footer = Footer(
-        scan.first_seq or 0,
-        scan.last_seq or 0,
-        scan.first_time_ns or 0,
-        scan.last_time_ns or 0,
-        scan.records,
-        scan.messages,
-    )
-    if scan.corrupt or segment.compressed or scan.header is None:
-        header = scan.header or SegmentHeader(
-            segment.number, segment.path.stat().st_mtime_ns, bytes(16)
-        )
-        parts = [encode_header(header)]
-        parts.extend(data[start:end] for start, end in walk.spans)
-        parts.append(encode_footer(footer))
-        target = segment.path.with_name(segment_name(segment.number))
-        write_file_atomically(target, b"".join(parts))
-        if segment.compressed:
-            segment.path.unlink()
-            fsync_dir(segment.path.parent)
-    elif scan.footer is None:
-        fd = os.open(segment.path, os.O_WRONLY)
-        try:
-            os.ftruncate(fd, scan.good_end)
-            os.pwrite(fd, encode_footer(footer), scan.good_end)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-    for item in quarantined:
-        log.warning(
-            "damage_quarantined",
-            segment=item.segment,
-            offset=item.offset,
-            bytes=item.length,
-            reason=item.reason,
-            path=str(item.path),
-        )
-    return quarantined, scan.records
-
-
-def _quarantine(segment: SegmentFile, data: bytes, damage: Damage) -> Quarantined:
-    base = segment.path.with_name(f"{segment_name(segment.number)}@{damage.offset}")
-    path = base.with_name(base.name + QUARANTINE_SUFFIX)
-    counter = 1
-    while path.exists():
-        path = base.with_name(f"{base.name}.{counter}{QUARANTINE_SUFFIX}")
-        counter += 1
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
-    try:
-        os.write(fd, data[damage.offset : damage.offset + damage.length])
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    fsync_dir(segment.path.parent)
-    return Quarantined(segment.name, damage.offset, damage.length, damage.reason, path)

@@ -6,17 +6,21 @@ walk of `recorder.journal.frames` (the reference) takes over.
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Generator, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final, NamedTuple
 
 import msgpack
 from zlib_ng.zlib_ng import crc32
 
-from recorder.errors import CorruptionError
+from recorder.errors import CorruptionError, SegmentGoneError
+from recorder.journal.directory import journal_segments
 from recorder.journal.frames import Damage, walk_frames
+from recorder.journal.gaps import GapTracker
+from recorder.journal.lock import is_locked
+from recorder.journal.query import Query, ReadStats
 from recorder.journal.record import (
     FRAME,
     FRAME_OVERHEAD,
@@ -24,7 +28,6 @@ from recorder.journal.record import (
     KIND_CRC,
     MAX_BODY_SIZE,
     SYNC,
-    Footer,
     FrameError,
     Kind,
     Message,
@@ -35,13 +38,15 @@ from recorder.journal.record import (
 )
 from recorder.journal.segment import (
     SegmentFile,
+    handle_bytes,
     header_or_none,
-    list_segments,
-    require_dir,
-    segment_bytes,
-    summarize,
+    open_segment,
+    summarize_open,
 )
 from recorder.subjects import matches_any
+
+# Query and ReadStats are part of the reader's interface; they live in `query` for size's sake.
+__all__ = ["Batch", "JournalReader", "Position", "Query", "ReadStats", "iter_messages"]
 
 
 class Position(NamedTuple):
@@ -55,55 +60,6 @@ class Batch(NamedTuple):
     segment: int
     offsets: list[int]
     records: list[Record]
-
-
-@dataclass(frozen=True, slots=True)
-class Query:
-    """Which records a command wants; bounds are inclusive, subjects use NATS wildcards."""
-
-    since_ns: int | None = None
-    until_ns: int | None = None
-    from_seq: int | None = None
-    to_seq: int | None = None
-    subjects: tuple[str, ...] = ()
-
-    def excludes_segment(self, footer: Footer) -> bool:
-        """Whether a sealed segment's range lies wholly outside the query."""
-        if footer.records == 0:
-            return True
-        return (
-            (self.from_seq is not None and footer.last_seq < self.from_seq)
-            or (self.to_seq is not None and footer.first_seq > self.to_seq)
-            or (self.since_ns is not None and footer.last_time_ns < self.since_ns)
-            or (self.until_ns is not None and footer.first_time_ns > self.until_ns)
-        )
-
-    def admits(self, seq: int, time_ns: int) -> bool:
-        return not (
-            (self.from_seq is not None and seq < self.from_seq)
-            or (self.to_seq is not None and seq > self.to_seq)
-            or (self.since_ns is not None and time_ns < self.since_ns)
-            or (self.until_ns is not None and time_ns > self.until_ns)
-        )
-
-    @property
-    def bounded(self) -> bool:
-        return any(
-            bound is not None
-            for bound in (self.since_ns, self.until_ns, self.from_seq, self.to_seq)
-        )
-
-
-@dataclass(slots=True)
-class ReadStats:
-    segments_read: int = 0
-    segments_skipped: int = 0
-    records: int = 0
-    damages: list[Damage] = field(default_factory=list)
-
-    @property
-    def skipped_bytes(self) -> int:
-        return sum(damage.length for damage in self.damages)
 
 
 class JournalReader:
@@ -129,8 +85,7 @@ class JournalReader:
         self._past_end = False
 
     def segments(self) -> list[SegmentFile]:
-        require_dir(self.directory)
-        return list_segments(self.directory)
+        return journal_segments(self.directory)
 
     def __iter__(self) -> Iterator[tuple[Position, Record]]:
         for batch in self.batches():
@@ -142,49 +97,79 @@ class JournalReader:
         """The records iteration gives, in runs (up to a read chunk's worth) from one segment.
 
         For consumers that handle many records each (replay, flat out): a run costs one
-        generator step, not one per record.
+        generator step, not one per record. A journal being written is read as it was listed:
+        each segment from the file opened (compression or retention cannot take it away once
+        open), its compressed twin if compression came first, a gap if retention did.
         """
         query = self.query
         segments = self.segments()
-        for index, segment in enumerate(segments):
-            if query.bounded:
-                footer = summarize(segment).footer
-                if footer is not None and query.excludes_segment(footer):
-                    self.stats.segments_skipped += 1
-                    continue
-            self.stats.segments_read += 1
-            known = len(self.stats.damages)
-            yield from self._segment_batches(segment)
+        tracker = GapTracker(query.bounds, self.stats.gaps)
+        for index, listed in enumerate(segments):
+            try:
+                segment, handle = open_segment(listed)
+            except SegmentGoneError:
+                tracker.removed(listed)
+                continue
+            with handle:
+                if query.bounded:
+                    footer = summarize_open(segment, handle).footer
+                    if footer is not None and query.excludes_segment(footer):
+                        before = query.before_segment(footer)
+                        tracker.reached(listed, read=False, before_range=before)
+                        self.stats.segments_skipped += 1
+                        continue
+                tracker.reached(listed, read=True)
+                self.stats.segments_read += 1
+                known = len(self.stats.damages)
+                for batch in self._segment_batches(segment, handle):
+                    if self.stats.first_seq is None:
+                        self.stats.first_seq = batch.records[0].seq
+                    yield batch
             if query.to_seq is not None and self._past_end:
                 return
-            newest = index == len(segments) - 1
-            torn = [d for d in self.stats.damages[known:] if d.torn]
-            if torn and not newest and not self.salvage:
-                # Only the newest segment can be mid-write; a torn end anywhere else (a
-                # truncated file, a damaged compressed segment) is corruption.
-                raise CorruptionError(
-                    segment.name,
-                    torn[0].offset,
-                    f"{torn[0].reason}, and it is not the newest segment",
-                )
+            self._check_torn(segment, known, newest=index == len(segments) - 1)
+        tracker.finish()
+
+    def _check_torn(self, segment: SegmentFile, known: int, *, newest: bool) -> None:
+        """A torn end: the live writer's mid-write in the newest segment, corruption elsewhere."""
+        torn = [d for d in self.stats.damages[known:] if d.torn]
+        if not torn:
+            return
+        if newest:
+            if is_locked(self.directory):
+                # A write in progress: read up to the last whole record, which is no damage.
+                self.stats.damages.remove(torn[0])
+                self.stats.in_progress = segment.name
+            return
+        if not self.salvage:
+            # Only the newest segment can be mid-write; a torn end anywhere else (a
+            # truncated file, a damaged compressed segment) is corruption.
+            raise CorruptionError(
+                segment.name,
+                torn[0].offset,
+                f"{torn[0].reason}, and it is not the newest segment",
+            )
 
     def segment_records(self, segment: SegmentFile) -> Iterator[tuple[Position, Record]]:
         """The records of one segment that the query admits."""
-        for batch in self._segment_batches(segment):
-            for offset, record in zip(batch.offsets, batch.records, strict=True):
-                yield Position(segment.number, offset), record
+        opened, handle = open_segment(segment)
+        with handle:
+            for batch in self._segment_batches(opened, handle):
+                for offset, record in zip(batch.offsets, batch.records, strict=True):
+                    yield Position(segment.number, offset), record
 
-    def _segment_batches(self, segment: SegmentFile) -> Iterator[Batch]:
-        """The records of one segment that the query admits, in runs.
+    def _segment_batches(self, segment: SegmentFile, handle: io.FileIO) -> Iterator[Batch]:
+        """The records of one open segment that the query admits, in runs.
 
         Almost every frame of a journal is a whole, checksum-valid record, and reading is most
         of what replay and compaction cost, so those are taken by a fast path (`_plain_run`)
         streaming the file through one reused buffer. At the first frame that is anything else
         (the footer, damage, an odd body) the careful path, built on `walk_frames` (the
-        reference reader), goes on from that offset with every check and exact error.
+        reference reader), goes on from that offset with every check and exact error. Both read
+        the one open file: its name may be gone by then (compressed, or removed by retention).
         """
         if segment.compressed:
-            data = segment_bytes(segment)
+            data = handle_bytes(segment, handle)
             resume = 0
             if header_or_none(data) is not None:
                 batch = Batch(segment.number, [], [])
@@ -194,16 +179,17 @@ class JournalReader:
             if resume > 0:
                 data = data[resume:]
         else:
-            resume = yield from self._streamed_batches(segment)
-            if resume > 0:
-                data = _read_from(segment.path, resume)
-            elif resume == 0:
-                data = segment_bytes(segment)
+            resume = yield from self._streamed_batches(segment, handle)
+            if resume >= 0:
+                handle.seek(resume)
+                data = handle.readall()
         if resume >= 0:  # -1: past the query's to_seq
             for offset, record in self._checked_records(segment, data, resume):
                 yield Batch(segment.number, [offset], [record])
 
-    def _streamed_batches(self, segment: SegmentFile) -> Generator[Batch, None, int]:
+    def _streamed_batches(
+        self, segment: SegmentFile, handle: io.FileIO
+    ) -> Generator[Batch, None, int]:
         """The fast path over an uncompressed segment read in chunks; returns where it stopped.
 
         Chunks, not the whole file: a fresh 64 MiB buffer per segment costs more in page faults
@@ -211,32 +197,31 @@ class JournalReader:
         mapped and warm.
         """
         buffer = bytearray(_CHUNK)
-        with segment.path.open("rb", buffering=0) as handle:
-            filled = handle.readinto(buffer)
-            if header_or_none(bytes(buffer[:HEADER_SIZE])) is None:
-                return 0
-            base, offset = 0, HEADER_SIZE  # `base` is the file offset of buffer[0]
-            while True:
-                batch = Batch(segment.number, [], [])
-                stopped = self._plain_run(buffer, offset, filled, base, batch)
-                if batch.records:
-                    yield batch
-                offset = stopped - base
-                size = None if stopped < 0 else _partial_frame_size(buffer, offset, filled)
-                if size is None:
-                    return stopped  # past the query's end, or a frame for the careful path
-                # The chunk ends inside a frame: keep its start and read on behind it.
-                rest = bytes(buffer[offset:filled])
-                if size > len(buffer):
-                    if stopped + size > os.fstat(handle.fileno()).st_size:
-                        return stopped  # declares more than the file holds: never allocate it
-                    buffer = bytearray(size + _CHUNK)
-                buffer[: len(rest)] = rest
-                base, offset, filled = base + offset, 0, len(rest)
-                read = handle.readinto(memoryview(buffer)[filled:])
-                if not read:
-                    return base  # the file ends inside the frame: for the careful path
-                filled += read
+        filled = handle.readinto(buffer) or 0
+        if header_or_none(bytes(buffer[:HEADER_SIZE])) is None:
+            return 0
+        base, offset = 0, HEADER_SIZE  # `base` is the file offset of buffer[0]
+        while True:
+            batch = Batch(segment.number, [], [])
+            stopped = self._plain_run(buffer, offset, filled, base, batch)
+            if batch.records:
+                yield batch
+            offset = stopped - base
+            size = None if stopped < 0 else _partial_frame_size(buffer, offset, filled)
+            if size is None:
+                return stopped  # past the query's end, or a frame for the careful path
+            # The chunk ends inside a frame: keep its start and read on behind it.
+            rest = bytes(buffer[offset:filled])
+            if size > len(buffer):
+                if stopped + size > os.fstat(handle.fileno()).st_size:
+                    return stopped  # declares more than the file holds: never allocate it
+                buffer = bytearray(size + _CHUNK)
+            buffer[: len(rest)] = rest
+            base, offset, filled = base + offset, 0, len(rest)
+            read = handle.readinto(memoryview(buffer)[filled:])
+            if not read:
+                return base  # the file ends inside the frame: for the careful path
+            filled += read
 
     def _plain_run(
         self, data: bytes | bytearray, offset: int, end: int, base: int, batch: Batch
@@ -251,9 +236,8 @@ class JournalReader:
         bounded = query.bounded
         subjects = query.subjects
         take_markers = self.markers
-        records = batch.records
         add_offset = batch.offsets.append
-        add_record = records.append
+        add_record = batch.records.append
         view = memoryview(data)
         try:
             while end - offset >= FRAME_OVERHEAD:
@@ -298,7 +282,7 @@ class JournalReader:
                 offset = following
             return base + offset
         finally:
-            self.stats.records += len(records)
+            self.stats.records += len(batch.records)
 
     def _checked_records(
         self, segment: SegmentFile, data: bytes, base: int
@@ -341,12 +325,6 @@ class JournalReader:
                 continue
             stats.records += 1
             yield offset, record
-
-
-def _read_from(path: Path, offset: int) -> bytes:
-    with path.open("rb") as handle:
-        handle.seek(offset)
-        return handle.read()
 
 
 def _partial_frame_size(data: bytearray, offset: int, end: int) -> int | None:

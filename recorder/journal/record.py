@@ -341,8 +341,20 @@ def find_footer(data: bytes | memoryview) -> Footer | None:
 _MESSAGE_CRC: Final = KIND_CRC[Kind.MESSAGE]
 _pack_frame_header = FRAME.pack
 
-# (receive time ns, subject, reply, headers, payload, stream sequence): what the bridge hands over.
-Incoming = tuple[int, str, str, Headers | None, bytes, int | None]
+
+class Incoming(NamedTuple):
+    """One received message as the bridge hands it to the writer, before it has a sequence.
+
+    A NamedTuple, not a dataclass: it is built once per message on the hot path, and a tuple is
+    the cheapest object Python makes; it unpacks positionally where the encoder needs speed.
+    """
+
+    time_ns: int  # wall-clock receive time: a stamp only, never used to measure intervals
+    subject: str
+    reply: str
+    headers: Headers | None  # every header line in order, repeated names kept
+    payload: bytes
+    stream_seq: int | None  # the JetStream stream sequence, None in core NATS mode
 
 
 def encode_message_parts(first_seq: int, items: list[Incoming]) -> list[bytes]:

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from recorder.journal.frames import walk_frames
-from recorder.journal.maintenance import repair_segment
 from recorder.journal.record import FrameError, Kind, Marker, MarkerType, decode_body
+from recorder.journal.repair import repair_segment
 from recorder.journal.segment import SegmentFile, list_segments, segment_bytes, summarize
 from recorder.log import get_logger
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from recorder.fsutil import fsync_dir
-from recorder.journal.segment import SegmentSummary, list_segments, summarize
+from recorder.journal.segment import SegmentSummary, list_segments, remove_segment, summarize
 from recorder.log import get_logger
 
 log = get_logger("journal")
@@ -23,6 +24,28 @@ class RetentionPolicy:
     @property
     def enabled(self) -> bool:
         return bool(self.max_bytes or self.max_age_ns or self.max_segments)
+
+
+class SteadyNow:
+    """The "now" that the age bound measures record stamps against: the wall clock, but never
+    ahead of the wall clock at start-up plus the monotonic time elapsed since.
+
+    Record stamps are wall-clock times, so age is a wall-clock comparison by nature; taking the
+    smaller of the two readings means a segment is deleted for its age only when both clocks
+    agree it is old. A wall clock stepped forward (a day, say) would otherwise make every sealed
+    segment look a day old and delete them all at once; stepped back, segments look younger and
+    deletion waits for the step to pass: late, never early. Size and count bounds are unaffected.
+    """
+
+    def __init__(self, wall: Callable[[], int], monotonic: Callable[[], int]) -> None:
+        self._wall = wall
+        self._monotonic = monotonic
+        self._wall_at_start = wall()
+        self._monotonic_at_start = monotonic()
+
+    def __call__(self) -> int:
+        steady = self._wall_at_start + self._monotonic() - self._monotonic_at_start
+        return min(self._wall(), steady)
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +106,7 @@ def enforce_retention(
     sealed = [summary for summary in sealed if summary.footer is not None]
     deleted = []
     for deletion in plan_retention(sealed, active_size, policy, now_ns):
-        deletion.summary.file.path.unlink(missing_ok=True)
+        remove_segment(deletion.summary.file)
         # Oldest first, each durable before the next: a power loss never leaves a gap.
         fsync_dir(directory)
         deleted.append(deletion.summary.file.name)

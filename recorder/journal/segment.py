@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import itertools
 import os
 import re
@@ -13,8 +14,15 @@ from typing import Final
 
 import zstandard
 
-from recorder.errors import JournalError
-from recorder.fsutil import PRIVATE_FILE_MODE, fsync_dir, write_atomic
+from recorder.errors import JournalError, JournalWriteError, PathAccessError, SegmentGoneError
+from recorder.fsutil import (
+    PRIVATE_FILE_MODE,
+    fsync_dir,
+    open_for_reading,
+    open_nofollow,
+    read_file,
+    write_atomic,
+)
 from recorder.journal.record import (
     FOOTER_SIZE,
     HEADER_SIZE,
@@ -24,6 +32,7 @@ from recorder.journal.record import (
     decode_header,
     find_footer,
 )
+from recorder.log import get_logger
 
 SUFFIX: Final = ".seg"
 COMPRESSED_SUFFIX: Final = ".seg.zst"
@@ -35,6 +44,8 @@ _SKIPPABLE_MAGIC: Final = 0x184D2A5E
 _SKIPPABLE: Final = struct.Struct("<II")
 FILE_MODE: Final = PRIVATE_FILE_MODE
 DIR_MODE: Final = 0o700
+
+log = get_logger("journal")
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +83,8 @@ def list_segments(directory: Path) -> list[SegmentFile]:
         entries = list(os.scandir(directory))
     except FileNotFoundError:
         return []
+    except PermissionError as exc:
+        raise PathAccessError(str(directory), exc.errno, "permission denied for listing") from None
     for entry in entries:
         match = _NAME.match(entry.name)
         if not match:
@@ -98,6 +111,18 @@ def require_dir(directory: Path) -> None:
     raise JournalError(f"{directory}: not a journal directory ({reason})")
 
 
+def remove_segment(segment: SegmentFile) -> None:
+    """Unlink a segment in both its forms; the caller fsyncs the directory.
+
+    A crash between a compression's rename and its unlink leaves a plain file and a compressed
+    twin. list_segments shows the plain one, so deleting only that would bring the twin back as
+    an old segment once newer ones are gone: a gap in the numbering.
+    """
+    plain = segment.path.with_name(segment_name(segment.number))
+    plain.unlink(missing_ok=True)
+    plain.with_name(plain.name + ".zst").unlink(missing_ok=True)
+
+
 def find_gaps(segments: list[SegmentFile]) -> list[tuple[int, int]]:
     """Missing segment-number ranges (inclusive) between the first and last segment."""
     gaps = []
@@ -121,23 +146,107 @@ def ensure_dir(directory: Path) -> None:
     if not directory.exists():
         missing.append(directory)
     directory.mkdir(mode=DIR_MODE, exist_ok=True)
+    if directory not in missing:
+        tighten_dir(directory)
     # A new directory's entry is durable only once its parent is fsynced: without this a power
     # loss can take the whole journal, fsynced segments and all.
     for created in missing:
         fsync_dir(created.parent)
 
 
+def tighten_dir(directory: Path) -> None:
+    """Take group and world access away from an existing journal directory, saying so.
+
+    Tightened rather than refused: volume mounts (a Kubernetes emptyDir is 0777) and hand-made
+    directories often come group- or world-accessible, and the fix is the same chmod an
+    operator would have to type. A directory we cannot chmod (not ours) is reported and used.
+    """
+    mode = stat.S_IMODE(directory.stat().st_mode)
+    if not mode & 0o077:
+        return
+    try:
+        directory.chmod(mode & ~0o077)
+    except OSError as exc:
+        log.warning(
+            "journal_dir_open_to_others",
+            dir=str(directory),
+            mode=oct(mode),
+            error=exc.strerror or str(exc),
+        )
+        return
+    log.warning(
+        "journal_dir_permissions_tightened",
+        dir=str(directory),
+        mode=oct(mode),
+        now=oct(mode & ~0o077),
+    )
+
+
+def create_segment_file(path: Path) -> int:
+    """A new segment file for appending, never through a link.
+
+    A refusal (permission lost mid-run, a read-only filesystem, a file planted at the name) is
+    a JournalWriteError, which the daemon's writer retries, never a crash of its thread.
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND
+    try:
+        return open_nofollow(path, flags, FILE_MODE)
+    except PathAccessError as exc:
+        raise JournalWriteError(exc.path, exc.errno, exc.reason) from None
+    except OSError as exc:
+        raise JournalWriteError(str(path), exc.errno, exc.strerror or str(exc)) from None
+
+
+def compressed_twin(segment: SegmentFile) -> SegmentFile:
+    return SegmentFile(
+        segment.number, segment.path.with_name(segment_name(segment.number) + ".zst")
+    )
+
+
+def open_segment(segment: SegmentFile) -> tuple[SegmentFile, io.FileIO]:
+    """Open a listed segment, or its compressed twin if compression replaced it since.
+
+    An open file stays whole whatever happens to its name (compression renames, retention
+    unlinks), so a reader holding one reads on unaffected: only the step from listing to opening
+    can find the name gone. Neither form there means retention or a prune removed it:
+    SegmentGoneError, which readers of a live journal report as a gap rather than crash on.
+    """
+    try:
+        return segment, open_for_reading(segment.path)
+    except FileNotFoundError:
+        if segment.compressed:
+            raise SegmentGoneError(segment.name) from None
+    twin = compressed_twin(segment)
+    try:
+        return twin, open_for_reading(twin.path)
+    except FileNotFoundError:
+        raise SegmentGoneError(segment.name) from None
+
+
 def segment_bytes(segment: SegmentFile) -> bytes:
     """The segment's uncompressed bytes (read whole: a segment is at most segment_max_bytes)."""
-    if segment.compressed:
-        return _decompress(segment.path)
-    return segment.path.read_bytes()
+    opened, handle = open_segment(segment)
+    with handle:
+        return handle_bytes(opened, handle)
+
+
+def handle_bytes(segment: SegmentFile, handle: io.FileIO) -> bytes:
+    """The uncompressed bytes of an open segment, from its current position on."""
+    raw = handle.readall()
+    return _decompress(raw) if segment.compressed else raw
 
 
 def summarize(segment: SegmentFile) -> SegmentSummary:
     """Header and footer of a segment from its first and last bytes only."""
-    size = segment.path.stat().st_size
-    with segment.path.open("rb") as handle:
+    opened, handle = open_segment(segment)
+    with handle:
+        return summarize_open(opened, handle)
+
+
+def summarize_open(segment: SegmentFile, handle: io.FileIO) -> SegmentSummary:
+    """`summarize` of an open segment; leaves the handle at its start."""
+    size = os.fstat(handle.fileno()).st_size
+    try:
         if segment.compressed:
             head = _read_skippable(handle.read(_SKIPPABLE.size + HEADER_SIZE + FOOTER_SIZE))
             if head is None:
@@ -149,6 +258,8 @@ def summarize(segment: SegmentFile) -> SegmentSummary:
             handle.seek(size - FOOTER_SIZE)
             footer = find_footer(head + handle.read(FOOTER_SIZE))
         return SegmentSummary(segment, header_or_none(head), footer, size)
+    finally:
+        handle.seek(0)
 
 
 def header_or_none(data: bytes) -> SegmentHeader | None:
@@ -167,10 +278,8 @@ def _read_skippable(data: bytes) -> bytes | None:
     return data[_SKIPPABLE.size : _SKIPPABLE.size + length]
 
 
-def _decompress(path: Path) -> bytes:
-    """Decompress a .seg.zst; a damaged stream gives the bytes that did decompress."""
-    with path.open("rb") as handle:
-        raw = handle.read()
+def _decompress(raw: bytes) -> bytes:
+    """Decompress a .seg.zst's bytes; a damaged stream gives the bytes that did decompress."""
     output = bytearray()
     reader = zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True)
     try:
@@ -190,7 +299,7 @@ def write_file_atomically(path: Path, data: bytes) -> None:
 
 def compress_segment(segment: SegmentFile, level: int = 3) -> SegmentFile:
     """Replace a sealed segment by its zstd form; the skippable frame keeps it summarisable."""
-    data = segment.path.read_bytes()
+    data = read_file(segment.path)
     head = data[:HEADER_SIZE] + data[-FOOTER_SIZE:]
     compressor = zstandard.ZstdCompressor(level=level, write_checksum=True)
     compressed = _SKIPPABLE.pack(_SKIPPABLE_MAGIC, len(head)) + head + compressor.compress(data)

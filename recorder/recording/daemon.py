@@ -1,7 +1,7 @@
 """`recorder run`: lifecycle of the recording daemon.
 
 Start: open the journal (repairing what a crash left), start the writer thread and the HTTP
-listener, connect and subscribe, tell systemd we are ready. Stop (SIGTERM/SIGINT): stop intake,
+listener, tell systemd we are ready, connect and subscribe (STATUS and /readyz say when). Stop (SIGTERM/SIGINT): stop intake,
 drain the subscription, write what is queued, fsync, seal, exit 0. A second signal skips the
 drain, never the fsync. SIGHUP rotates the segment.
 """
@@ -93,7 +93,7 @@ class Daemon:
     def __init__(self, cfg: Config, env: Mapping[str, str]) -> None:
         self.cfg = cfg
         self.metrics = Metrics()
-        self.intake = Intake(cfg.queue_max_messages)
+        self.intake = Intake(cfg.queue_max_messages, cfg.queue_max_bytes)
         self.notifier = Notifier(env)
         self.writer = JournalWriter(
             cfg.journal.dir, writer_options(cfg), fsync_observer=self.metrics.observe_fsync
@@ -113,6 +113,7 @@ class Daemon:
         self.jetstream: JetStreamIntake | None = None
         self._stop = asyncio.Event()
         self._signals = 0
+        self._stop_signal = ""
         self._hurry = asyncio.Event()
 
     async def run(self) -> RunResult:
@@ -120,6 +121,7 @@ class Daemon:
         try:
             await self._start()
             await self._stop.wait()
+            log.info("stop_requested", signal=self._stop_signal, count=self._signals)
         finally:
             await self._shutdown()
         failed = self.pump.failure is not None
@@ -166,6 +168,10 @@ class Daemon:
                 raise RecorderError(
                     f"http.listen: cannot listen on {self.cfg.http.listen}: {exc.strerror or exc}"
                 ) from None
+        # Ready for systemd once the journal is open and the listener serves: waiting for the
+        # broker is reported (STATUS, /readyz), never a start that hangs until it comes back.
+        self.notifier.ready(self._status())
+        asyncio.create_task(self._heartbeat(), name="heartbeat")  # noqa: RUF006 - ends with the loop
         await self.bridge.connect(retry=self.cfg.nats.retry_on_start, stop=self._stop)
         if self._stop.is_set():
             return
@@ -178,9 +184,8 @@ class Daemon:
         else:
             await self.bridge.subscribe(subjects, self.cfg.queue_group)
         await self._send_baseline()
-        self.notifier.ready(self._status())
+        self.notifier.status(self._status())
         log.info("recorder_ready", version=__version__, mode=self.cfg.mode)
-        asyncio.create_task(self._heartbeat(), name="heartbeat")  # noqa: RUF006 - ends with the loop
 
     async def _send_baseline(self) -> None:
         if self.cfg.baseline == "none":
@@ -204,18 +209,33 @@ class Daemon:
                 await asyncio.wait_for(self._stop.wait(), timeout=min(interval, _STATUS_INTERVAL_S))
 
     def _status(self) -> str:
-        written = sum(self.metrics.written_msgs.values())
-        return f"written={written} dropped={self.metrics.dropped_total()} queue={len(self.intake)}"
+        """systemd's STATUS line: where the broker stands, then the counters."""
+        metrics = self.metrics
+        if metrics.subscribed:
+            broker = "subscribed"
+        elif metrics.connected:
+            broker = "connected, not subscribed"
+        else:
+            broker = "waiting for the broker at " + ", ".join(
+                mask_url(url) for url in self.cfg.nats.urls
+            )
+        written = sum(metrics.written_msgs.values())
+        return (
+            f"{broker}; written={written} dropped={metrics.dropped_total()} "
+            f"queue={len(self.intake)}"
+        )
 
     def _on_stop_signal(self, signum: int) -> None:
+        # Only flags and events here: no logging, no I/O that could fail or block (a closed
+        # stderr, a full pipe) between a signal and the stop it asks for. run() logs it.
         self._signals += 1
-        log.info("stop_requested", signal=signal.Signals(signum).name, count=self._signals)
+        self._stop_signal = signal.Signals(signum).name
         self._stop.set()
         if self._signals > 1:
             self._hurry.set()  # second signal: skip the drain; the writer still flushes and fsyncs
 
     def _on_hup(self) -> None:
-        log.info("rotation_requested", signal="SIGHUP")
+        # A hung-up terminal sends SIGHUP too: rotate, and leave the logging to the writer.
         self.pump.request_rotation()
 
     async def _shutdown(self) -> None:

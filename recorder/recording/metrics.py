@@ -10,10 +10,25 @@ import bisect
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Final
 
 from recorder.journal.record import Incoming, MarkerType
+from recorder.log import log_write_errors
 
 FSYNC_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+# Series per subject-labelled family: a wildcard subscription may see any number of subjects,
+# and one series (and one dict entry) each would grow the scrape and memory without bound.
+# Subjects past the first SUBJECT_SERIES_MAX share one series; the label has a space, which no
+# NATS subject can.
+SUBJECT_SERIES_MAX: Final = 100
+OTHER_SUBJECTS: Final = "(other subjects)"
+
+
+def count_subject(counts: dict[str, int], subject: str, n: int = 1) -> None:
+    """Add `n` to `subject`'s count, or to OTHER_SUBJECTS once the series are all taken."""
+    if subject not in counts and len(counts) >= SUBJECT_SERIES_MAX:
+        subject = OTHER_SUBJECTS
+    counts[subject] = counts.get(subject, 0) + n
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +46,7 @@ class Metrics:
     _folded: dict[tuple[str, str], int] = field(default_factory=dict)
     markers: dict[str, int] = field(default_factory=dict)
     write_errors: int = 0
+    redeliveries_recognised: int = 0  # JetStream redeliveries of journaled messages, acked
     disconnects: int = 0
     reconnects: int = 0
     fsync_buckets: list[int] = field(default_factory=lambda: [0] * (len(FSYNC_BUCKETS) + 1))
@@ -38,11 +54,13 @@ class Metrics:
     fsync_count: int = 0
     free_disk_bytes: int = 0
     queue_depth: int = 0
+    queue_bytes: int = 0
     active_segment: int = 0
-    last_message_time_ns: int = 0
+    last_written_ns: int = 0  # monotonic: a step of the wall clock is no message's age
     connected: bool = False
     subscribed: bool = False
     journal_writable: bool = True
+    journal_fault: str = ""  # the write or fsync error the writer has not recovered from
     disk_ok: bool = True
     journal_size: Callable[[], JournalSize] | None = None
 
@@ -51,16 +69,17 @@ class Metrics:
     def count_written(self, batch: list[Incoming]) -> None:
         msgs, sizes = self.written_msgs, self.written_bytes
         for item in batch:
-            subject = item[1]
+            subject = item.subject
+            if subject not in msgs and len(msgs) >= SUBJECT_SERIES_MAX:
+                subject = OTHER_SUBJECTS
             msgs[subject] = msgs.get(subject, 0) + 1
-            sizes[subject] = sizes.get(subject, 0) + len(item[4])
-        self.last_message_time_ns = batch[-1][0]
+            sizes[subject] = sizes.get(subject, 0) + len(item.payload)
+        self.last_written_ns = time.monotonic_ns()
 
     def count_dropped(self, batch: list[Incoming], reason: str) -> None:
         self.dropped[reason] = self.dropped.get(reason, 0) + len(batch)
         for item in batch:
-            subject = item[1]
-            self.dropped_by_subject[subject] = self.dropped_by_subject.get(subject, 0) + 1
+            count_subject(self.dropped_by_subject, item.subject)
 
     def fold_drops(self, reason: str, by_subject: dict[str, int]) -> None:
         """Fold drops counted on the event loop (running totals by subject) into ours."""
@@ -69,7 +88,7 @@ class Metrics:
             if new > 0:
                 self._folded[reason, subject] = total
                 self.dropped[reason] = self.dropped.get(reason, 0) + new
-                self.dropped_by_subject[subject] = self.dropped_by_subject.get(subject, 0) + new
+                count_subject(self.dropped_by_subject, subject, new)
 
     def count_marker(self, marker: MarkerType) -> None:
         self.markers[str(marker)] = self.markers.get(str(marker), 0) + 1
@@ -91,7 +110,8 @@ class Metrics:
         if not self.subscribed:
             reasons.append("not subscribed")
         if not self.journal_writable:
-            reasons.append("journal not writable")
+            fault = self.journal_fault
+            reasons.append(f"journal not writable ({fault})" if fault else "journal not writable")
         if not self.disk_ok:
             reasons.append("free disk below the floor")
         return reasons
@@ -102,7 +122,7 @@ class Metrics:
         out: list[str] = []
         received = dict(self.written_msgs)
         for subject, count in list(self.dropped_by_subject.items()):
-            received[subject] = received.get(subject, 0) + count
+            count_subject(received, subject, count)  # the union stays within the cap too
         _family(out, "messages_received_total", "counter", "Messages received, by subject.")
         _by_subject(out, "messages_received_total", received)
         _family(out, "messages_written_total", "counter", "Messages journaled, by subject.")
@@ -123,6 +143,13 @@ class Metrics:
         _simple(out, "gaps_total", "counter", "Capture gaps (broker disconnects).", gaps)
         _simple(out, "reconnects_total", "counter", "Reconnections to the broker.", self.reconnects)
         _simple(out, "write_errors_total", "counter", "Failed journal writes.", self.write_errors)
+        _simple(
+            out,
+            "redeliveries_recognised_total",
+            "counter",
+            "JetStream redeliveries of messages already journaled, acked without a second copy.",
+            self.redeliveries_recognised,
+        )
         _family(out, "fsync_seconds", "histogram", "Latency of journal fsyncs.")
         cumulative = 0
         for bound, count in zip((*FSYNC_BUCKETS, float("inf")), self.fsync_buckets, strict=True):
@@ -141,19 +168,31 @@ class Metrics:
         _simple(out, "queue_depth", "gauge", "Messages waiting for the writer.", self.queue_depth)
         _simple(
             out,
+            "queue_bytes",
+            "gauge",
+            "Payload bytes queued or being written.",
+            self.queue_bytes,
+        )
+        _simple(
+            out,
+            "log_write_errors_total",
+            "counter",
+            "Log lines lost because the log sink failed (stderr closed, broken pipe).",
+            log_write_errors(),
+        )
+        _simple(
+            out,
             "free_disk_bytes",
             "gauge",
             "Free bytes on the journal's filesystem.",
             self.free_disk_bytes,
         )
-        age = (
-            (time.time_ns() - self.last_message_time_ns) / 1e9 if self.last_message_time_ns else -1
-        )
+        age = (time.monotonic_ns() - self.last_written_ns) / 1e9 if self.last_written_ns else -1
         _simple(
             out,
             "last_message_age_seconds",
             "gauge",
-            "Age of the newest journaled message (-1: none yet).",
+            "Seconds since the newest message was journaled (-1: none yet).",
             round(age, 3),
         )
         _simple(out, "connected", "gauge", "1 while connected to the broker.", int(self.connected))

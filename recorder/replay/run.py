@@ -7,6 +7,7 @@ NATS edge. Nothing here ever writes to the journal.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -21,7 +22,9 @@ from nats.errors import StaleConnectionError
 
 from recorder import natsclient
 from recorder.config import NatsConfig
-from recorder.errors import BrokerError, PublishError
+from recorder.errors import BrokerError, PublishError, SegmentGoneError
+from recorder.journal.directory import journal_segments
+from recorder.journal.gaps import Gap, listing_gaps
 from recorder.journal.reader import JournalReader, Query
 from recorder.journal.record import Message
 from recorder.journal.segment import list_segments, summarize
@@ -83,6 +86,7 @@ class ReplayStats:
     subjects: Counter[str] = field(default_factory=Counter)
     elapsed_s: float = 0.0
     interrupted: bool = False
+    gaps: list[Gap] = field(default_factory=list)  # met while reading the journal
 
     @property
     def rate(self) -> float:
@@ -123,7 +127,9 @@ def journal_batches(
     instances: dict[int, str] = {}
     mapped: dict[str, str] = {}  # a journal has few subjects: map each once
     filtered = bool(selection.kinds or selection.namespaces)
-    for batch in JournalReader(directory, query=selection.query).batches():
+    reader = JournalReader(directory, query=selection.query)
+    stats.gaps = reader.stats.gaps  # filled in as the read goes
+    for batch in reader.batches():
         # A reader not asked for markers returns messages only.
         messages = cast(list[Message], batch.records)
         if filtered:
@@ -162,10 +168,16 @@ def _instance_of(directory: Path, number: int) -> str:
     """The recorder instance that wrote a segment: with the seq, a stable message id."""
     for segment in list_segments(directory):
         if segment.number == number:
-            header = summarize(segment).header
-            if header is not None:
-                return header.instance_id.hex()
+            with contextlib.suppress(SegmentGoneError):
+                header = summarize(segment).header
+                if header is not None:
+                    return header.instance_id.hex()
     return "0" * 32
+
+
+def journal_gaps(directory: Path, query: Query) -> list[Gap]:
+    """Segments missing from the journal's numbering where they may hold records of `query`."""
+    return listing_gaps(journal_segments(directory), query.bounds)
 
 
 def snapshot_messages(
@@ -250,7 +262,7 @@ async def connect(nats_cfg: NatsConfig) -> tuple[Client, list[BaseException]]:
             **auth_options(nats_cfg),
         )
     except Exception as exc:  # noqa: BLE001 - nats-py raises many unrelated types
-        reason = str(errors[-1] if errors else exc) or type(exc).__name__
+        reason = natsclient.describe_error(errors[-1] if errors else exc)
         urls = ", ".join(map(mask_url, nats_cfg.urls))  # a URL may carry user:password@
         raise BrokerError(f"cannot connect to {urls}: {reason}") from None
     return nc, errors

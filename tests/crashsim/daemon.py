@@ -9,21 +9,23 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "integration"))
 
-from run_helpers import Outgoing, Recorders, publish, read_records, wait_until
+from meshsync_samples import sample, sample_names
+from polling import wait_until
+from run_helpers import Outgoing, Recorders, publish, read_records
 
-# The repository's copy of the real MeshSync samples, so a clone alone reproduces a run.
-SAMPLES = Path(__file__).resolve().parent.parent / "data" / "meshsync-samples"
-SUBJECT = "meshery.meshsync.core"
+from recorder.meshsync import CORE_SUBJECT
 
 
 def sample_payloads() -> list[bytes]:
     """The real MeshSync resource events."""
-    return [path.read_bytes() for path in sorted(SAMPLES.glob("core-*.json"))]
+    return [sample(name) for name in sample_names() if name.startswith("core-")]
 
 
 def messages(count: int, start: int) -> list[Outgoing]:
     payloads = sample_payloads()
-    return [Outgoing(SUBJECT, payloads[i % len(payloads)]) for i in range(start, start + count)]
+    return [
+        Outgoing(CORE_SUBJECT, payloads[i % len(payloads)]) for i in range(start, start + count)
+    ]
 
 
 def settings(policy: str) -> dict[str, str]:
@@ -41,7 +43,7 @@ def run_daemon(
     recorders: Recorders, journal: Path, url: str, env: dict[str, str], count: int, *, kill: bool
 ) -> None:
     """One `recorder run`: publish `count` messages, wait until journaled, then kill or stop."""
-    recorder = recorders.start(journal, url, subjects=[SUBJECT], env=env)
+    recorder = recorders.start(journal, url, subjects=[CORE_SUBJECT], env=env)
     recorder.wait_ready()
     already = recorder.written()
     publish(url, messages(count, already))

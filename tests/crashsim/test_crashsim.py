@@ -9,9 +9,11 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from broker import Broker
 from run_helpers import recorders_for
 
 from crashsim.checker import Totals, check_state, materialise
@@ -139,16 +141,47 @@ def _writer_run(count: int, policy: str) -> Recording:
     return run
 
 
+@dataclass(frozen=True)
+class Size:
+    """How much a crash-state run records and explores, and the states it must reach."""
+
+    suffix: str  # appended to the workload's name in the report
+    between: int  # random crash points added to every fsync boundary
+    per_point: int  # states sampled at each point
+    min_states: int
+    messages: int = 0  # records the writer workload appends (the daemon's workload is fixed)
+
+
+WRITER_SIZES = [
+    pytest.param(Size("", 100, 3, 250, messages=60), id="default"),
+    pytest.param(
+        Size("-long", 2000, 6, 10_000, messages=300), id="ten-thousand", marks=pytest.mark.slow
+    ),
+]
+DAEMON_SIZES = [
+    pytest.param(Size("", 200, 2, 500), id="default"),
+    pytest.param(Size("-long", 4000, 4, 10_000), id="ten-thousand", marks=pytest.mark.slow),
+]
+
+
+@pytest.mark.parametrize("size", WRITER_SIZES)
 @pytest.mark.parametrize("policy", ["always", "interval"])
-def test_writer_states_keep_every_fsynced_record(tmp_path: Path, policy: str) -> None:
+def test_writer_states_keep_every_fsynced_record(tmp_path: Path, policy: str, size: Size) -> None:
     """At every fsync boundary of a rotating, compressing, pruned journal, nothing acked is lost."""
     totals, _sample = _explore(
-        tmp_path, f"writer-{policy}", _writer_run(60, policy), between=100, per_point=3
+        tmp_path,
+        f"writer-{policy}{size.suffix}",
+        _writer_run(size.messages, policy),
+        between=size.between,
+        per_point=size.per_point,
     )
-    assert totals.states >= 250
+    assert totals.states >= size.min_states
 
 
-def test_daemon_states_keep_every_fsynced_record(tmp_path: Path, nats_server) -> None:
+@pytest.mark.parametrize("size", DAEMON_SIZES)
+def test_daemon_states_keep_every_fsynced_record(
+    tmp_path: Path, nats_server: Broker, size: Size
+) -> None:
     """The real daemon, killed, restarted and compacted: every crash state recovers losslessly."""
 
     def run(root: Path, shim: dict[str, str]) -> None:
@@ -156,9 +189,14 @@ def test_daemon_states_keep_every_fsynced_record(tmp_path: Path, nats_server) ->
             record_workload(recorders, root, nats_server.url, shim)
 
     totals, sample = _explore(
-        tmp_path, "daemon", run, between=200, per_point=2, checkpoint_states=True
+        tmp_path,
+        f"daemon{size.suffix}",
+        run,
+        between=size.between,
+        per_point=size.per_point,
+        checkpoint_states=True,
     )
-    assert totals.states >= 500
+    assert totals.states >= size.min_states
     assert len(sample) == CLI_SAMPLE
     _check_through_cli(sample, os.path.realpath(tmp_path / "root"), tmp_path / "cli")
 
@@ -187,26 +225,3 @@ def _check_through_cli(sample: list[CrashState], root: str, into: Path) -> None:
             assert result.returncode == 0, (
                 f"crash point {state.point}: {args[0]}: {result.stderr!r}"
             )
-
-
-@pytest.mark.slow
-def test_ten_thousand_writer_crash_states(tmp_path: Path) -> None:
-    """The long run of the writer: at least 10,000 crash states, none loses or invents a record."""
-    totals, _sample = _explore(
-        tmp_path, "writer-long", _writer_run(300, "always"), between=2000, per_point=6
-    )
-    assert totals.states >= 10_000
-
-
-@pytest.mark.slow
-def test_ten_thousand_daemon_crash_states(tmp_path: Path, nats_server) -> None:
-    """The long run of the daemon workload: at least 10,000 crash states, all recover losslessly."""
-
-    def run(root: Path, shim: dict[str, str]) -> None:
-        with recorders_for(tmp_path) as recorders:
-            record_workload(recorders, root, nats_server.url, shim)
-
-    totals, _sample = _explore(
-        tmp_path, "daemon-long", run, between=4000, per_point=4, checkpoint_states=True
-    )
-    assert totals.states >= 10_000

@@ -8,6 +8,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from recorder.journal.record import Incoming
 from recorder.journal.retention import RetentionPolicy
 from recorder.journal.writer import Compression, FsyncPolicy, JournalWriter, WriterOptions
 
@@ -25,7 +26,7 @@ def main(directory: Path, count: int, policy: str) -> None:
     writer.open()
     for index in range(count):
         payload = b'{"kind":"Pod","n":%d}' % index + b"x" * 300
-        writer.append_messages([(index, "meshery.meshsync.core", "", None, payload, None)])
+        writer.append_messages([Incoming(index, "meshery.meshsync.core", "", None, payload, None)])
     writer.wait_background()
     writer.close()
 

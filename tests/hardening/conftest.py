@@ -15,6 +15,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "integration"))
 
 from fuzz_support import FUZZ_CASES
 
+# The `recorders` fixture has its one home in tests/integration/conftest.py; importing it here
+# offers it to this directory's tests as well (tests/ itself is on sys.path, hence the package).
+from integration.conftest import recorders as recorders
+
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     """Report how many fuzz cases ran, per target, so the figure can go in the README."""

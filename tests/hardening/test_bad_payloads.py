@@ -11,11 +11,9 @@ from __future__ import annotations
 import json
 import random
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
-import pytest
 from broker import Broker
 from run_helpers import (
     Outgoing,
@@ -23,7 +21,6 @@ from run_helpers import (
     messages_of,
     publish,
     read_records,
-    recorders_for,
     run_cli,
 )
 
@@ -31,12 +28,6 @@ from recorder.compact.state import compact
 from recorder.meshsync import CORE_SUBJECT, STORE_SUBJECT
 
 MiB = 1024 * 1024
-
-
-@pytest.fixture
-def recorders(tmp_path: Path) -> Iterator[Recorders]:
-    with recorders_for(tmp_path) as started:
-        yield started
 
 
 def _event(uid: str, **extra: object) -> dict[str, object]:

@@ -330,7 +330,7 @@ def _subprocess_check(
         ("jornal:\n  dir: x\n", {}, "jornal"),
         (None, {"RECORDER_JOURNAL_FSYNC_INTERVAL": "soon"}, "journal.fsync_interval"),
         (None, {"RECORDER_NATS_URL": "nats://[::1"}, "nats.urls"),
-        (None, {"RECORDER_NATS_PENDING_MSGS_LIMIT": "1_"}, "nats.pending_msgs_limit"),
+        (None, {"RECORDER_JETSTREAM_BATCH": "1_"}, "jetstream.batch"),
     ],
     ids=["list-size", "bool", "unknown-section", "env-duration", "env-url", "env-int"],
 )

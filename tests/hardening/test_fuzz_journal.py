@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 from recorder.errors import CorruptionError, JournalError
 from recorder.journal.frames import walk_frames
-from recorder.journal.maintenance import inspect_journal, repair_journal, verify_journal
+from recorder.journal.maintenance import inspect_journal, verify_journal
 from recorder.journal.reader import JournalReader, Query
 from recorder.journal.record import (
     FOOTER_SIZE,
@@ -33,6 +33,7 @@ from recorder.journal.record import (
     TAIL_MAGIC,
     Footer,
     FrameError,
+    Incoming,
     Kind,
     Marker,
     MarkerType,
@@ -50,6 +51,7 @@ from recorder.journal.record import (
     read_frame,
     record_seq_time,
 )
+from recorder.journal.repair import repair_journal
 
 T0 = 1_700_000_000 * 10**9
 HEADER = encode_header(SegmentHeader(1, T0, bytes(range(16))))
@@ -59,7 +61,9 @@ def _template(*, sealed: bool, first_seq: int = 1) -> bytes:
     """A valid segment: a started marker, eight varied messages, a note, and maybe a footer."""
     payloads = [b"", b"{}", b"\xff\xfeMR", b"x" * 300, b'{"a":1}', b"\x00", SYNC * 3, b"z"]
     items = [
-        (T0 + i, f"s.{i}", "r" if i % 3 else "", (("h", str(i)),) if i % 2 else None, p, None)
+        Incoming(
+            T0 + i, f"s.{i}", "r" if i % 3 else "", (("h", str(i)),) if i % 2 else None, p, None
+        )
         for i, p in enumerate(payloads)
     ]
     parts = [HEADER, encode_marker(Marker(first_seq, T0, MarkerType.STARTED, {"pid": 1}))]
@@ -291,7 +295,7 @@ def test_a_checksum_valid_message_with_wrong_field_types_is_damage(
     frame = crc_valid_frame(Kind.MESSAGE, body)
     with pytest.raises(FrameError):
         decode_body(Kind.MESSAGE, read_frame(frame, 0)[1])
-    good = encode_messages(1, [(T0, "a", "", None, b"ok", None)])[0]
+    good = encode_messages(1, [Incoming(T0, "a", "", None, b"ok", None)])[0]
     (tmp_path / "00000001.seg").write_bytes(HEADER + good + frame)
     assert [r.seq for _, r in JournalReader(tmp_path, salvage=True)] == [1]
     for query in (Query(), Query(from_seq=1), Query(until_ns=T0 + 1)):

@@ -15,6 +15,7 @@ from fuzz_support import fuzz_pair
 from hypothesis import strategies as st
 from structlog.testing import capture_logs
 
+from recorder.compact.model import CompactOptions
 from recorder.compact.snapshot import (
     extended_documents,
     render_json,
@@ -22,7 +23,7 @@ from recorder.compact.snapshot import (
     render_yaml,
     snapshot_meta,
 )
-from recorder.compact.state import CompactOptions, Compactor, compact
+from recorder.compact.state import Compactor, compact
 from recorder.journal.record import Marker, MarkerType, Message, Record
 from recorder.meshsync import (
     CORE_SUBJECT,

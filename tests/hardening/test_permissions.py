@@ -9,12 +9,11 @@ from __future__ import annotations
 import os
 import stat
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from broker import Broker
-from run_helpers import RECORDER, Recorders, clean_env, numbered, publish, recorders_for
+from run_helpers import RECORDER, Recorders, clean_env, numbered, publish
 
 from recorder.journal.segment import ensure_dir
 from recorder.meshsync import CORE_SUBJECT
@@ -43,12 +42,6 @@ def _run(*args: str) -> subprocess.CompletedProcess[str]:
     )
     assert result.returncode == 0, result.stderr[-2000:]
     return result
-
-
-@pytest.fixture
-def recorders(tmp_path: Path) -> Iterator[Recorders]:
-    with recorders_for(tmp_path) as started:
-        yield started
 
 
 @pytest.fixture

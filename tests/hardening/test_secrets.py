@@ -1,9 +1,11 @@
-"""No secret ever leaves the recorder: not in logs, /metrics, `config show`, `dump`, or error lines.
+"""No secret ever leaves the recorder: not in logs (JSON or console), systemd STATUS lines,
+tracebacks, /metrics, `config show`, `dump`, or error lines.
 
 For each way to log in (password inline or from a file, token inline or from a file, an NKey seed,
 credentials inside the URL) a recorder runs at debug level against a real broker that is restarted
 once mid-run (disconnect, reconnect, markers), then a second run with a wrong secret fails; every
-byte either emitted is searched for both the right and the wrong secret.
+byte either emitted is searched for both the right and the wrong secret. A second pass runs the
+console log format and ends in a writer-thread traceback (a fault injected under os.writev).
 """
 
 from __future__ import annotations
@@ -11,20 +13,25 @@ from __future__ import annotations
 import asyncio
 import os
 import subprocess
-from collections.abc import Iterator
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import nkeys
 import pytest
+import run_helpers
 from broker import NatsServer
+
+# The NOTIFY_SOCKET fixture has its one home in tests/integration/conftest.py.
+from integration.conftest import notify_socket as notify_socket
+from polling import wait_until
 from run_helpers import (
     RECORDER,
+    NotifySocket,
     Recorders,
     clean_env,
     connect,
     numbered,
-    recorders_for,
 )
 
 from recorder.meshsync import CORE_SUBJECT
@@ -120,20 +127,14 @@ def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-@pytest.fixture
-def recorders(tmp_path: Path) -> Iterator[Recorders]:
-    with recorders_for(tmp_path) as started:
-        yield started
-
-
 KINDS = ["password-env", "password-file", "token-env", "token-file", "nkey-seed", "url-credentials"]
 
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_no_secret_in_anything_the_recorder_emits(
-    kind: str, recorders: Recorders, tmp_path: Path
+    kind: str, recorders: Recorders, tmp_path: Path, notify_socket: NotifySocket
 ) -> None:
-    """Logs at debug level through a broker restart, /metrics, config show, dump and a failed login never contain a secret."""
+    """Logs at debug level through a broker restart, systemd notify datagrams, /metrics, config show, dump and a failed login never contain a secret."""
     how = login(kind, tmp_path)
     server = NatsServer(**how.server)  # type: ignore[arg-type]
     with server:
@@ -144,9 +145,17 @@ def test_no_secret_in_anything_the_recorder_emits(
         emitted: dict[str, str] = {}
 
         recorder = recorders.start(
-            tmp_path / "journal", url, env={"RECORDER_LOG_LEVEL": "debug", **env}
+            tmp_path / "journal",
+            url,
+            env={
+                "RECORDER_LOG_LEVEL": "debug",
+                "NOTIFY_SOCKET": str(notify_socket.path),
+                "WATCHDOG_USEC": "200000",  # a watchdog ping and a STATUS line every 0.1 s
+                **env,
+            },
         )
         recorder.wait_ready()
+        notify_socket.wait_for("READY", "1")
         _publish(server.url, 5, 0, how.client)
         recorder.wait_written(5)
         server.restart()  # the recorder logs the disconnect and reconnect, and marks both
@@ -158,8 +167,18 @@ def test_no_secret_in_anything_the_recorder_emits(
         emitted["metrics"] = response[1]
         for path in ("/healthz", "/readyz"):
             emitted[path] = str(recorder.get(path))
+        wait_until(
+            lambda: any(
+                message.get("STATUS", "").endswith("written=10 dropped=0 queue=0")
+                for message in notify_socket.poll()
+            ),
+            10,
+            "a STATUS line counting the 10 messages",
+        )
         assert recorder.stop() == 0
         emitted["run stderr"] = recorder.stderr()
+        notify_socket.wait_for("STOPPING", "1")
+        emitted["sd_notify"] = "\n".join(map(repr, notify_socket.messages))
         assert "broker_disconnected" in emitted["run stderr"]
 
         show = _cli(env, "config", "show")
@@ -186,5 +205,75 @@ def test_no_secret_in_anything_the_recorder_emits(
 
     assert len(emitted["run stderr"].splitlines()) > 10  # it did log a lot
     for where, text in emitted.items():
+        for secret in how.secrets:
+            assert secret not in text, f"{secret!r} appears in {where}:\n{text[-3000:]}"
+
+
+def fault_launcher(flag: Path, log_format: str) -> list[str]:
+    """argv prefix running the recorder CLI with os.writev failing (RuntimeError) once `flag`
+    exists: a fault below the journal writer that ends its thread with a logged traceback."""
+    code = (
+        "import os, sys\n"
+        "real = os.writev\n"
+        "def failing(fd, buffers):\n"
+        f"    if os.path.exists({str(flag)!r}):\n"
+        "        raise RuntimeError('injected fault under os.writev')\n"
+        "    return real(fd, buffers)\n"
+        "os.writev = failing\n"
+        "from recorder.cli import main\n"
+        "sys.argv[0] = 'recorder'\n"
+        "main()\n"
+    )
+    return [sys.executable, "-c", code, "--log-format", log_format]
+
+
+@pytest.mark.parametrize("log_format", ["console", "json"])
+@pytest.mark.parametrize("kind", KINDS)
+def test_no_secret_in_console_logs_or_a_traceback(
+    kind: str,
+    log_format: str,
+    recorders: Recorders,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The console log format at debug level, a failed login, and the traceback a writer-thread fault logs never contain a secret."""
+    how = login(kind, tmp_path)
+    flag = tmp_path / "fail-writes"
+    monkeypatch.setattr(run_helpers, "RECORDER", fault_launcher(flag, log_format))
+    server = NatsServer(**how.server)  # type: ignore[arg-type]
+    with server:
+        port = str(server.port)
+        env = {k: v.replace("{port}", port) for k, v in how.env.items()}
+        wrong_env = {k: v.replace("{port}", port) for k, v in how.wrong_env.items()}
+        url = None if how.url_in_env else server.url
+        recorder = recorders.start(
+            tmp_path / "journal", url, env={"RECORDER_LOG_LEVEL": "debug", **env}
+        )
+        recorder.wait_ready()
+        _publish(server.url, 5, 0, how.client)
+        wait_until(lambda: recorder.written() >= 5, 15, "5 messages written")
+        flag.touch()
+        _publish(server.url, 5, 5, how.client)
+        assert recorder.wait_exit(15) == 1  # the writer thread died; the daemon stops
+        run_stderr = recorder.stderr()
+        assert "injected fault under os.writev" in run_stderr
+        assert "Traceback" in run_stderr or '"exception"' in run_stderr, run_stderr[-3000:]
+        if log_format == "console":
+            assert "[debug" in run_stderr and "subscribed" in run_stderr, run_stderr[:3000]
+
+        flag.unlink()
+        failed = recorders.start(
+            tmp_path / "journal-wrong",
+            url,
+            env={
+                "RECORDER_LOG_LEVEL": "debug",
+                "RECORDER_NATS_RETRY_ON_START": "false",
+                **wrong_env,
+            },
+        )
+        assert failed.wait_exit(15) != 0
+        failed_stderr = failed.stderr()
+        assert "Error: cannot connect to" in failed_stderr
+    for where, text in (("run stderr", run_stderr), ("failed run stderr", failed_stderr)):
         for secret in how.secrets:
             assert secret not in text, f"{secret!r} appears in {where}:\n{text[-3000:]}"

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 from broker import NatsServer
-from run_helpers import Recorders, messages_of, numbered, publish, read_records, recorders_for
+from hostile_report import report
+from run_helpers import Recorders, messages_of, numbered, publish, read_records
 
 from recorder.meshsync import CORE_SUBJECT
 
@@ -49,7 +50,7 @@ def _ca(directory: Path, name: str) -> None:
     )  # fmt: skip
 
 
-def _leaf(directory: Path, name: str, ca: str, extensions: str) -> None:
+def _leaf(directory: Path, name: str, ca: str, extensions: str, days: str = "2") -> None:
     _openssl(
         directory, "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
         "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", f"/CN={name}",
@@ -57,7 +58,7 @@ def _leaf(directory: Path, name: str, ca: str, extensions: str) -> None:
     (directory / f"{name}.ext").write_text(extensions)
     _openssl(
         directory, "x509", "-req", "-in", f"{name}.csr", "-CA", f"{ca}.pem", "-CAkey", f"{ca}.key",
-        "-CAcreateserial", "-out", f"{name}.pem", "-days", "2", "-extfile", f"{name}.ext",
+        "-CAcreateserial", "-out", f"{name}.pem", "-days", days, "-extfile", f"{name}.ext",
     )  # fmt: skip
 
 
@@ -70,6 +71,9 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
     _leaf(directory, "server", "ca", "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n")
     _leaf(directory, "client", "ca", "extendedKeyUsage=clientAuth\n")
     _leaf(directory, "other-client", "other-ca", "extendedKeyUsage=clientAuth\n")
+    # Signed by the trusted CA, yet wrong: for another host, or expired yesterday.
+    _leaf(directory, "wrong-host", "ca", "subjectAltName=DNS:nats.example.invalid\n")
+    _leaf(directory, "expired", "ca", "subjectAltName=IP:127.0.0.1\n", days="-1")
     d = directory
     return Pki(
         d / "ca.pem", d / "server.pem", d / "server.key", d / "client.pem", d / "client.key",
@@ -89,12 +93,6 @@ def tls_server(pki: Pki) -> Iterator[NatsServer]:
     )
     with NatsServer(config_text=config) as server:
         yield server
-
-
-@pytest.fixture
-def recorders(tmp_path: Path) -> Iterator[Recorders]:
-    with recorders_for(tmp_path) as started:
-        yield started
 
 
 def _tls_url(server: NatsServer) -> str:
@@ -132,7 +130,11 @@ REJECTIONS = {
     # (what the recorder is given) -> a word its one error line must contain
     "client-cert-from-another-ca": ("ca", "other-client", ""),
     "no-client-cert": ("ca", None, ""),
-    "server-cert-not-trusted": ("other-ca", "client", "certificate verify failed"),
+    "server-cert-not-trusted": (
+        "other-ca",
+        "client",
+        "certificate verify failed: unable to get local issuer certificate",
+    ),
 }
 
 
@@ -181,3 +183,42 @@ def test_an_untrusted_server_with_retry_keeps_retrying_and_says_why(
     event = recorder.wait_event("broker_unreachable", timeout=15)
     assert "certificate verify failed" in event["error"]
     assert recorder.stop() == 0
+
+
+SERVER_REJECTIONS = {
+    # server certificate -> the reason the recorder's one error line must give
+    "wrong-host": "certificate verify failed: IP address mismatch, certificate is not valid "
+    "for '127.0.0.1' (the broker's certificate does not name the host in the URL; connect by a "
+    "name it lists)",
+    "expired": "certificate verify failed: certificate has expired (the broker's certificate "
+    "has expired; renew it, and check this host's clock)",
+}
+
+
+@pytest.mark.parametrize("case", list(SERVER_REJECTIONS))
+def test_a_server_certificate_for_another_host_or_expired_says_which(
+    case: str, pki: Pki, recorders: Recorders, tmp_path: Path
+) -> None:
+    """A server certificate from the trusted CA that names another host, or has expired, ends the recorder with one Error line giving that reason."""
+    directory = pki.ca.parent
+    config = (
+        "tls {\n"
+        f"  cert_file: {json.dumps(str(directory / f'{case}.pem'))}\n"
+        f"  key_file: {json.dumps(str(directory / f'{case}.key'))}\n"
+        "  timeout: 2\n}\n"
+    )
+    env = {
+        "RECORDER_NATS_RETRY_ON_START": "false",
+        "RECORDER_NATS_CONNECT_TIMEOUT": "1s",
+        "RECORDER_NATS_TLS_CA_FILE": str(pki.ca),
+    }
+    with NatsServer(config_text=config) as server:
+        recorder = recorders.start(tmp_path / "journal", _tls_url(server), env=env)
+        assert recorder.wait_exit(20) != 0
+        stderr = recorder.stderr()
+    lines = [line for line in stderr.splitlines() if not line.startswith("{")]
+    assert len(lines) == 1, stderr
+    assert lines[0].startswith(f"Error: cannot connect to {_tls_url(server)}: "), lines
+    assert lines[0].endswith(f": {SERVER_REJECTIONS[case]}"), lines
+    assert "Traceback" not in stderr
+    report(f"TLS server certificate: {case}", error_line=lines[0].split(": ", 2)[2])

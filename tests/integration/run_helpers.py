@@ -14,7 +14,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,13 +21,14 @@ from typing import Any, Self
 
 import nats
 from nats.aio.client import Client
+from polling import wait_until
 
 from recorder.journal.reader import JournalReader
 from recorder.journal.record import Marker, MarkerType, Message, Record
+from recorder.meshsync import CORE_SUBJECT
 
 READY_TIMEOUT = 15.0
 EXIT_TIMEOUT = 15.0
-POLL_S = 0.05
 RECORDER = [sys.executable, "-m", "recorder", "--log-format", "json"]
 
 
@@ -37,20 +37,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def wait_until(
-    predicate: Callable[[], Any], timeout: float, what: str, *, interval: float = POLL_S
-) -> Any:
-    """Poll `predicate` until it returns something truthy (returned) or fail naming `what`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
 
 
 def http_get(port: int, path: str, timeout: float = 2.0) -> tuple[int, str] | None:
@@ -80,6 +66,17 @@ def parse_metrics(text: str) -> dict[str, float]:
             raise AssertionError(f"not a Prometheus sample line: {line!r}")
         samples[match[1] + (match[2] or "")] = float(match[3])
     return samples
+
+
+def written_total(samples: Mapping[str, float]) -> int:
+    """Messages journaled, summed over subjects, from parsed /metrics samples."""
+    return int(
+        sum(
+            value
+            for key, value in samples.items()
+            if key.startswith("meshsync_recorder_messages_written_total{")
+        )
+    )
 
 
 def subject_label(name: str, subject: str) -> str:
@@ -143,13 +140,7 @@ class RecorderProcess:
 
     def written(self) -> int:
         """Messages journaled so far, summed over subjects, from /metrics."""
-        return int(
-            sum(
-                value
-                for key, value in self.metrics().items()
-                if key.startswith("meshsync_recorder_messages_written_total{")
-            )
-        )
+        return written_total(self.metrics())
 
     def wait_ready(self, timeout: float = READY_TIMEOUT) -> None:
         """Poll /readyz until it answers 200; fail with the log if the process dies first."""
@@ -208,14 +199,16 @@ class Recorders:
         journal_dir: Path,
         nats_url: str | Sequence[str] | None,
         *,
-        subjects: Iterable[str] = ("meshery.meshsync.core",),
+        subjects: Iterable[str] = (CORE_SUBJECT,),
         fsync: str | None = None,
         mode: str | None = None,
         env: Mapping[str, str] | None = None,
         args: Sequence[str] = (),
         http: bool = True,
         preexec_fn: Callable[[], None] | None = None,
+        output: int | None = None,
     ) -> RecorderProcess:
+        """Start `recorder run`; its stdout and stderr go to a log file, or to the fd `output`."""
         port = free_port() if http else None
         argv = [*RECORDER, "run", "--journal-dir", str(journal_dir)]
         urls = [nats_url] if isinstance(nats_url, str) else list(nats_url or ())
@@ -237,11 +230,12 @@ class Recorders:
         }
         stderr_path = self.workdir / f"recorder-{len(self.started)}.stderr"
         with stderr_path.open("wb") as stderr:
+            sink = stderr.fileno() if output is None else output
             proc = subprocess.Popen(
                 argv,
                 stdin=subprocess.DEVNULL,
-                stdout=stderr,
-                stderr=stderr,
+                stdout=sink,
+                stderr=sink,
                 env=clean_env({**defaults, **(env or {})}),
                 start_new_session=True,
                 preexec_fn=preexec_fn,

@@ -78,13 +78,18 @@ def test_permission_violation_is_a_clear_error_even_at_a_slow_pace(
 ) -> None:
     """Publishing where the user may not is an error naming the violation, raised at the next message rather than at the end of a slow replay."""
     server = nats_server_factory(config_text=PERMISSIONS)
-    url = server.url.replace("nats://", "nats://replayer:secret@")
+    # Credentials go in a config file: `--nats-url` refuses them (the command line is public).
+    config = tmp_path / "replay.yaml"
+    config.write_text(
+        f'nats:\n  urls: ["{server.url.replace("nats://", "nats://replayer:secret@")}"]\n'
+    )
+    config.chmod(0o600)
     directory = tmp_path / "journal"
     # Ten seconds at the recorded pace.
     build_journal(directory, [(T0 + i * 500 * MS, "x", b"%d" % i) for i in range(21)])
     before = tree_state(directory)
     started = time.monotonic()
-    denied = replay_cli(directory, "--nats-url", url, "--subject-prefix", "denied")
+    denied = replay_cli(directory, "--config", config, "--subject-prefix", "denied")
     assert time.monotonic() - started < 5
     assert denied.returncode == 1
     line = error_line(denied.stderr)
@@ -93,7 +98,7 @@ def test_permission_violation_is_a_clear_error_even_at_a_slow_pace(
 
     # The same user may publish under allowed.>, so the error above was the permission.
     allowed = replay_cli(
-        directory, "--nats-url", url, "--subject-prefix", "allowed", "--to-seq", "3"
+        directory, "--config", config, "--subject-prefix", "allowed", "--to-seq", "3"
     )
     assert allowed.returncode == 0, allowed.stderr
     assert tree_state(directory) == before

@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
 from broker import Broker
+from meshsync_samples import sample
 from run_helpers import (
     Outgoing,
     Recorders,
     messages_of,
     publish,
     read_records,
-    recorders_for,
 )
 from test_replay_support import build_journal, replay_cli, sent_count, tree_state
 
@@ -24,21 +23,13 @@ from recorder.demo.simulator import Simulator
 from recorder.meshsync import CORE_SUBJECT, REQUEST_SUBJECT
 from recorder.natsclient import HeaderPairs
 
-SAMPLES = Path(__file__).parent.parent / "data" / "meshsync-samples"
-
-
-@pytest.fixture
-def recorders(tmp_path: Path) -> Iterator[Recorders]:
-    with recorders_for(tmp_path) as started:
-        yield started
-
 
 def meshsync_traffic(count: int) -> list[Outgoing]:
     """Simulated MeshSync churn with resync requests mixed in and headers on some messages.
 
     Some headers repeat a name, which NATS allows and nats-py's plain dict would collapse.
     """
-    resync = (SAMPLES / "request-resync-discovery.json").read_bytes()
+    resync = sample("request-resync-discovery")
     out = []
     for index, (subject, payload) in enumerate(Simulator(11).stream(count)):
         headers: dict[str, str] | None = None

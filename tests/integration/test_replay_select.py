@@ -10,6 +10,7 @@ from pathlib import Path
 import nats
 import pytest
 from broker import Broker
+from meshsync_samples import sample
 from nats.js.api import StreamConfig
 from run_helpers import free_port
 from test_replay_support import (
@@ -23,11 +24,10 @@ from test_replay_support import (
 
 from recorder.meshsync import CORE_SUBJECT, REQUEST_SUBJECT
 
-SAMPLES = Path(__file__).parent.parent / "data" / "meshsync-samples"
 T0 = 1_767_225_600 * 10**9  # 2026-01-01T00:00:00Z
 SECOND = 10**9
 PAYLOADS = {
-    name: (SAMPLES / f"{name}.json").read_bytes()
+    name: sample(name)
     for name in (
         "core-added-pod",
         "core-added-service",

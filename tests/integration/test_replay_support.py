@@ -15,8 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import nats
-from run_helpers import RECORDER, clean_env, run_cli, wait_until
+from polling import wait_until
+from run_helpers import RECORDER, clean_env, run_cli
 
+from recorder.journal.record import Incoming
 from recorder.journal.writer import JournalWriter
 
 REPLAY_TIMEOUT = 30.0
@@ -74,7 +76,7 @@ def build_journal(
         time_ns, subject, payload = item[:3]
         headers = item[3] if len(item) > 3 else None
         pairs = tuple(headers.items()) if headers else None
-        seqs.append(writer.append_messages([(time_ns, subject, "", pairs, payload, None)]))
+        seqs.append(writer.append_messages([Incoming(time_ns, subject, "", pairs, payload, None)]))
         if rotate_every and (index + 1) % rotate_every == 0:
             writer.rotate()
     writer.close()

@@ -5,16 +5,14 @@ from __future__ import annotations
 import base64
 import json
 import random
-import shutil
 import signal
 import socket
-import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import pytest
-from broker import Broker
+from broker import Broker, NatsServer
+from polling import wait_until
 from run_helpers import (
     NotifySocket,
     Outgoing,
@@ -25,22 +23,14 @@ from run_helpers import (
     numbered,
     publish,
     read_records,
-    recorders_for,
     run_cli,
     subject_label,
-    wait_until,
 )
 
 from recorder.journal.record import MarkerType
+from recorder.meshsync import CORE_SUBJECT
 
-CORE = "meshery.meshsync.core"
 MiB = 1024 * 1024
-
-
-@pytest.fixture
-def recorders(tmp_path: Path) -> Iterator[Recorders]:
-    with recorders_for(tmp_path) as started:
-        yield started
 
 
 def mixed_traffic() -> list[Outgoing]:
@@ -56,7 +46,7 @@ def mixed_traffic() -> list[Outgoing]:
         rng.randbytes(65536),
         rng.randbytes(MiB),  # the broker's default max_payload, exactly
     ]
-    subjects = [CORE, "cluster.east.events", "cluster.west.events"]
+    subjects = [CORE_SUBJECT, "cluster.east.events", "cluster.west.events"]
     out = []
     for i in range(240):
         subject = subjects[i % 3]
@@ -76,7 +66,9 @@ def test_every_message_is_journaled_byte_for_byte_in_order(
 ) -> None:
     """Every message on the subscribed subjects (one a wildcard) becomes one identical record, in order, and nothing else does."""
     journal = tmp_path / "journal"
-    recorder = recorders.start(journal, nats_server.url, subjects=[CORE, "cluster.*.events"])
+    recorder = recorders.start(
+        journal, nats_server.url, subjects=[CORE_SUBJECT, "cluster.*.events"]
+    )
     recorder.wait_ready()
     traffic = mixed_traffic()
     noise = [Outgoing("cluster.east.other", b"not subscribed"), Outgoing("meshery.x", b"no")]
@@ -162,11 +154,11 @@ def test_repeated_header_values_are_all_kept(
 ) -> None:
     """A header sent with two values is journaled with both values, in order."""
     journal = tmp_path / "journal"
-    recorder = recorders.start(journal, nats_server.url, subjects=[CORE])
+    recorder = recorders.start(journal, nats_server.url, subjects=[CORE_SUBJECT])
     recorder.wait_ready()
     port = urlsplit(nats_server.url).port
     assert port is not None
-    _hpub(port, CORE, b"NATS/1.0\r\nX-Multi: one\r\nX-Multi: two\r\n\r\n", b"p")
+    _hpub(port, CORE_SUBJECT, b"NATS/1.0\r\nX-Multi: one\r\nX-Multi: two\r\n\r\n", b"p")
     recorder.wait_written(1)
     assert recorder.stop() == 0
     (message,) = messages_of(read_records(journal))
@@ -179,10 +171,10 @@ def test_metrics_health_and_readiness_report_what_happened(
 ) -> None:
     """/metrics counts exactly the messages and bytes published per subject, /healthz and /readyz say ok and ready."""
     journal = tmp_path / "journal"
-    recorder = recorders.start(journal, nats_server.url, subjects=[CORE, "cluster.*"])
+    recorder = recorders.start(journal, nats_server.url, subjects=[CORE_SUBJECT, "cluster.*"])
     recorder.wait_ready()
     traffic = [
-        *numbered(CORE, 30, prefix="core-"),
+        *numbered(CORE_SUBJECT, 30, prefix="core-"),
         *[Outgoing("cluster.a", b"x" * 100)] * 7,
         *[Outgoing("cluster.b", b"")] * 5,
     ]
@@ -193,13 +185,13 @@ def test_metrics_health_and_readiness_report_what_happened(
     assert recorder.get("/readyz") == (200, "ready\n")
     assert recorder.get("/nope") == (404, "not found\n")
     samples = recorder.metrics()
-    core_bytes = sum(len(m.payload) for m in traffic if m.subject == CORE)
+    core_bytes = sum(len(m.payload) for m in traffic if m.subject == CORE_SUBJECT)
     expected = {
-        subject_label("messages_written_total", CORE): 30,
+        subject_label("messages_written_total", CORE_SUBJECT): 30,
         subject_label("messages_written_total", "cluster.a"): 7,
         subject_label("messages_written_total", "cluster.b"): 5,
-        subject_label("messages_received_total", CORE): 30,
-        subject_label("bytes_written_total", CORE): core_bytes,
+        subject_label("messages_received_total", CORE_SUBJECT): 30,
+        subject_label("bytes_written_total", CORE_SUBJECT): core_bytes,
         subject_label("bytes_written_total", "cluster.a"): 700,
         subject_label("bytes_written_total", "cluster.b"): 0,
         'meshsync_recorder_messages_dropped_total{reason="queue_full"}': 0,
@@ -227,35 +219,24 @@ def test_metrics_health_and_readiness_report_what_happened(
     assert recorder.stop() == 0
 
 
-@pytest.fixture
-def notify_socket() -> Iterator[NotifySocket]:
-    # AF_UNIX paths are limited to about 100 bytes, which pytest's tmp_path can exceed.
-    directory = Path(tempfile.mkdtemp(prefix="notify-"))
-    sock = NotifySocket(directory / "notify.sock")
-    try:
-        yield sock
-    finally:
-        sock.close()
-        shutil.rmtree(directory, ignore_errors=True)
-
-
 def test_systemd_hears_ready_watchdog_status_and_stopping(
     nats_server: Broker, recorders: Recorders, tmp_path: Path, notify_socket: NotifySocket
 ) -> None:
-    """READY=1 comes once subscribed, WATCHDOG=1 every half WATCHDOG_USEC, STATUS= carries counters, STOPPING=1 on SIGTERM."""
+    """READY=1 once the journal is open, STATUS= says subscribed and counts, WATCHDOG=1 every half WATCHDOG_USEC, STOPPING=1 on SIGTERM."""
     journal = tmp_path / "journal"
     recorder = recorders.start(
         journal,
         nats_server.url,
-        subjects=[CORE],
+        subjects=[CORE_SUBJECT],
         env={"NOTIFY_SOCKET": str(notify_socket.path), "WATCHDOG_USEC": "1000000"},
     )
     ready = notify_socket.wait_for("READY", "1")
-    assert ready["STATUS"] == "written=0 dropped=0 queue=0"
-    # Subscribed by the time READY=1 was sent: a message published now is recorded.
-    publish(nats_server.url, numbered(CORE, 12))
+    assert ready["STATUS"].endswith("; written=0 dropped=0 queue=0")
+    # Subscribed by the time STATUS says so: a message published now is recorded.
+    notify_socket.wait_for("STATUS", "subscribed; written=0 dropped=0 queue=0")
+    publish(nats_server.url, numbered(CORE_SUBJECT, 12))
     recorder.wait_written(12)
-    notify_socket.wait_for("STATUS", "written=12 dropped=0 queue=0", timeout=5)
+    notify_socket.wait_for("STATUS", "subscribed; written=12 dropped=0 queue=0", timeout=5)
     wait_until(
         lambda: sum("WATCHDOG" in m for m in notify_socket.poll()) >= 3, 5, "three WATCHDOG=1"
     )
@@ -265,14 +246,45 @@ def test_systemd_hears_ready_watchdog_status_and_stopping(
     assert sum("READY" in m for m in notify_socket.messages) == 1
 
 
+def test_systemd_start_completes_while_the_broker_is_down(
+    nats_server_factory: Callable[..., NatsServer],
+    recorders: Recorders,
+    tmp_path: Path,
+    notify_socket: NotifySocket,
+) -> None:
+    """READY=1 and watchdog pings come without a broker; STATUS and /readyz report it until it is back."""
+    server = nats_server_factory()
+    server.stop()  # its port is kept: the broker comes back there later
+    recorder = recorders.start(
+        tmp_path / "journal",
+        server.url,
+        subjects=[CORE_SUBJECT],
+        env={"NOTIFY_SOCKET": str(notify_socket.path), "WATCHDOG_USEC": "1000000"},
+    )
+    ready = notify_socket.wait_for("READY", "1")
+    waiting = f"waiting for the broker at {server.url}; written=0 dropped=0 queue=0"
+    assert ready["STATUS"] == waiting
+    wait_until(lambda: sum("WATCHDOG" in m for m in notify_socket.poll()) >= 2, 5, "two WATCHDOG=1")
+    status, body = recorder.get("/readyz") or (0, "")
+    assert status == 503 and "not connected to the broker" in body
+
+    server.start()
+    notify_socket.wait_for("STATUS", "subscribed; written=0 dropped=0 queue=0", timeout=15)
+    recorder.wait_ready()
+    publish(server.url, numbered(CORE_SUBJECT, 3))
+    recorder.wait_written(3)
+    assert recorder.stop() == 0
+    assert sum("READY" in m for m in notify_socket.messages) == 1
+
+
 def test_sigterm_exits_zero_with_a_clean_stop_and_sealed_segments(
     nats_server: Broker, recorders: Recorders, tmp_path: Path
 ) -> None:
     """SIGTERM: exit 0 after writing everything received, a clean STOPPED marker last, every segment sealed, verify clean."""
     journal = tmp_path / "journal"
-    recorder = recorders.start(journal, nats_server.url, subjects=[CORE])
+    recorder = recorders.start(journal, nats_server.url, subjects=[CORE_SUBJECT])
     recorder.wait_ready()
-    publish(nats_server.url, numbered(CORE, 500))
+    publish(nats_server.url, numbered(CORE_SUBJECT, 500))
     recorder.wait_written(500)
     assert recorder.stop(timeout=10) == 0
 
@@ -296,9 +308,9 @@ def test_sighup_seals_the_segment_and_starts_a_new_one(
 ) -> None:
     """SIGHUP while running seals the active segment and writes what follows into a new one."""
     journal = tmp_path / "journal"
-    recorder = recorders.start(journal, nats_server.url, subjects=[CORE])
+    recorder = recorders.start(journal, nats_server.url, subjects=[CORE_SUBJECT])
     recorder.wait_ready()
-    publish(nats_server.url, numbered(CORE, 10, prefix="before-"))
+    publish(nats_server.url, numbered(CORE_SUBJECT, 10, prefix="before-"))
     recorder.wait_written(10)
 
     def states() -> list[str]:
@@ -308,7 +320,7 @@ def test_sighup_seals_the_segment_and_starts_a_new_one(
     assert states() == ["active"]
     recorder.send(signal.SIGHUP)
     assert wait_until(lambda: states() == ["sealed", "active"], 5, "a second segment")
-    publish(nats_server.url, numbered(CORE, 10, prefix="after-"))
+    publish(nats_server.url, numbered(CORE_SUBJECT, 10, prefix="after-"))
     recorder.wait_written(20)
     assert recorder.alive()
     assert recorder.metrics()["meshsync_recorder_active_segment"] == 2

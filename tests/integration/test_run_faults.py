@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
 import resource
 import signal
-import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
-import pytest
 from broker import NatsServer
+from polling import wait_until
 from run_helpers import (
     BackgroundPublisher,
     Outgoing,
@@ -22,21 +20,12 @@ from run_helpers import (
     numbered,
     publish,
     read_records,
-    recorders_for,
     run_cli,
-    wait_until,
 )
 
 from recorder.journal.maintenance import inspect_journal, verify_journal
 from recorder.journal.record import Marker, MarkerType
-
-CORE = "meshery.meshsync.core"
-
-
-@pytest.fixture
-def recorders(tmp_path: Path) -> Iterator[Recorders]:
-    with recorders_for(tmp_path) as started:
-        yield started
+from recorder.meshsync import CORE_SUBJECT
 
 
 def test_broker_restart_leaves_gap_markers_and_recording_resumes(
@@ -45,9 +34,9 @@ def test_broker_restart_leaves_gap_markers_and_recording_resumes(
     """When the broker is killed and comes back on the same port, the recorder reconnects by itself, marks the gap, and records what follows."""
     server = nats_server_factory()
     journal = tmp_path / "journal"
-    recorder = recorders.start(journal, server.url, subjects=[CORE])
+    recorder = recorders.start(journal, server.url, subjects=[CORE_SUBJECT])
     recorder.wait_ready()
-    publish(server.url, numbered(CORE, 50, prefix="before-"))
+    publish(server.url, numbered(CORE_SUBJECT, 50, prefix="before-"))
     recorder.wait_written(50)
 
     server.kill()
@@ -58,7 +47,7 @@ def test_broker_restart_leaves_gap_markers_and_recording_resumes(
     )
     server.start()
     recorder.wait_ready(timeout=10)
-    publish(server.url, numbered(CORE, 50, prefix="after-"))
+    publish(server.url, numbered(CORE_SUBJECT, 50, prefix="after-"))
     recorder.wait_written(100)
     samples = recorder.metrics()
     assert samples["meshsync_recorder_reconnects_total"] == 1
@@ -90,9 +79,9 @@ def test_sigkill_then_restart_repairs_the_tail_and_keeps_every_written_record(
     """A recorder killed mid-stream leaves an unsealed tail that verify reports; the restart seals it, keeps every record, marks the unclean stop and continues the sequence."""
     server = nats_server_factory()
     journal = tmp_path / "journal"
-    first = recorders.start(journal, server.url, subjects=[CORE], fsync="always")
+    first = recorders.start(journal, server.url, subjects=[CORE_SUBJECT], fsync="always")
     first.wait_ready()
-    with BackgroundPublisher(server.url, CORE, rate_per_s=3000) as publisher:
+    with BackgroundPublisher(server.url, CORE_SUBJECT, rate_per_s=3000) as publisher:
         first.wait_written(300)
         durable = first.written()  # fsync always: all of these were fsynced when counted
         first.kill()
@@ -111,7 +100,7 @@ def test_sigkill_then_restart_repairs_the_tail_and_keeps_every_written_record(
     assert kept_payloads == [str(i).encode() for i in range(len(kept_payloads))]
     assert markers_of(kept, MarkerType.STOPPED) == []
 
-    second = recorders.start(journal, server.url, subjects=[CORE], fsync="always")
+    second = recorders.start(journal, server.url, subjects=[CORE_SUBJECT], fsync="always")
     second.wait_ready()
     repaired = second.wait_event("journal_opened")
     assert repaired["previous_clean"] is False
@@ -122,7 +111,7 @@ def test_sigkill_then_restart_repairs_the_tail_and_keeps_every_written_record(
     samples = second.metrics()
     assert samples['meshsync_recorder_markers_total{type="stopped"}'] == 1  # the unclean one
     assert samples['meshsync_recorder_markers_total{type="started"}'] == 1
-    publish(server.url, numbered(CORE, 20, prefix="after-"))
+    publish(server.url, numbered(CORE_SUBJECT, 20, prefix="after-"))
     second.wait_written(20)
     assert second.stop() == 0
 
@@ -164,9 +153,13 @@ def test_file_size_limit_drops_marks_and_recovers_when_lifted(
     """Writes failing with EFBIG keep the daemon up, turn /readyz 503, count errors and drops, never tear a record, and once the limit is lifted readiness returns by itself and a DROPPED marker tells how many were lost."""
     server = nats_server_factory()
     journal = tmp_path / "journal"
-    recorder = recorders.start(journal, server.url, subjects=[CORE], preexec_fn=_ignore_sigxfsz)
+    recorder = recorders.start(
+        journal, server.url, subjects=[CORE_SUBJECT], preexec_fn=_ignore_sigxfsz
+    )
     recorder.wait_ready()
-    traffic = [Outgoing(m.subject, m.payload.ljust(10_000, b".")) for m in numbered(CORE, 11)]
+    traffic = [
+        Outgoing(m.subject, m.payload.ljust(10_000, b".")) for m in numbered(CORE_SUBJECT, 11)
+    ]
     publish(server.url, traffic[:5])
     recorder.wait_written(5)
     # Room for part of a record but not a whole one, nor a DROPPED marker: every write fails.
@@ -174,7 +167,7 @@ def test_file_size_limit_drops_marks_and_recovers_when_lifted(
     size = segment.stat().st_size
     _limit_file_size(recorder.pid, size + 40)
     publish(server.url, traffic[5:])
-    written_key = f'meshsync_recorder_messages_written_total{{subject="{CORE}"}}'
+    written_key = f'meshsync_recorder_messages_written_total{{subject="{CORE_SUBJECT}"}}'
     dropped_key = 'meshsync_recorder_messages_dropped_total{reason="write_error"}'
     # Each retry (backoff 0.1s, doubling) drops the batch it could not write: at most 6 here.
     samples = wait_until(
@@ -195,7 +188,7 @@ def test_file_size_limit_drops_marks_and_recovers_when_lifted(
 
     _limit_file_size(recorder.pid, resource.RLIM_INFINITY)
     recorder.wait_ready(timeout=15)  # no new traffic needed: the DROPPED marker is a write
-    publish(server.url, numbered(CORE, 5, prefix="later-"))
+    publish(server.url, numbered(CORE_SUBJECT, 5, prefix="later-"))
     recorder.wait_written(10)
     assert recorder.stop() == 0
 
@@ -208,68 +201,56 @@ def test_file_size_limit_drops_marks_and_recovers_when_lifted(
     assert verify_journal(journal).clean
 
 
-@contextlib.contextmanager
-def tiny_tmpfs(where: Path, size: str) -> Iterator[Path]:
-    where.mkdir()
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)],
-        capture_output=True,
-        check=False,
-    )
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
-    try:
-        yield where
-    finally:
-        subprocess.run(["umount", "-l", str(where)], capture_output=True, check=False)
-
-
 def test_full_disk_counts_drops_and_records_again_once_space_is_freed(
-    nats_server_factory: Callable[..., NatsServer], recorders: Recorders, tmp_path: Path
+    nats_server_factory: Callable[..., NatsServer],
+    recorders: Recorders,
+    tiny_tmpfs: Callable[[str], Path],
 ) -> None:
     """On a full filesystem (ENOSPC) the daemon stays up, counts errors and drops without tearing a record, and once space is freed it is ready, records again, and has marked the drops."""
     server = nats_server_factory()
-    with tiny_tmpfs(tmp_path / "mnt", "1m") as mount:
-        filler = mount / "filler"
-        filler.write_bytes(b"\0" * (1024 * 1024 - 192 * 1024))
-        journal = mount / "journal"
-        recorder = recorders.start(
-            journal,
-            server.url,
-            subjects=[CORE],
-            env={"RECORDER_JOURNAL_SEGMENT_MAX_BYTES": "8MiB"},
-        )
-        recorder.wait_ready()
-        traffic = [Outgoing(m.subject, m.payload.ljust(16_000, b"#")) for m in numbered(CORE, 16)]
-        publish(server.url, traffic)
-        dropped_key = 'meshsync_recorder_messages_dropped_total{reason="write_error"}'
-        written_key = f'meshsync_recorder_messages_written_total{{subject="{CORE}"}}'
-        samples = wait_until(
-            lambda: (m := recorder.metrics()).get(written_key, 0) + m[dropped_key] == 16 and m,
-            15,
-            "every message written or counted as dropped",
-        )
-        dropped = samples[dropped_key]
-        assert dropped > 0
-        assert samples["meshsync_recorder_write_errors_total"] >= 1
-        assert recorder.alive()
-        assert any(e.get("errno") == 28 for e in recorder.events())  # ENOSPC
-        assert verify_journal(journal).clean
+    mount = tiny_tmpfs("1m")
+    filler = mount / "filler"
+    filler.write_bytes(b"\0" * (1024 * 1024 - 192 * 1024))
+    journal = mount / "journal"
+    recorder = recorders.start(
+        journal,
+        server.url,
+        subjects=[CORE_SUBJECT],
+        env={"RECORDER_JOURNAL_SEGMENT_MAX_BYTES": "8MiB"},
+    )
+    recorder.wait_ready()
+    traffic = [
+        Outgoing(m.subject, m.payload.ljust(16_000, b"#")) for m in numbered(CORE_SUBJECT, 16)
+    ]
+    publish(server.url, traffic)
+    dropped_key = 'meshsync_recorder_messages_dropped_total{reason="write_error"}'
+    written_key = f'meshsync_recorder_messages_written_total{{subject="{CORE_SUBJECT}"}}'
+    samples = wait_until(
+        lambda: (m := recorder.metrics()).get(written_key, 0) + m[dropped_key] == 16 and m,
+        15,
+        "every message written or counted as dropped",
+    )
+    dropped = samples[dropped_key]
+    assert dropped > 0
+    assert samples["meshsync_recorder_write_errors_total"] >= 1
+    assert recorder.alive()
+    assert any(e.get("errno") == 28 for e in recorder.events())  # ENOSPC
+    assert verify_journal(journal).clean
 
-        filler.unlink()
-        recorder.wait_ready(timeout=15)
-        publish(server.url, numbered(CORE, 3, prefix="later-"))
-        recorder.wait_written(16 - int(dropped) + 3)
-        assert recorder.stop() == 0
-        records = read_records(journal)
-        # A small DROPPED marker may fit where a 16 kB message did not, so there can be several.
-        drops = markers_of(records, MarkerType.DROPPED)
-        assert sum(marker.fields["count"] for marker in drops) == dropped
-        got = [m.payload for m in messages_of(records)]
-        assert got[-3:] == [b"later-0", b"later-1", b"later-2"]
-        got = got[:-3]
-        assert len(got) == 16 - dropped
-        sent = iter(m.payload for m in traffic)
-        assert all(payload in sent for payload in got), "journaled out of order"
-        assert verify_journal(journal).clean
-        assert recorder.stderr().count('"journal_writable_again"') >= 1
+    filler.unlink()
+    recorder.wait_ready(timeout=15)
+    publish(server.url, numbered(CORE_SUBJECT, 3, prefix="later-"))
+    recorder.wait_written(16 - int(dropped) + 3)
+    assert recorder.stop() == 0
+    records = read_records(journal)
+    # A small DROPPED marker may fit where a 16 kB message did not, so there can be several.
+    drops = markers_of(records, MarkerType.DROPPED)
+    assert sum(marker.fields["count"] for marker in drops) == dropped
+    got = [m.payload for m in messages_of(records)]
+    assert got[-3:] == [b"later-0", b"later-1", b"later-2"]
+    got = got[:-3]
+    assert len(got) == 16 - dropped
+    sent = iter(m.payload for m in traffic)
+    assert all(payload in sent for payload in got), "journaled out of order"
+    assert verify_journal(journal).clean
+    assert recorder.stderr().count('"journal_writable_again"') >= 1

@@ -4,23 +4,15 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
-import pytest
 from broker import NatsServer
-from run_helpers import (
-    RecorderProcess,
-    Recorders,
-    connect,
-    messages_of,
-    read_records,
-    recorders_for,
-    run_cli,
-    wait_until,
-)
+from polling import wait_until
+from run_helpers import RecorderProcess, Recorders, connect, messages_of, read_records, run_cli
 
-CORE = "meshery.meshsync.core"
+from recorder.meshsync import CORE_SUBJECT
+
 STREAM = "MESHSYNC_TEST"
 JS_ENV = {
     "RECORDER_JETSTREAM_CREATE_STREAM": "true",
@@ -31,12 +23,6 @@ JS_ENV = {
 }
 
 
-@pytest.fixture
-def recorders(tmp_path: Path) -> Iterator[Recorders]:
-    with recorders_for(tmp_path) as started:
-        yield started
-
-
 def js_publish(url: str, count: int) -> list[int]:
     """Publish `count` numbered messages into the stream; returns the stream sequences acked."""
 
@@ -44,7 +30,7 @@ def js_publish(url: str, count: int) -> list[int]:
         nc = await connect(url)
         try:
             js = nc.jetstream()
-            acks = [await js.publish(CORE, f"js-{i}".encode()) for i in range(count)]
+            acks = [await js.publish(CORE_SUBJECT, f"js-{i}".encode()) for i in range(count)]
             return [ack.seq for ack in acks]
         finally:
             await nc.close()
@@ -79,7 +65,12 @@ def test_sigkill_mid_consumption_then_restart_journals_every_message_exactly_onc
 
     def start() -> RecorderProcess:
         recorder = recorders.start(
-            journal, server.url, subjects=[CORE], mode="jetstream", fsync="always", env=JS_ENV
+            journal,
+            server.url,
+            subjects=[CORE_SUBJECT],
+            mode="jetstream",
+            fsync="always",
+            env=JS_ENV,
         )
         recorder.wait_ready()
         return recorder

@@ -15,11 +15,11 @@ from pathlib import Path
 import nats
 import orjson
 from broker import NatsServer
-from run_helpers import messages_of, numbered, publish, read_records, recorders_for, wait_until
+from polling import wait_until
+from run_helpers import Recorders, messages_of, numbered, publish, read_records
 
-from recorder.meshsync import REQUEST_SUBJECT
+from recorder.meshsync import CORE_SUBJECT, REQUEST_SUBJECT
 
-CORE = "meshery.meshsync.core"
 DUMP = b'{"ObjectType":"","EventType":"","Request":null,"Object":[]}'
 
 
@@ -63,21 +63,22 @@ class FakeMeshSync:
         self._thread.join(10)
 
 
-def test_informer_store_baseline_journals_the_request_and_the_dump(tmp_path: Path) -> None:
+def test_informer_store_baseline_journals_the_request_and_the_dump(
+    recorders: Recorders, tmp_path: Path
+) -> None:
     """With baseline informer-store the recorder asks MeshSync for a dump on its own reply
     subject and journals both the request and the reply."""
     journal = tmp_path / "journal"
     with NatsServer() as server, FakeMeshSync(server.url) as meshsync:
-        with recorders_for(tmp_path) as recorders:
-            recorder = recorders.start(
-                journal,
-                server.url,
-                subjects=[REQUEST_SUBJECT, CORE],
-                env={"RECORDER_BASELINE": "informer-store"},
-            )
-            recorder.wait_ready()
-            recorder.wait_written(2)
-            assert recorder.stop() == 0
+        recorder = recorders.start(
+            journal,
+            server.url,
+            subjects=[REQUEST_SUBJECT, CORE_SUBJECT],
+            env={"RECORDER_BASELINE": "informer-store"},
+        )
+        recorder.wait_ready()
+        recorder.wait_written(2)
+        assert recorder.stop() == 0
         assert meshsync.requests
         request = meshsync.requests[0]["Request"]
         assert request == {
@@ -89,50 +90,41 @@ def test_informer_store_baseline_journals_the_request_and_the_dump(tmp_path: Pat
     assert by_subject["meshsync-recorder.store"] == DUMP
 
 
-def test_embedded_broker_records_what_is_published_to_it(tmp_path: Path) -> None:
+def test_embedded_broker_records_what_is_published_to_it(
+    recorders: Recorders, tmp_path: Path
+) -> None:
     """`--embedded-broker` starts a loopback nats-server, says its URL, records from it, and
     stops it again on SIGTERM."""
     journal = tmp_path / "journal"
-    with recorders_for(tmp_path) as recorders:
-        recorder = recorders.start(journal, None, subjects=[CORE], args=["--embedded-broker"])
-        recorder.wait_ready()
-        found = re.search(
-            r"embedded broker listening on (nats://127\.0\.0\.1:\d+)", recorder.stderr()
-        )
-        assert found, recorder.stderr()
-        publish(found.group(1), numbered(CORE, 30))
-        recorder.wait_written(30)
-        assert recorder.stop() == 0
+    recorder = recorders.start(journal, None, subjects=[CORE_SUBJECT], args=["--embedded-broker"])
+    recorder.wait_ready()
+    found = re.search(r"embedded broker listening on (nats://127\.0\.0\.1:\d+)", recorder.stderr())
+    assert found, recorder.stderr()
+    publish(found.group(1), numbered(CORE_SUBJECT, 30))
+    recorder.wait_written(30)
+    assert recorder.stop() == 0
     assert len(messages_of(read_records(journal))) == 30
     port = int(found.group(1).rsplit(":", 1)[1])
     wait_until(lambda: not _listening(port), 5, "the embedded broker to stop")
 
 
-def test_embedded_broker_dies_with_a_killed_recorder(tmp_path: Path) -> None:
+def test_embedded_broker_dies_with_a_killed_recorder(recorders: Recorders, tmp_path: Path) -> None:
     """A recorder killed with SIGKILL, which runs no cleanup, still takes its nats-server along."""
-    # Imported here: the other tests of this module are moving to a shared `recorders` fixture.
-    from run_helpers import recorders_for
-
-    from recorder.meshsync import CORE_SUBJECT
-
-    with recorders_for(tmp_path) as recorders:
-        recorder = recorders.start(
-            tmp_path / "journal", None, subjects=[CORE_SUBJECT], args=["--embedded-broker"]
-        )
-        recorder.wait_ready()
-        found = re.search(
-            r"embedded broker listening on nats://127\.0\.0\.1:(\d+)", recorder.stderr()
-        )
-        assert found, recorder.stderr()
-        brokers = wait_until(
-            lambda: _children_named(recorder.proc.pid, "nats-server"), 10, "its nats-server child"
-        )
-        try:
-            recorder.kill()
-            wait_until(lambda: _gone(brokers[0]), 10, "the orphaned nats-server to exit")
-        finally:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(brokers[0], signal.SIGKILL)  # only if the test failed: leave no server
+    recorder = recorders.start(
+        tmp_path / "journal", None, subjects=[CORE_SUBJECT], args=["--embedded-broker"]
+    )
+    recorder.wait_ready()
+    found = re.search(r"embedded broker listening on nats://127\.0\.0\.1:(\d+)", recorder.stderr())
+    assert found, recorder.stderr()
+    brokers = wait_until(
+        lambda: _children_named(recorder.proc.pid, "nats-server"), 10, "its nats-server child"
+    )
+    try:
+        recorder.kill()
+        wait_until(lambda: _gone(brokers[0]), 10, "the orphaned nats-server to exit")
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(brokers[0], signal.SIGKILL)  # only if the test failed: leave no server
     assert not _listening(int(found.group(1)))
 
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
-import pytest
 from broker import Broker, NatsServer
+from polling import wait_until
 from run_helpers import (
     RecorderProcess,
     Recorders,
@@ -18,19 +18,10 @@ from run_helpers import (
     numbered,
     publish,
     read_records,
-    recorders_for,
-    wait_until,
 )
 
 from recorder.journal.record import MarkerType
-
-CORE = "meshery.meshsync.core"
-
-
-@pytest.fixture
-def recorders(tmp_path: Path) -> Iterator[Recorders]:
-    with recorders_for(tmp_path) as started:
-        yield started
+from recorder.meshsync import CORE_SUBJECT
 
 
 def error_lines(recorder: RecorderProcess) -> list[str]:
@@ -53,7 +44,7 @@ def test_token_auth_connects_and_records(
         tmp_path / "journal", server.url, env={"RECORDER_NATS_TOKEN": "t0ken-s3cret"}
     )
     recorder.wait_ready()
-    publish(server.url, numbered(CORE, 3), token="t0ken-s3cret")
+    publish(server.url, numbered(CORE_SUBJECT, 3), token="t0ken-s3cret")
     recorder.wait_written(3)
     assert recorder.stop() == 0
     assert "t0ken-s3cret" not in recorder.stderr()
@@ -72,7 +63,7 @@ def test_user_password_auth_from_a_file_connects_and_records(
         env={"RECORDER_NATS_USER": "recorder", "RECORDER_NATS_PASSWORD_FILE": str(secret)},
     )
     recorder.wait_ready()
-    publish(server.url, numbered(CORE, 3), user="recorder", password="pa55-word")
+    publish(server.url, numbered(CORE_SUBJECT, 3), user="recorder", password="pa55-word")
     recorder.wait_written(3)
     assert recorder.stop() == 0
     assert "pa55-word" not in recorder.stderr()
@@ -188,7 +179,7 @@ def test_recorders_sharing_their_own_queue_group_split_the_messages(
     pair = [recorders.start(tmp_path / f"journal-{i}", nats_server.url, env=env) for i in (1, 2)]
     for recorder in pair:
         recorder.wait_ready()
-    sent = numbered(CORE, 400)
+    sent = numbered(CORE_SUBJECT, 400)
     publish(nats_server.url, sent)
     wait_until(lambda: sum(r.written() for r in pair) >= len(sent), 10, "400 messages between two")
     for recorder in pair:

@@ -17,7 +17,7 @@ T0 = 1_700_000_000 * 10**9
 
 
 class FakeClock:
-    """A settable nanosecond clock to hand to JournalWriter."""
+    """A settable nanosecond clock to hand to JournalWriter (as its wall or monotonic clock)."""
 
     def __init__(self, now: int = T0) -> None:
         self.now = now
@@ -39,16 +39,24 @@ def items(
     headers: Headers | None = None,
 ) -> list[Incoming]:
     """`count` incoming messages with increasing receive times."""
-    return [(start_ns + i * step_ns, subject, "", headers, payload, None) for i in range(count)]
+    return [
+        Incoming(start_ns + i * step_ns, subject, "", headers, payload, None) for i in range(count)
+    ]
 
 
 def open_writer(
-    directory: Path, clock: FakeClock | None = None, **options: object
+    directory: Path,
+    clock: FakeClock | None = None,
+    monotonic: FakeClock | None = None,
+    **options: object,
 ) -> JournalWriter:
+    """An open writer; with no `monotonic`, both clocks are `clock` (a wall clock never stepped)."""
+    clock = clock or FakeClock()
     writer = JournalWriter(
         directory,
         WriterOptions(**options),  # type: ignore[arg-type]
-        clock=clock or FakeClock(),
+        clock=clock,
+        monotonic=monotonic or clock,
         instance_id=INSTANCE,
     )
     writer.open()

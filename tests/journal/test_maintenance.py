@@ -13,7 +13,7 @@ import pytest
 
 from recorder.errors import JournalError, LockedError
 from recorder.journal.lock import LOCK_NAME, holder_pid, is_locked
-from recorder.journal.maintenance import inspect_journal, repair_journal, verify_journal
+from recorder.journal.maintenance import inspect_journal, verify_journal
 from recorder.journal.record import (
     Footer,
     Message,
@@ -23,6 +23,7 @@ from recorder.journal.record import (
     encode_message,
     encode_messages,
 )
+from recorder.journal.repair import repair_journal
 from recorder.journal.segment import list_segments, segment_name
 
 from ._helpers import (
@@ -215,10 +216,11 @@ def test_verify_reports_a_misplaced_segment(tmp_path: Path) -> None:
 
 
 def test_verify_reports_a_footer_that_disagrees_with_the_records(tmp_path: Path) -> None:
-    """A footer whose counts or seq range differ from the records is reported."""
-    _handmade_segment(tmp_path / segment_name(1), 1, [1, 2], Footer(1, 3, T0, T0, 3, 3))
+    """A footer whose counts, seq range or time range differ from the records is reported."""
+    footer, found = Footer(1, 3, T0, T0, 3, 3), Footer(1, 2, T0 + 1, T0 + 2, 2, 2)
+    _handmade_segment(tmp_path / segment_name(1), 1, [1, 2], footer)
     problems = verify_journal(tmp_path).problems
-    assert [p.reason for p in problems] == ["footer says (3, 1, 3), records say (2, 1, 2)"]
+    assert [p.reason for p in problems] == [f"footer says {footer}, records say {found}"]
 
 
 def test_verify_and_repair_handle_a_sequence_going_backwards(tmp_path: Path) -> None:
@@ -278,10 +280,11 @@ _HOLD_AND_SLEEP = textwrap.dedent(
     """
     import sys, time
     from pathlib import Path
+    from recorder.journal.record import Incoming
     from recorder.journal.writer import JournalWriter
     writer = JournalWriter(Path(sys.argv[1]))
     writer.open()
-    writer.append_messages([(1, "a", "", None, b"x", None)])
+    writer.append_messages([Incoming(1, "a", "", None, b"x", None)])
     print("ready", flush=True)
     time.sleep(60)
     """

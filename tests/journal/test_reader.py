@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import stat
@@ -16,7 +17,7 @@ from hypothesis import strategies as st
 
 from recorder.errors import CorruptionError, JournalError, RecorderError
 from recorder.journal.frames import Damage
-from recorder.journal.maintenance import inspect_journal, repair_journal, verify_journal
+from recorder.journal.maintenance import inspect_journal, verify_journal
 from recorder.journal.reader import Batch, JournalReader, Position, Query
 from recorder.journal.record import (
     FOOTER_SIZE,
@@ -32,6 +33,7 @@ from recorder.journal.record import (
     encode_header,
     read_frame,
 )
+from recorder.journal.repair import repair_journal
 from recorder.journal.segment import SegmentFile, list_segments, segment_bytes, segment_name
 from recorder.journal.writer import Compression, JournalWriter
 from recorder.subjects import matches_any
@@ -59,7 +61,9 @@ def _build_journal(directory: Path, segments: int = 3, per_segment: int = 5) -> 
     writer = open_writer(directory, clock)
     for n in range(segments):
         batch: list[Incoming] = [
-            (clock.now + i * SECOND, SUBJECTS[(n + i) % len(SUBJECTS)], "", None, b"%d" % i, None)
+            Incoming(
+                clock.now + i * SECOND, SUBJECTS[(n + i) % len(SUBJECTS)], "", None, b"%d" % i, None
+            )
             for i in range(per_segment)
         ]
         writer.append_messages(batch)
@@ -76,9 +80,9 @@ def _opened_segments(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
     opened: list[str] = []
     read_segment = JournalReader._segment_batches
 
-    def spy(self: JournalReader, segment: SegmentFile) -> Iterator[Batch]:
+    def spy(self: JournalReader, segment: SegmentFile, handle: io.FileIO) -> Iterator[Batch]:
         opened.append(segment.name)
-        return read_segment(self, segment)
+        return read_segment(self, segment, handle)
 
     monkeypatch.setattr(JournalReader, "_segment_batches", spy)
     yield opened
@@ -235,7 +239,7 @@ def _crashed_journal(directory: Path) -> tuple[Path, int, int]:
     writer.append_messages(items(3))
     writer.rotate()
     writer.append_messages(items(2, payload=b'{"a":1}'))
-    writer.append_messages([(T0, "a", "", None, b"!", None)])
+    writer.append_messages([Incoming(T0, "a", "", None, b"!", None)])
     active = writer.active_segment
     assert active is not None
     writer.abandon()

@@ -29,6 +29,7 @@ from recorder.journal.record import (
     MAX_BODY_SIZE,
     SYNC,
     Headers,
+    Incoming,
     MarkerType,
     Message,
     Record,
@@ -74,7 +75,9 @@ def _write(directory: Path, segments: list[list[Op]], *, close: bool) -> None:
             if isinstance(op, MarkerType):
                 writer.append_marker(op, {"at": clock.now, "note": "n" * index})
             else:
-                writer.append_messages([(clock.now + i, *fields) for i, fields in enumerate(op)])
+                writer.append_messages(
+                    [Incoming(clock.now + i, *fields) for i, fields in enumerate(op)]
+                )
     if close:
         writer.close()
     else:

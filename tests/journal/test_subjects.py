@@ -1,4 +1,4 @@
-"""NATS subject validity and wildcard matching: `*` is one token, `>` one or more at the end."""
+"""NATS subject validity, wildcard matching (`*` one token, `>` one or more at the end), and maps."""
 
 from __future__ import annotations
 
@@ -6,7 +6,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from recorder.subjects import is_valid_subject, matches_any, subject_matches
+from recorder.errors import UsageError
+from recorder.subjects import (
+    SubjectMap,
+    is_valid_subject,
+    map_subject,
+    matches_any,
+    subject_matches,
+)
 
 TOKEN = st.sampled_from(["a", "b", "c", "k8s", "pod-1", "_INBOX", "x_y", "ü"])
 SUBJECT = st.lists(TOKEN, min_size=1, max_size=5)
@@ -174,3 +181,113 @@ def test_matches_any_is_true_when_one_pattern_matches() -> None:
     assert matches_any(("x.>", "a.*"), "a.b")
     assert not matches_any(("x.>", "a.*"), "a.b.c")
     assert not matches_any((), "a")
+
+
+# -- subject maps ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("spec", "subject", "expected"),
+    [
+        ("meshery.meshsync.*=replay.*", "meshery.meshsync.core", "replay.core"),
+        ("meshery.meshsync.*=replay.*", "meshery.meshsync.request", "replay.request"),
+        ("a.*.b.*=x.*.y.*", "a.1.b.2", "x.1.y.2"),
+        ("a.*.*=x.*", "a.1.2", "x.1"),  # unused wildcards of FROM are dropped
+        ("a.*=x.y", "a.1", "x.y"),
+        ("meshery.>=replay.>", "meshery.meshsync.core", "replay.meshsync.core"),
+        ("a.*.>=b.*.c.>", "a.1.2.3", "b.1.c.2.3"),
+        ("a.b=c.d", "a.b", "c.d"),
+    ],
+)
+def test_subject_map_fills_target_wildcards_in_order(
+    spec: str, subject: str, expected: str
+) -> None:
+    """`*` tokens of FROM fill those of TO in order and a final `>` carries the whole tail."""
+    assert SubjectMap.parse(spec).apply(subject) == expected
+
+
+@pytest.mark.parametrize(
+    ("spec", "subject"),
+    [
+        ("meshery.meshsync.*=replay.*", "meshery.other.core"),
+        ("meshery.meshsync.*=replay.*", "meshery.meshsync"),
+        ("meshery.meshsync.*=replay.*", "meshery.meshsync.core.extra"),
+        ("a.>=b.>", "a"),  # `>` needs at least one token
+        ("a.b=c.d", "a.b.c"),
+    ],
+)
+def test_subject_map_leaves_non_matching_subjects_alone(spec: str, subject: str) -> None:
+    """A subject FROM does not match maps to None, so the caller keeps it unchanged."""
+    assert SubjectMap.parse(spec).apply(subject) is None
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        "replay.core",  # no `=`
+        "=replay.*",
+        "meshery.*=",
+        "a b=c",
+        "a..b=c",
+        "a.>.b=c",
+        "a.*=b.*.*",  # more `*` in TO than in FROM
+        "a.*=b.>",  # `>` in TO without one in FROM
+    ],
+)
+def test_invalid_subject_map_is_a_one_line_usage_error(spec: str) -> None:
+    """A malformed FROM=TO is a UsageError that names the map and fits on one line."""
+    with pytest.raises(UsageError) as info:
+        SubjectMap.parse(spec)
+    message = str(info.value)
+    assert message.startswith(f"subject map {spec!r}: ")
+    assert "\n" not in message
+
+
+_token = st.text(alphabet="abcxyz019-_", min_size=1, max_size=5)
+_subject = st.lists(_token, min_size=1, max_size=6).map(".".join)
+_pattern_token = st.one_of(_token, st.just("*"))
+
+
+@st.composite
+def _source_pattern(draw: st.DrawFn) -> str:
+    tokens = draw(st.lists(_pattern_token, min_size=1, max_size=4))
+    if draw(st.booleans()):
+        tokens.append(">")
+    return ".".join(tokens)
+
+
+@settings(max_examples=300, deadline=None)
+@given(source=_source_pattern(), subject=_subject)
+def test_subject_map_matches_exactly_what_nats_wildcards_match(source: str, subject: str) -> None:
+    """A map applies iff NATS matching says FROM matches, and its result is a literal subject."""
+    stars = source.count("*")
+    target = ".".join(["out", *["*"] * stars, *([">"] if source.endswith(">") else [])])
+    mapped = SubjectMap.parse(f"{source}={target}").apply(subject)
+    assert (mapped is not None) == subject_matches(source, subject)
+    if mapped is not None:
+        assert is_valid_subject(mapped, wildcards=False)
+        if source.endswith(">"):
+            # `*` tokens and the tail cover the subject's unmatched tokens, so nothing is lost.
+            assert len(mapped.split(".")) == 1 + stars + len(subject.split(".")) - (
+                len(source.split(".")) - 1
+            )
+
+
+@given(subject=_subject.filter(lambda s: "." in s))
+def test_identity_map_returns_the_subject(subject: str) -> None:
+    """`*.>=*.>` maps every subject of two or more tokens to itself."""
+    assert SubjectMap.parse("*.>=*.>").apply(subject) == subject
+
+
+def test_map_subject_first_match_wins_then_prefix() -> None:
+    """The first matching map is applied, the rest are ignored, and the prefix goes in front."""
+    maps = (
+        SubjectMap.parse("meshery.meshsync.core=first.core"),
+        SubjectMap.parse("meshery.meshsync.*=second.*"),
+    )
+    assert map_subject("meshery.meshsync.core", maps) == "first.core"
+    assert map_subject("meshery.meshsync.request", maps) == "second.request"
+    assert map_subject("other.subject", maps) == "other.subject"
+    assert map_subject("meshery.meshsync.core", maps, "replay") == "replay.first.core"
+    assert map_subject("other.subject", (), "replay.") == "replay.other.subject"
+    assert map_subject("other.subject", ()) == "other.subject"

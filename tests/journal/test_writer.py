@@ -119,9 +119,9 @@ def test_record_bigger_than_a_segment_gets_a_segment_of_its_own(tmp_path: Path) 
     small, big = b"s" * 10, b"B" * 5000
     writer.append_messages(
         [
-            (T0, "a", "", None, small, None),
-            (T0, "b", "", None, big, None),
-            (T0, "c", "", None, small, None),
+            Incoming(T0, "a", "", None, small, None),
+            Incoming(T0, "b", "", None, big, None),
+            Incoming(T0, "c", "", None, small, None),
         ]
     )
     writer.close()
@@ -154,7 +154,7 @@ def test_batches_are_split_at_segment_boundaries_without_losing_order(
         chunk = max(1, len(payload_sizes) // batches)
         for start in range(0, len(payload_sizes), chunk):
             batch: list[Incoming] = [
-                (T0 + i, f"s.{i}", "", None, bytes([i % 256]) * size, None)
+                Incoming(T0 + i, f"s.{i}", "", None, bytes([i % 256]) * size, None)
                 for i, size in enumerate(payload_sizes[start : start + chunk], start)
             ]
             writer.append_messages(batch)
@@ -393,6 +393,7 @@ def _observed_writer(
         directory,
         WriterOptions(fsync=policy, fsync_interval_ns=SECOND),
         clock=clock,
+        monotonic=clock,
         instance_id=INSTANCE,
         fsync_observer=calls.append,
     )
@@ -707,14 +708,18 @@ def test_restart_continues_after_compressed_segments(tmp_path: Path) -> None:
 def test_write_error_cuts_back_and_the_writer_carries_on(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A write that fails after a partial write raises JournalWriteError, leaves no torn bytes,
-    and later appends continue the sequence without a gap."""
+    """A write that fails after a partial write raises JournalWriteError and cuts the segment
+    back to its last fsync (no torn bytes, nothing unsynced); the next append writes the kept
+    unsynced records again, and the sequence goes on without a gap or a repeat."""
     directory = tmp_path / "j"
     writer = open_writer(directory)
     writer.append_messages(items(3, subject="before"))
+    writer.sync()
     active = writer.active_segment
     assert active is not None
-    size_before, next_before = active.path.stat().st_size, writer.next_seq
+    size_before = active.path.stat().st_size
+    writer.append_messages(items(2, subject="unsynced"))
+    next_before = writer.next_seq
     real_write = os.write
     failures = {"partial": 1, "fail": 1}
     target_fd = writer._active.fd  # type: ignore[union-attr]
@@ -739,14 +744,17 @@ def test_write_error_cuts_back_and_the_writer_carries_on(
     assert caught.value.segment == active.name
     assert "No space left on device" in str(caught.value)
     assert failures == {"partial": 0, "fail": 0}
+    assert caught.value.written == 0
     assert active.path.stat().st_size == size_before
     assert writer.next_seq == next_before
+    assert writer.durable_seq == next_before - 3
 
     assert writer.append_messages(items(2, subject="after")) == next_before + 1
     writer.close()
     records = records_of(directory)
     assert _contiguous(seqs(records))
-    assert [m.subject for m in messages(records)] == ["before"] * 3 + ["after"] * 2
+    subjects = [m.subject for m in messages(records)]
+    assert subjects == ["before"] * 3 + ["unsynced"] * 2 + ["after"] * 2
     assert verify_journal(directory).clean
 
 
@@ -755,24 +763,26 @@ _FSIZE_CHILD = textwrap.dedent(
     import json, resource, signal, sys
     from pathlib import Path
     from recorder.errors import JournalWriteError
+    from recorder.journal.record import Incoming
     from recorder.journal.writer import JournalWriter
 
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # get EFBIG instead of being killed
     writer = JournalWriter(Path(sys.argv[1]))
     writer.open()
-    writer.append_messages([(1, "before", "", None, b"x" * 100, None)] * 3)
+    writer.append_messages([Incoming(1, "before", "", None, b"x" * 100, None)] * 3)
+    writer.sync()  # a failed write cuts the segment back to its last fsync
     path = writer.active_segment.path
     facts = {"size_before": path.stat().st_size, "seq_before": writer.next_seq}
     soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
     resource.setrlimit(resource.RLIMIT_FSIZE, (facts["size_before"] + 150, hard))
     try:
-        writer.append_messages([(2, "lost", "", None, b"y" * 100, None)] * 5)
+        writer.append_messages([Incoming(2, "lost", "", None, b"y" * 100, None)] * 5)
     except JournalWriteError as exc:
         facts["errno"] = exc.errno
     facts["size_after"] = path.stat().st_size
     facts["seq_after"] = writer.next_seq
     resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
-    writer.append_messages([(3, "after", "", None, b"z" * 100, None)] * 2)
+    writer.append_messages([Incoming(3, "after", "", None, b"z" * 100, None)] * 2)
     writer.close()
     print(json.dumps(facts))
     """
@@ -780,7 +790,7 @@ _FSIZE_CHILD = textwrap.dedent(
 
 
 def test_file_size_limit_in_a_child_process_is_a_clean_write_error(tmp_path: Path) -> None:
-    """Hitting RLIMIT_FSIZE mid-batch raises JournalWriteError(EFBIG) and leaves a clean journal."""
+    """Hitting RLIMIT_FSIZE mid-batch raises JournalWriteError(EFBIG), cuts back to the last fsync and leaves a clean journal."""
     directory = tmp_path / "j"
     result = subprocess.run(
         [sys.executable, "-c", _FSIZE_CHILD, str(directory)],
@@ -831,8 +841,8 @@ def test_message_fields_survive_the_writer(tmp_path: Path) -> None:
     writer = open_writer(directory)
     headers: Headers = (("Nats-Msg-Id", "1"), ("X", "a"), ("X", "b"))
     batch: list[Incoming] = [
-        (T0, "meshsync.a", "_INBOX.x", headers, b"\x00\x01", 17),
-        (T0 + 1, "meshsync.b", "", None, b"", None),
+        Incoming(T0, "meshsync.a", "_INBOX.x", headers, b"\x00\x01", 17),
+        Incoming(T0 + 1, "meshsync.b", "", None, b"", None),
     ]
     last = writer.append_messages(batch)
     writer.close()

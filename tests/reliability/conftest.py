@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,15 +13,11 @@ import pytest
 # The real-process helpers live with the integration tests; share them rather than copy them.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "integration"))
 
-from run_helpers import Recorders, recorders_for
+# The `recorders` fixture has its one home in tests/integration/conftest.py; importing it here
+# offers it to this directory's tests as well (tests/ itself is on sys.path, hence the package).
+from integration.conftest import recorders as recorders
 
 _FIGURES = pytest.StashKey[list[tuple[str, dict[str, Any]]]]()
-
-
-@pytest.fixture
-def recorders(tmp_path: Path) -> Iterator[Recorders]:
-    with recorders_for(tmp_path) as started:
-        yield started
 
 
 @pytest.fixture
@@ -42,28 +37,3 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     terminalreporter.section("reliability figures")
     for nodeid, values in collected:
         terminalreporter.write_line(f"{nodeid.split('::')[-1]}: {json.dumps(values)}")
-
-
-@pytest.fixture
-def tiny_tmpfs(tmp_path: Path) -> Iterator[Callable[[str], Path]]:
-    """Mount small tmpfs filesystems (root only; the test is skipped where mount is refused)."""
-    mounted: list[Path] = []
-
-    def mount(size: str) -> Path:
-        where = tmp_path / f"tmpfs-{len(mounted)}"
-        where.mkdir()
-        result = subprocess.run(
-            ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)],
-            capture_output=True,
-            check=False,
-        )
-        if result.returncode != 0:
-            pytest.skip(f"cannot mount a tmpfs here: {result.stderr.decode().strip()}")
-        mounted.append(where)
-        return where
-
-    try:
-        yield mount
-    finally:
-        for where in mounted:
-            subprocess.run(["umount", "-l", str(where)], capture_output=True, check=False)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import queue
 import select
@@ -372,6 +373,28 @@ def flip_bits(path: Path, position: int, bits: list[int]) -> None:
 
 def truncate(path: Path, size: int) -> None:
     os.truncate(path, size)
+
+
+# -- figures for the README -----------------------------------------------------------------------
+
+REPORT_DIR = Path(
+    os.environ.get(
+        "RELIABILITY_REPORT_DIR", Path(__file__).resolve().parents[2] / "build/reliability"
+    )
+)
+
+
+def report_figures(report: str, case: str, values: dict[str, Any]) -> Path:
+    """Merge one case's figures into REPORT_DIR/`report`.json, keeping the other cases'."""
+    path = REPORT_DIR / f"{report}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        results = json.loads(path.read_text())
+    except (OSError, ValueError):
+        results = {}
+    results[case] = values
+    path.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
+    return path
 
 
 # -- watching a process ---------------------------------------------------------------------------

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import errno
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -19,6 +18,8 @@ from faults import (
     default_and_long,
     slow_fsync_launcher,
 )
+from filesystems import fill
+from polling import wait_until
 from run_helpers import (
     Outgoing,
     RecorderProcess,
@@ -29,14 +30,13 @@ from run_helpers import (
     publish,
     read_records,
     run_cli,
-    wait_until,
 )
 
 from recorder.journal.maintenance import scan_segment, verify_journal
 from recorder.journal.record import Marker, MarkerType, Record
 from recorder.journal.segment import list_segments
+from recorder.meshsync import CORE_SUBJECT
 
-CORE = "meshery.meshsync.core"
 # The long variants: `--run-slow`, sizes from RELIABILITY_* variables, no 300 s cap.
 DROPPED = "meshsync_recorder_messages_dropped_total"
 WRITTEN = "meshsync_recorder_messages_written_total"
@@ -46,23 +46,10 @@ def _dropped(samples: dict[str, float]) -> int:
     return int(sum(value for key, value in samples.items() if key.startswith(DROPPED + "{")))
 
 
-def _fill(path: Path) -> int:
-    """Write `path` until the filesystem refuses (ENOSPC); returns the bytes it holds."""
-    written = 0
-    with path.open("ab", buffering=0) as handle:
-        for chunk in (64 * 1024, 4096, 512, 1):
-            try:
-                while True:
-                    written += handle.write(b"\0" * chunk)
-            except OSError as exc:
-                if exc.errno != errno.ENOSPC:
-                    raise
-    return written
-
-
 def _numbered(start: int, count: int, size: int) -> list[Outgoing]:
     return [
-        Outgoing(CORE, f"{n:08d}".encode().ljust(size, b".")) for n in range(start, start + count)
+        Outgoing(CORE_SUBJECT, f"{n:08d}".encode().ljust(size, b"."))
+        for n in range(start, start + count)
     ]
 
 
@@ -106,7 +93,7 @@ def test_disk_full_again_and_again_drops_are_counted_marked_and_recording_resume
     recorder = recorders.start(
         journal,
         server.url,
-        subjects=[CORE],
+        subjects=[CORE_SUBJECT],
         env={
             # Rotations run into the full disk too (sealing, opening the next segment). No
             # retention: it would delete DROPPED markers the final count needs.
@@ -121,7 +108,7 @@ def test_disk_full_again_and_again_drops_are_counted_marked_and_recording_resume
     sent = 0
     for cycle in range(cycles):
         filler = mount / f"filler-{cycle}"
-        _fill(filler)
+        fill(filler)
         before = recorder.metrics()
         for _burst in range(3):  # spaced out: several failed attempts and retries per cycle
             publish(server.url, _numbered(sent, 50, 2000))
@@ -142,7 +129,7 @@ def test_disk_full_again_and_again_drops_are_counted_marked_and_recording_resume
         assert "free disk below the floor" in response[1], response
         assert recorder.alive()
         assert _no_torn_record(journal), f"cycle {cycle}: torn record in the live segment"
-        time.sleep(0.5)  # the writer keeps retrying (the DROPPED marker) and keeps failing
+        time.sleep(0.5)  # a while later: still refused, still no torn record
         assert (recorder.get("/readyz") or (0,))[0] == 503
         assert _no_torn_record(journal), f"cycle {cycle}: torn record after the retries"
 
@@ -164,7 +151,9 @@ def test_disk_full_again_and_again_drops_are_counted_marked_and_recording_resume
     )
     events = recorder.event_names()
     errors = samples["meshsync_recorder_write_errors_total"]
-    recorder_written = samples[f'meshsync_recorder_messages_written_total{{subject="{CORE}"}}']
+    recorder_written = samples[
+        f'meshsync_recorder_messages_written_total{{subject="{CORE_SUBJECT}"}}'
+    ]
     assert recorder.stop() == 0
     records = read_records(journal)
     drops = _drop_markers(records)
@@ -206,7 +195,7 @@ def _start_slow(
     **options: object,
 ) -> RecorderProcess:
     monkeypatch.setattr(run_helpers, "RECORDER", slow_fsync_launcher(FSYNC_DELAY_S))
-    return recorders.start(journal, url, subjects=[CORE], fsync="always", **options)  # type: ignore[arg-type]
+    return recorders.start(journal, url, subjects=[CORE_SUBJECT], fsync="always", **options)  # type: ignore[arg-type]
 
 
 def _fsync_figures(samples: dict[str, float]) -> tuple[int, int]:
@@ -230,7 +219,10 @@ def test_slow_fsync_in_core_mode_drops_at_the_bounded_queue_and_marks_every_drop
     recorder = _start_slow(recorders, monkeypatch, journal, server.url, env=SLOW_ENV)
     recorder.wait_ready(timeout=20)
     with CountingPublisher(
-        server.url, CORE, rate_per_s=6000, payload=lambda n: f"{n:08d}".encode().ljust(200, b".")
+        server.url,
+        CORE_SUBJECT,
+        rate_per_s=6000,
+        payload=lambda n: f"{n:08d}".encode().ljust(200, b"."),
     ) as publisher:
         time.sleep(3)
         total = publisher.stop()
@@ -291,7 +283,9 @@ def test_slow_fsync_in_jetstream_mode_slows_acking_and_loses_nothing(
         "RECORDER_JETSTREAM_ACK_WAIT": "5s",
     }
     total = 2000
-    with StreamPublisher(server.url, stream, CORE, rate_per_s=1500, limit=total) as publisher:
+    with StreamPublisher(
+        server.url, stream, CORE_SUBJECT, rate_per_s=1500, limit=total
+    ) as publisher:
         wait_until(lambda: publisher.acked, 10, "the stream to exist")
         recorder = _start_slow(
             recorders, monkeypatch, journal, server.url, mode="jetstream", env=env

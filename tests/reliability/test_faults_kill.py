@@ -24,6 +24,7 @@ from faults import (
     default_and_long,
     env_int,
 )
+from polling import wait_until
 from run_helpers import (
     BackgroundPublisher,
     RecorderProcess,
@@ -35,14 +36,13 @@ from run_helpers import (
     publish,
     read_records,
     run_cli,
-    wait_until,
 )
 
 from recorder.journal.maintenance import verify_journal
 from recorder.journal.record import Marker, MarkerType, Message, Record
 from recorder.journal.segment import list_segments
+from recorder.meshsync import CORE_SUBJECT
 
-CORE = "meshery.meshsync.core"
 STREAM = "MESHSYNC_STORM"
 SEED = env_int("RELIABILITY_SEED", 20260101)
 # The long variants: `--run-slow`, sizes from RELIABILITY_* variables, no 300 s cap.
@@ -108,10 +108,10 @@ def _core_storm(
     rng = random.Random(seed)
     reported: dict[int, int] = {}  # pid -> messages it reported written before its kill
     opened_before_kill = 0
-    with BackgroundPublisher(server.url, CORE, rate_per_s=2000) as publisher:
+    with BackgroundPublisher(server.url, CORE_SUBJECT, rate_per_s=2000) as publisher:
         for _ in range(kills):
             recorder = recorders.start(
-                journal, server.url, subjects=[CORE], fsync="always", env=STORM_ENV
+                journal, server.url, subjects=[CORE_SUBJECT], fsync="always", env=STORM_ENV
             )
             reported[recorder.pid] = _kill_at_random(recorder, rng)
             opened_before_kill += "journal_opened" in recorder.event_names()
@@ -121,7 +121,9 @@ def _core_storm(
             report = verify_journal(journal)
             newest = list_segments(journal)[-1].name
             assert all(p.segment == newest for p in report.problems), report.problems
-        final = recorders.start(journal, server.url, subjects=[CORE], fsync="always", env=STORM_ENV)
+        final = recorders.start(
+            journal, server.url, subjects=[CORE_SUBJECT], fsync="always", env=STORM_ENV
+        )
         final.wait_ready()
         wait_until(lambda: final.written() > 200, 10, "the last recorder to record")
         sent = publisher.stop()
@@ -216,16 +218,21 @@ def test_jetstream_sigkill_storm_journals_every_published_message_exactly_once(
 
     def start() -> RecorderProcess:
         return recorders.start(
-            journal, server.url, subjects=[CORE], mode="jetstream", fsync="always", env=JS_ENV
+            journal,
+            server.url,
+            subjects=[CORE_SUBJECT],
+            mode="jetstream",
+            fsync="always",
+            env=JS_ENV,
         )
 
-    with StreamPublisher(server.url, STREAM, CORE, rate_per_s=800) as publisher:
+    with StreamPublisher(server.url, STREAM, CORE_SUBJECT, rate_per_s=800) as publisher:
         wait_until(lambda: len(publisher.acked) > 100, 10, "the stream to fill")
         for _ in range(kills):
             _kill_at_random(start(), rng)
         final = start()
         final.wait_ready()
-        time.sleep(0.5)
+        wait_until(lambda: final.written() > 0, 15, "the last recorder to journal live traffic")
         acked = dict(publisher.stop())
     wait_until(lambda: set(_stream_seqs(journal)) >= set(acked), 30, "every stream message")
     wait_until(
@@ -287,23 +294,25 @@ def test_a_crash_at_any_point_of_startup_or_rotation_leaves_a_marked_gap(
     server = nats_server_factory()
     journal = tmp_path / "journal"
     env = {"RECORDER_JOURNAL_SEGMENT_MAX_BYTES": "16KiB"}
-    first = recorders.start(journal, server.url, subjects=[CORE], fsync="always", env=env)
+    first = recorders.start(journal, server.url, subjects=[CORE_SUBJECT], fsync="always", env=env)
     first.wait_ready()
-    publish(server.url, numbered(CORE, 100))
+    publish(server.url, numbered(CORE_SUBJECT, 100))
     first.wait_written(100)
     first.kill()
 
     monkeypatch.setattr(run_helpers, "RECORDER", crash_launcher(target, call))
-    crashing = recorders.start(journal, server.url, subjects=[CORE], fsync="always", env=env)
+    crashing = recorders.start(
+        journal, server.url, subjects=[CORE_SUBJECT], fsync="always", env=env
+    )
     if target.endswith("_seal") or (call == 2 and target.endswith("_open_segment")):
         crashing.wait_ready()  # a crash point in rotation: give it traffic to rotate
-        publish(server.url, numbered(CORE, 400, start=100))  # ~22 kB: a rotation or two
+        publish(server.url, numbered(CORE_SUBJECT, 400, start=100))  # ~22 kB: a rotation or two
     assert crashing.wait_exit() == -9, crashing.stderr()
     monkeypatch.undo()
 
-    last = recorders.start(journal, server.url, subjects=[CORE], fsync="always", env=env)
+    last = recorders.start(journal, server.url, subjects=[CORE_SUBJECT], fsync="always", env=env)
     last.wait_ready()
-    publish(server.url, numbered(CORE, 20, start=1000))
+    publish(server.url, numbered(CORE_SUBJECT, 20, start=1000))
     last.wait_written(20)
     assert last.stop() == 0
 

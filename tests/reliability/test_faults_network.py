@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from broker import NatsServer
 from faults import CountingPublisher, TcpProxy, default_and_long, env_int
+from polling import wait_until
 from run_helpers import (
     RecorderProcess,
     Recorders,
@@ -23,12 +24,11 @@ from run_helpers import (
     messages_of,
     read_records,
     run_cli,
-    wait_until,
 )
 
 from recorder.journal.record import Marker, MarkerType, Message, Record
+from recorder.meshsync import CORE_SUBJECT
 
-CORE = "meshery.meshsync.core"
 SEED = env_int("RELIABILITY_SEED", 20260101)
 # The long variants: `--run-slow`, sizes from RELIABILITY_* variables, no 300 s cap.
 
@@ -120,9 +120,9 @@ def test_broker_restart_storm_recovers_every_time_and_marks_every_gap(
     rng = random.Random(SEED + 2)
     server = nats_server_factory()
     journal = tmp_path / "journal"
-    recorder = recorders.start(journal, server.url, subjects=[CORE])
+    recorder = recorders.start(journal, server.url, subjects=[CORE_SUBJECT])
     recorder.wait_ready()
-    with CountingPublisher(server.url, CORE, rate_per_s=1000) as publisher:
+    with CountingPublisher(server.url, CORE_SUBJECT, rate_per_s=1000) as publisher:
         _written_more(recorder, 100)
         for index in range(restarts):
             kill = index % 2 == 0  # alternate a crash (SIGKILL) and a shutdown (SIGTERM)
@@ -178,10 +178,10 @@ def test_cut_and_stalled_links_are_survived_and_only_cuts_leave_marked_gaps(
     journal = tmp_path / "journal"
     cuts = stalls = 0
     try:
-        recorder = recorders.start(journal, proxy.url, subjects=[CORE])
+        recorder = recorders.start(journal, proxy.url, subjects=[CORE_SUBJECT])
         recorder.wait_ready()
         # The publisher talks to the broker directly: only the recorder's link is faulty.
-        with CountingPublisher(server.url, CORE, rate_per_s=1000) as publisher:
+        with CountingPublisher(server.url, CORE_SUBJECT, rate_per_s=1000) as publisher:
             _written_more(recorder, 100)
             kinds = ["cut", "stall"] * (faults // 2) + ["cut"] * (faults % 2)
             rng.shuffle(kinds)

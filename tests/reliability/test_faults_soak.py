@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 from broker import NatsServer
 from faults import CountingPublisher, dir_bytes, env_int, fd_count, median, rss_bytes
-from run_helpers import Recorders, run_cli, wait_until
+from polling import wait_until
+from run_helpers import Recorders, run_cli
 
 from recorder.demo.simulator import Simulator
 from recorder.journal.segment import list_segments
