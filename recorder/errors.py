@@ -20,6 +20,12 @@ class UsageError(RecorderError):
         self.hint = hint
 
 
+class OutputClosedError(RecorderError):
+    """The reader of our standard output went away (`recorder dump DIR | head -1`): not a failure."""
+
+    exit_code = 0
+
+
 class ConfigError(RecorderError):
     """A configuration value is unknown, of the wrong type, or out of range."""
 

@@ -603,7 +603,7 @@ def test_dry_run_in_process_prints_count_subjects_and_span(
         "nats://127.0.0.1:1",
     )
     assert code == 0, err
-    assert "would send 6 messages (24 bytes)" in err
+    assert "would send 6 messages (24 B)" in err
     assert "2026-11-18T" in err  # the recorded span
     assert "  p.meshery.meshsync.core: 4" in err
     assert "  p.other.x: 2" in err

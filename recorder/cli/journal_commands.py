@@ -1,52 +1,109 @@
 """Journal inspection commands: inspect, verify, repair, dump."""
 
-from __future__ import annotations
-
 import base64
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import orjson
 import typer
 
 from recorder.cli.app import app
-from recorder.cli.render import human_bytes, table
+from recorder.cli.options import FromSeq, JournalDir, Output, Since, Subjects, ToSeq, Until
+from recorder.cli.render import examples, print_json, table, wants_json
 from recorder.errors import GapError, UsageError
-from recorder.journal.gaps import Gap
-from recorder.journal.maintenance import inspect_journal, verify_journal
-from recorder.journal.reader import JournalReader, Query
-from recorder.journal.record import Marker, Message, Record
-from recorder.journal.repair import repair_journal
-from recorder.subjects import is_valid_subject
 from recorder.timeparse import format_time, parse_time
+from recorder.units import human_size
 
-JournalDir = Annotated[Path, typer.Argument(help="Journal directory.", show_default=False)]
+if TYPE_CHECKING:
+    from recorder.journal.gaps import Gap
+    from recorder.journal.maintenance import SegmentInfo
+    from recorder.journal.reader import Query
+    from recorder.journal.record import Message, Record
+
+GAP_HINT = (
+    "segments {first}..{last} are gone and no repair brings their records back; every other "
+    "record still reads (dump, compact and replay read across the gap). To make verify clean, "
+    "restore the missing files from a backup, or move the segments before {first} into a "
+    "directory of their own, where they are a complete journal by themselves."
+)
+
+
+def journal_argument(directory: Path) -> None:
+    """The DIR argument must be a readable directory: a usage error naming what it is instead."""
+    from recorder.errors import JournalError
+    from recorder.journal.segment import require_dir
+
+    try:
+        require_dir(directory)
+    except JournalError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def _time_or_dash(time_ns: int | None) -> str:
     return format_time(time_ns) if time_ns is not None else "-"
 
 
-@app.command()
+@app.command(
+    epilog=examples(
+        "recorder inspect /var/lib/recorder",
+        "recorder inspect DIR -o json | jq .totals.records",
+    )
+)
 def inspect(
     directory: JournalDir,
-    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per segment.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="One JSON object per segment (JSON lines).")
+    ] = False,
+    output: Output = "text",
 ) -> None:
     """List segments: state, records, bytes, first/last sequence and time, and totals."""
+    from recorder.journal.maintenance import inspect_journal
+
+    document = wants_json(output)
     infos = inspect_journal(directory)
-    if as_json:
+    if document:
+        print_json({"segments": [_segment_fields(i) for i in infos], "totals": _totals(infos)})
+    elif as_json:
+        import orjson
+
         for info in infos:
-            typer.echo(orjson.dumps({**_fields(info), "state": info.state}).decode())
-        return
+            typer.echo(orjson.dumps(_segment_fields(info)).decode())
+    else:
+        typer.echo(_inspect_table(infos))
+
+
+def _segment_fields(info: "SegmentInfo") -> dict[str, Any]:
+    return {name: getattr(info, name) for name in info.__slots__}
+
+
+def _totals(infos: "list[SegmentInfo]") -> dict[str, Any]:
+    """The whole journal at once: counts summed, the first and last sequence and time."""
+
+    def extreme(pick: Any, values: list[int | None]) -> int | None:
+        present = [value for value in values if value is not None]
+        return pick(present) if present else None
+
+    return {
+        "segments": len(infos),
+        "records": sum(info.records for info in infos),
+        "messages": sum(info.messages for info in infos),
+        "bytes": sum(info.bytes for info in infos),
+        "first_seq": extreme(min, [info.first_seq for info in infos]),
+        "last_seq": extreme(max, [info.last_seq for info in infos]),
+        "first_time_ns": extreme(min, [info.first_time_ns for info in infos]),
+        "last_time_ns": extreme(max, [info.last_time_ns for info in infos]),
+    }
+
+
+def _inspect_table(infos: "list[SegmentInfo]") -> str:
     rows = [
         [
             info.name,
             info.state + (" zstd" if info.compressed else ""),
             str(info.records),
-            human_bytes(info.bytes),
+            human_size(info.bytes),
             str(info.first_seq or "-"),
             str(info.last_seq or "-"),
             _time_or_dash(info.first_time_ns),
@@ -54,56 +111,76 @@ def inspect(
         ]
         for info in infos
     ]
-    firsts = [info.first_seq for info in infos if info.first_seq is not None]
-    lasts = [info.last_seq for info in infos if info.last_seq is not None]
+    totals = _totals(infos)
     rows.append(
         [
             f"total ({len(infos)})",
             "",
-            str(sum(info.records for info in infos)),
-            human_bytes(sum(info.bytes for info in infos)),
-            str(min(firsts)) if firsts else "-",
-            str(max(lasts)) if lasts else "-",
+            str(totals["records"]),
+            human_size(totals["bytes"]),
+            str(totals["first_seq"] or "-"),
+            str(totals["last_seq"] or "-"),
             "",
             "",
         ]
     )
-    header = [
-        "segment",
-        "state",
-        "records",
-        "bytes",
-        "first seq",
-        "last seq",
-        "first time",
-        "last time",
-    ]
-    typer.echo(table(header, rows))
+    header = ["segment", "state", "records", "bytes", "first seq", "last seq"]
+    return table([*header, "first time", "last time"], rows)
 
 
-def _fields(info: Any) -> dict[str, Any]:
-    return {name: getattr(info, name) for name in info.__slots__}
-
-
-@app.command()
-def verify(directory: JournalDir) -> None:
+@app.command(
+    epilog=examples(
+        "recorder verify /var/lib/recorder",
+        "recorder verify DIR -o json | jq '.problems[]'",
+        "recorder verify DIR || recorder repair DIR",
+    )
+)
+def verify(directory: JournalDir, output: Output = "text") -> None:
     """Check every record; exit 0 when clean, 1 with a report of every damaged position."""
+    from recorder.journal.maintenance import verify_journal
+
+    document = wants_json(output)
     report = verify_journal(directory)
-    for problem in report.problems:
-        where = f" offset {problem.offset}" if problem.offset is not None else ""
-        typer.echo(f"{problem.segment}{where}: {problem.reason}")
-    live = f"; {report.in_progress} is being written" if report.in_progress else ""
-    if report.removed:
-        live += f"; {len(report.removed)} removed by retention while verifying"
-    status = "clean" if report.clean else f"{len(report.problems)} problem(s)"
-    typer.echo(f"{report.segments} segments, {report.records} records: {status}{live}")
+    if document:
+        print_json(
+            {
+                "clean": report.clean,
+                "segments": report.segments,
+                "records": report.records,
+                "in_progress": report.in_progress,
+                "removed": report.removed,
+                "problems": [
+                    {"segment": p.segment, "offset": p.offset, "reason": p.reason}
+                    for p in report.problems
+                ],
+                "gaps": [{"first": first, "last": last} for first, last in report.gaps],
+            }
+        )
+    else:
+        for problem in report.problems:
+            where = f" offset {problem.offset}" if problem.offset is not None else ""
+            typer.echo(f"{problem.segment}{where}: {problem.reason}")
+        live = f"; {report.in_progress} is being written" if report.in_progress else ""
+        if report.removed:
+            live += f"; {len(report.removed)} removed by retention while verifying"
+        status = "clean" if report.clean else f"{len(report.problems)} problem(s)"
+        typer.echo(f"{report.segments} segments, {report.records} records: {status}{live}")
+    for first, last in report.gaps:
+        typer.echo(f"Hint: {GAP_HINT.format(first=first, last=last)}", err=True)
     if not report.clean:
         raise typer.Exit(1)
 
 
-@app.command()
+@app.command(
+    epilog=examples(
+        "recorder repair /var/lib/recorder",
+        "recorder verify DIR || recorder repair DIR && recorder verify DIR",
+    )
+)
 def repair(directory: JournalDir) -> None:
     """Move torn or damaged bytes into quarantine files and seal segments; keep every valid record."""
+    from recorder.journal.repair import repair_journal
+
     report = repair_journal(directory)
     for item in report.quarantined:
         typer.echo(
@@ -124,8 +201,11 @@ def build_query(
     from_seq: int | None,
     to_seq: int | None,
     subjects: list[str] | None,
-) -> Query:
+) -> "Query":
     """A reader query from command-line values, with errors that name the option."""
+    from recorder.journal.reader import Query
+    from recorder.subjects import is_valid_subject
+
     now = time.time_ns()
     bounds = {}
     for option, value in (("--since", since), ("--until", until)):
@@ -147,8 +227,10 @@ def build_query(
     )
 
 
-def record_to_json(record: Record) -> dict[str, Any]:
+def record_to_json(record: "Record") -> dict[str, Any]:
     """A record as one JSON-able dict; payloads as text when they are UTF-8, else base64."""
+    from recorder.journal.record import Marker  # cached after the first record
+
     if isinstance(record, Marker):
         return {
             "seq": record.seq,
@@ -172,29 +254,37 @@ def record_to_json(record: Record) -> dict[str, Any]:
     return out
 
 
-def _headers_map(message: Message) -> dict[str, list[str]]:
+def _headers_map(message: "Message") -> dict[str, list[str]]:
     headers: dict[str, list[str]] = {}
     for name, value in message.headers or ():
         headers.setdefault(name, []).append(value)
     return headers
 
 
-@app.command()
+@app.command(
+    epilog=examples(
+        "recorder dump /var/lib/recorder --since -15m | jq -r .subject",
+        "recorder dump DIR --from-seq 100 --to-seq 200 --subject 'meshery.meshsync.>'",
+        "recorder dump DIR --salvage --markers > everything.jsonl",
+    )
+)
 def dump(
     directory: JournalDir,
-    since: Annotated[str | None, typer.Option(help="RFC 3339 time or relative like -15m.")] = None,
-    until: Annotated[str | None, typer.Option(help="RFC 3339 time or relative like -5m.")] = None,
-    from_seq: Annotated[int | None, typer.Option(min=0, help="First sequence number.")] = None,
-    to_seq: Annotated[int | None, typer.Option(min=0, help="Last sequence number.")] = None,
-    subject: Annotated[
-        list[str] | None, typer.Option(help="Subject pattern (`*`, `>`), repeatable.")
-    ] = None,
+    since: Since = None,
+    until: Until = None,
+    from_seq: FromSeq = None,
+    to_seq: ToSeq = None,
+    subject: Subjects = None,
     markers: Annotated[bool, typer.Option("--markers", help="Include marker records.")] = False,
     salvage: Annotated[
         bool, typer.Option("--salvage", help="Skip damaged records instead of stopping.")
     ] = False,
 ) -> None:
     """Print records as JSON lines: seq, time, subject, reply, headers, payload (or payload_b64)."""
+    import orjson
+
+    from recorder.journal.reader import JournalReader
+
     query = build_query(since, until, from_seq, to_seq, subject)
     reader = JournalReader(directory, query=query, markers=markers, salvage=salvage)
     out = sys.stdout.buffer
@@ -209,7 +299,7 @@ def dump(
     report_gaps(directory, reader.stats.gaps, allow=True)
 
 
-def report_gaps(directory: Path, gaps: Sequence[Gap], *, allow: bool, hint: str = "") -> None:
+def report_gaps(directory: Path, gaps: "Sequence[Gap]", *, allow: bool, hint: str = "") -> None:
     """Every gap on stderr; records missing inside the range read fail unless allowed."""
     inside = [gap.describe() for gap in gaps if gap.inside]
     for gap in gaps:

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from recorder import __version__
@@ -71,6 +73,21 @@ class RunResult:
     dropped: int
 
 
+def open_failure(directory: Path, exc: OSError) -> str:
+    """What stopped the journal from opening, naming the file that refused rather than guessing."""
+    reason = exc.strerror or str(exc)
+    culprit = Path(exc.filename) if exc.filename else None
+    if isinstance(exc, PermissionError):
+        # A file that exists refused us (an unreadable LOCK or segment); otherwise the directory
+        # refused a new file.
+        if culprit is not None and culprit != directory and os.path.lexists(culprit):
+            return f"{culprit}: cannot open journal file ({reason})"
+        return f"{directory}: journal directory not writable ({reason})"
+    if isinstance(exc, NotADirectoryError):
+        return f"{directory}: cannot create the journal directory: {reason} (a parent is a file)"
+    return f"{culprit or directory}: cannot open journal: {reason}"
+
+
 class Daemon:
     """One recorder process: journal writer thread, NATS bridge, HTTP listener, signals."""
 
@@ -123,14 +140,8 @@ class Daemon:
         }
         try:
             recovery = await asyncio.to_thread(self.writer.open, started)
-        except PermissionError as exc:
-            raise JournalError(
-                f"{self.cfg.journal.dir}: journal directory not writable ({exc.strerror})"
-            ) from None
         except OSError as exc:
-            raise JournalError(
-                f"{self.cfg.journal.dir}: cannot open journal: {exc.strerror or exc}"
-            ) from None
+            raise JournalError(open_failure(self.cfg.journal.dir, exc)) from None
         log.info(
             "journal_opened",
             dir=str(self.cfg.journal.dir),

@@ -1,0 +1,44 @@
+"""Arguments and options that several commands take, declared once so they read the same."""
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+JournalDir = Annotated[
+    Path, typer.Argument(metavar="DIR", help="Journal directory.", show_default=False)
+]
+Output = Annotated[
+    str,
+    typer.Option(
+        "--output",
+        "-o",
+        metavar="FORMAT",
+        help="text (for people) or json (one document on stdout, for scripts).",
+    ),
+]
+AllowGaps = Annotated[
+    bool,
+    typer.Option(
+        "--allow-gaps",
+        help="Go on around records missing from the journal (each gap is still a warning).",
+    ),
+]
+Quiet = Annotated[
+    bool, typer.Option("--quiet", "-q", help="No progress display, even on a terminal.")
+]
+Since = Annotated[str | None, typer.Option(help="RFC 3339 time or relative like -15m.")]
+Until = Annotated[str | None, typer.Option(help="RFC 3339 time or relative like -5m.")]
+FromSeq = Annotated[int | None, typer.Option(min=0, help="First sequence number.")]
+ToSeq = Annotated[int | None, typer.Option(min=0, help="Last sequence number.")]
+Subjects = Annotated[
+    list[str] | None,
+    typer.Option("--subject", help="Only subjects matching this pattern (`*`, `>`), repeatable."),
+]
+Kinds = Annotated[
+    list[str] | None, typer.Option("--kind", help="Only MeshSync objects of this kind, repeatable.")
+]
+Namespaces = Annotated[
+    list[str] | None,
+    typer.Option("--namespace", help="Only MeshSync objects in this namespace, repeatable."),
+]
