@@ -6,12 +6,21 @@ import base64
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import IO, TYPE_CHECKING, Annotated, Any
 
 import orjson
 import typer
 
 from recorder.cli.app import app
+from recorder.cli.investigate_options import (
+    ClusterOpt,
+    EventTypeOpt,
+    KindOpt,
+    NameOpt,
+    NamespaceOpt,
+    event_filter,
+    output_format,
+)
 from recorder.cli.render import human_bytes, table
 from recorder.errors import UsageError
 from recorder.journal.maintenance import inspect_journal, repair_journal, verify_journal
@@ -19,6 +28,9 @@ from recorder.journal.reader import JournalReader, Query
 from recorder.journal.record import Marker, Message, Record
 from recorder.subjects import is_valid_subject
 from recorder.timeparse import format_time, parse_time
+
+if TYPE_CHECKING:
+    from recorder.investigate.events import EventFilter
 
 JournalDir = Annotated[Path, typer.Argument(help="Journal directory.", show_default=False)]
 
@@ -188,16 +200,47 @@ def dump(
     salvage: Annotated[
         bool, typer.Option("--salvage", help="Skip damaged records instead of stopping.")
     ] = False,
+    decode: Annotated[
+        bool, typer.Option("--decode", help="One decoded object event per line, not payloads.")
+    ] = False,
+    output: Annotated[
+        str | None, typer.Option("--output", "-o", help="json (lines, the default) or table.")
+    ] = None,
+    kind: KindOpt = None,
+    namespace: NamespaceOpt = None,
+    name: NameOpt = None,
+    cluster: ClusterOpt = None,
+    event_type: EventTypeOpt = None,
 ) -> None:
-    """Print records as JSON lines: seq, time, subject, reply, headers, payload (or payload_b64)."""
+    """Print records as JSON lines: seq, time, subject, reply, headers, payload (or payload_b64).
+
+    With --decode, an object filter or -o table: one decoded object event per line instead.
+    """
+    fmt = output_format(output, ("json", "table"))
     query = build_query(since, until, from_seq, to_seq, subject)
+    objects = event_filter(kind, namespace, name, cluster, event_type)
     reader = JournalReader(directory, query=query, markers=markers, salvage=salvage)
     out = sys.stdout.buffer
-    for _position, record in reader:
-        out.write(orjson.dumps(record_to_json(record)) + b"\n")
+    if decode or objects.active or fmt == "table":
+        _dump_decoded(reader, objects, fmt, out)
+    else:
+        for _position, record in reader:
+            out.write(orjson.dumps(record_to_json(record)) + b"\n")
     out.flush()
     for damage in reader.stats.damages:
         kind = "torn tail" if damage.torn else "skipped damage"
         typer.echo(
             f"warning: {damage.segment} offset {damage.offset}: {kind}: {damage.reason}", err=True
         )
+
+
+def _dump_decoded(reader: JournalReader, objects: EventFilter, fmt: str, out: IO[bytes]) -> None:
+    """Decoded events as JSON lines, or as one aligned table (which needs them all first)."""
+    from recorder.investigate.events import TABLE_HEADER, item_json, item_row, iter_items
+
+    items = iter_items((record for _position, record in reader), objects)
+    if fmt == "table":
+        out.write(table(TABLE_HEADER, [item_row(item) for item in items]).encode() + b"\n")
+        return
+    for item in items:
+        out.write(orjson.dumps(item_json(item)) + b"\n")
