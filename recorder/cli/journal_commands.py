@@ -228,9 +228,9 @@ def dump(
             out.write(orjson.dumps(record_to_json(record)) + b"\n")
     out.flush()
     for damage in reader.stats.damages:
-        kind = "torn tail" if damage.torn else "skipped damage"
+        what = "torn tail" if damage.torn else "skipped damage"
         typer.echo(
-            f"warning: {damage.segment} offset {damage.offset}: {kind}: {damage.reason}", err=True
+            f"warning: {damage.segment} offset {damage.offset}: {what}: {damage.reason}", err=True
         )
 
 
