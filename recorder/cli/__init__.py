@@ -18,6 +18,7 @@ from recorder.cli import (  # noqa: F401
     journal_commands,
     replay_command,
     run_command,
+    stats_command,
 )
 from recorder.cli.app import app
 from recorder.errors import RecorderError

@@ -11,6 +11,8 @@ from broker import NatsServer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "integration"))
 
+# The `recorders` fixture has its one home in tests/integration/conftest.py.
+from integration.conftest import recorders as recorders
 from run_helpers import Outgoing, publish, recorders_for
 
 from recorder.demo.simulator import Simulator
