@@ -15,6 +15,7 @@ from recorder.cli import (  # noqa: F401
     config_commands,
     demo_command,
     health_command,
+    history_command,
     journal_commands,
     replay_command,
     run_command,
