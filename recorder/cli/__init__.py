@@ -14,6 +14,7 @@ from recorder.cli import (  # noqa: F401
     compact_command,
     config_commands,
     demo_command,
+    diff_command,
     health_command,
     history_command,
     journal_commands,
