@@ -21,6 +21,7 @@ from recorder.cli import (  # noqa: F401
     replay_command,
     run_command,
     stats_command,
+    tail_command,
 )
 from recorder.cli.app import app
 from recorder.errors import RecorderError
