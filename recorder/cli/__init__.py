@@ -19,6 +19,7 @@ from recorder.cli import (  # noqa: F401
     history_command,
     journal_commands,
     replay_command,
+    report_command,
     run_command,
     stats_command,
     tail_command,
