@@ -7,9 +7,8 @@ describe a change the same way: `spec.replicas`, `spec.template.spec.containers[
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any
 
-MISSING: Final = None  # JSON has no "absent": `op` says whether a side is absent
 
 
 @dataclass(frozen=True, slots=True)
