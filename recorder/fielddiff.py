@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from typing import Any
 
 
-
 @dataclass(frozen=True, slots=True)
 class FieldChange:
     path: str
