@@ -11,10 +11,12 @@ from broker import NatsServer
 from polling import wait_until
 from run_helpers import Outgoing, Recorders, markers_of, publish, read_records
 
+from recorder.journal.reader import iter_messages
 from recorder.journal.record import Incoming, MarkerType
 from recorder.journal.segment import list_segments
 from recorder.journal.writer import JournalWriter, WriterOptions
 from recorder.meshsync import CORE_SUBJECT, Boundary, decode
+from recorder.timeparse import format_time
 
 from ._helpers import Recorded, cli, published_events
 from .conftest import RECORDER_ENV, SUBJECTS
@@ -112,3 +114,16 @@ def test_drops_are_gaps_with_their_count(
     got = stats_json(capsys, tmp_path / "j")
     assert [(gap["kind"], gap["count"]) for gap in got["gaps"]] == [("dropped", 7)]
     assert got["undecodable"] == 1
+
+
+def test_since_and_until_count_only_the_records_stamped_inside(
+    recorded: Recorded, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--since/--until bound the counts to the messages stamped in that range."""
+    stamps = [message.time_ns for message in iter_messages(recorded.directory)]
+    since, until = stamps[len(stamps) // 4], stamps[len(stamps) // 2]
+    got = stats_json(
+        capsys, recorded.directory, "--since", format_time(since), "--until", format_time(until)
+    )
+    assert got["messages"] == sum(since <= stamp <= until for stamp in stamps)
+    assert got["first_ns"] >= since and got["last_ns"] <= until
