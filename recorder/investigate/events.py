@@ -70,9 +70,10 @@ class EventFilter:
 
 
 def items_of(record: Record, event_filter: EventFilter) -> list[Item]:
-    """The items of one record that the filter keeps; with an active filter, only object events."""
+    """The items of one record that the filter keeps: markers always (a gap matters whatever
+    one watches; the reader yields them only when asked), other messages without a filter."""
     if isinstance(record, Marker):
-        return [] if event_filter.active else [record]
+        return [record]
     decoded = decode(record.payload, record.subject)
     if type(decoded) is ObjectEvent:
         events: tuple[ObjectEvent, ...] = (decoded,)

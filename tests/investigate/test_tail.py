@@ -42,11 +42,12 @@ def test_last_lines_are_the_journals_last_items(
 def test_filters_pick_the_last_matching_events(
     recorded: Recorded, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """--kind with -n gives the last N events of that kind, one text line each."""
+    """--kind with -n gives the last N events of that kind, one text line each; markers stay."""
     pods = [e for e in published_events(recorded.messages) if e.kind == "Pod"]
-    code, out, err = cli(capsys, "tail", recorded.directory, "-n", "4", "--kind", "pod")
+    code, out, err = cli(capsys, "tail", recorded.directory, "-n", "5", "--kind", "pod")
     assert code == 0, err
-    lines = out.splitlines()
+    *lines, stopped = out.splitlines()
+    assert " -- STOPPED clean=True" in stopped
     assert len(lines) == 4
     for line, event in zip(lines, pods[-4:], strict=True):
         assert f"{event.type}" in line and f"{event.namespace}/{event.name}" in line
