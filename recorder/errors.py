@@ -157,3 +157,12 @@ class JournalWriteError(JournalError):
 
 class PublishError(BrokerError):
     """A message that cannot be put on the wire, or a connection that can no longer take any."""
+
+
+class ObjectNotFoundError(RecorderError):
+    """No event in the journal (within the range asked) matches the object asked for."""
+
+    def __init__(self, directory: str, wanted: str) -> None:
+        super().__init__(f"{directory}: no events of {wanted}")
+        self.directory = directory
+        self.wanted = wanted

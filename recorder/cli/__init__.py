@@ -16,10 +16,15 @@ from recorder.cli import (  # noqa: F401
     completion_command,
     config_commands,
     demo_command,
+    diff_command,
     health_command,
+    history_command,
     journal_commands,
     replay_command,
+    report_command,
     run_command,
+    stats_command,
+    tail_command,
 )
 from recorder.cli.app import app
 from recorder.cli.render import examples

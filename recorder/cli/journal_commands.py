@@ -5,11 +5,20 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import IO, TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from recorder.cli.app import app
+from recorder.cli.investigate_options import (
+    ClusterOpt,
+    EventTypeOpt,
+    KindOpt,
+    NameOpt,
+    NamespaceOpt,
+    event_filter,
+    output_format,
+)
 from recorder.cli.options import FromSeq, JournalDir, Output, Since, Subjects, ToSeq, Until
 from recorder.cli.render import examples, print_json, table, wants_json
 from recorder.errors import GapError, UsageError
@@ -17,9 +26,10 @@ from recorder.timeparse import format_time, parse_time
 from recorder.units import human_size
 
 if TYPE_CHECKING:
+    from recorder.investigate.events import EventFilter
     from recorder.journal.gaps import Gap
     from recorder.journal.maintenance import SegmentInfo
-    from recorder.journal.reader import Query
+    from recorder.journal.reader import JournalReader, Query
     from recorder.journal.record import Message, Record
 
 GAP_HINT = (
@@ -279,22 +289,41 @@ def dump(
     salvage: Annotated[
         bool, typer.Option("--salvage", help="Skip damaged records instead of stopping.")
     ] = False,
+    decode: Annotated[
+        bool, typer.Option("--decode", help="One decoded object event per line, not payloads.")
+    ] = False,
+    output: Annotated[
+        str | None, typer.Option("--output", "-o", help="json (lines, the default) or table.")
+    ] = None,
+    kind: KindOpt = None,
+    namespace: NamespaceOpt = None,
+    name: NameOpt = None,
+    cluster: ClusterOpt = None,
+    event_type: EventTypeOpt = None,
 ) -> None:
-    """Print records as JSON lines: seq, time, subject, reply, headers, payload (or payload_b64)."""
+    """Print records as JSON lines: seq, time, subject, reply, headers, payload (or payload_b64).
+
+    With --decode, an object filter or -o table: one decoded object event per line instead.
+    """
     import orjson
 
     from recorder.journal.reader import JournalReader
 
+    fmt = output_format(output, ("json", "table"))
     query = build_query(since, until, from_seq, to_seq, subject)
+    objects = event_filter(kind, namespace, name, cluster, event_type)
     reader = JournalReader(directory, query=query, markers=markers, salvage=salvage)
     out = sys.stdout.buffer
-    for _position, record in reader:
-        out.write(orjson.dumps(record_to_json(record)) + b"\n")
+    if decode or objects.active or fmt == "table":
+        _dump_decoded(reader, objects, fmt, out)
+    else:
+        for _position, record in reader:
+            out.write(orjson.dumps(record_to_json(record)) + b"\n")
     out.flush()
     for damage in reader.stats.damages:
-        kind = "torn tail" if damage.torn else "skipped damage"
+        what = "torn tail" if damage.torn else "skipped damage"
         typer.echo(
-            f"warning: {damage.segment} offset {damage.offset}: {kind}: {damage.reason}", err=True
+            f"warning: {damage.segment} offset {damage.offset}: {what}: {damage.reason}", err=True
         )
     report_gaps(directory, reader.stats.gaps, allow=True)
 
@@ -309,3 +338,19 @@ def report_gaps(directory: Path, gaps: "Sequence[Gap]", *, allow: bool, hint: st
         error = GapError(str(directory), inside)
         error.hint = hint or None
         raise error
+
+
+def _dump_decoded(
+    reader: "JournalReader", objects: "EventFilter", fmt: str, out: IO[bytes]
+) -> None:
+    """Decoded events as JSON lines, or as one aligned table (which needs them all first)."""
+    import orjson
+
+    from recorder.investigate.events import TABLE_HEADER, item_json, item_row, iter_items
+
+    items = iter_items((record for _position, record in reader), objects)
+    if fmt == "table":
+        out.write(table(TABLE_HEADER, [item_row(item) for item in items]).encode() + b"\n")
+        return
+    for item in items:
+        out.write(orjson.dumps(item_json(item)) + b"\n")

@@ -39,3 +39,16 @@ def table(header: list[str], rows: list[list[str]]) -> str:
 
     rule = ["-" * width for width in widths]
     return "\n".join(line(cells).rstrip() for cells in [header, rule, *rows])
+
+
+def human_duration(nanoseconds: int | None) -> str:
+    """`1h02m03s`, `4.250s`, or `open` for a gap that never closed."""
+    if nanoseconds is None:
+        return "open"
+    seconds = nanoseconds / 1e9
+    if seconds < 60:
+        return f"{seconds:.3f}s"
+    whole = int(seconds)
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}h{minutes:02d}m{secs:02d}s" if hours else f"{minutes}m{secs:02d}s"
