@@ -53,14 +53,19 @@ def console_script() -> str:
 
 
 def make_journal(directory: Path) -> None:
-    from recorder.journal.writer import JournalWriter, WriterOptions
+    from recorder.journal.options import WriterOptions
+    from recorder.journal.record import Incoming
+    from recorder.journal.writer import JournalWriter
 
     clock = iter(range(T0, T0 + 10**12, 10**9))
     writer = JournalWriter(directory, WriterOptions(), clock=lambda: next(clock))
     writer.open()
     for index in range(2):
         writer.append_messages(
-            [(T0 + (index * 3 + n) * 10**9, SUBJECT_OF[n], "", None, b"{}", None) for n in range(3)]
+            [
+                Incoming(T0 + (index * 3 + n) * 10**9, SUBJECT_OF[n], "", None, b"{}", None)
+                for n in range(3)
+            ]
         )
         if index == 0:
             writer.rotate()

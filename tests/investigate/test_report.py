@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from recorder.cli import main
+from recorder.journal.options import WriterOptions
 from recorder.journal.record import Incoming, MarkerType
-from recorder.journal.writer import JournalWriter, WriterOptions
+from recorder.journal.writer import JournalWriter
 from recorder.meshsync import CORE_SUBJECT
 
 from ._helpers import Recorded, cli, published_events

@@ -11,10 +11,11 @@ from broker import NatsServer
 from polling import wait_until
 from run_helpers import Outgoing, Recorders, markers_of, publish, read_records
 
+from recorder.journal.options import WriterOptions
 from recorder.journal.reader import iter_messages
 from recorder.journal.record import Incoming, MarkerType
 from recorder.journal.segment import list_segments
-from recorder.journal.writer import JournalWriter, WriterOptions
+from recorder.journal.writer import JournalWriter
 from recorder.meshsync import CORE_SUBJECT, Boundary, decode
 from recorder.timeparse import format_time
 
