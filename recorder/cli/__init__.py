@@ -60,7 +60,8 @@ def main(argv: list[str] | None = None) -> None:
         _discard_stdout()
         sys.exit(0)
     except RecorderError as exc:
-        _fail(str(exc), exc.hint, exc.exit_code)
+        # A file refused by the OS (PathAccessError carries its errno) gets the OSError's hint.
+        _fail(str(exc), exc.hint or _HINTS.get(getattr(exc, "errno", None)), exc.exit_code)
     except OSError as exc:
         # The environment, not a bug: a file this user may not read, a full disk, a path that is
         # not what it should be. The OS names the file and the reason.
