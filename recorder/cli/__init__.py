@@ -28,7 +28,7 @@ from recorder.cli import (  # noqa: F401
 )
 from recorder.cli.app import app
 from recorder.cli.render import examples
-from recorder.errors import OutputClosedError, RecorderError
+from recorder.errors import OutputClosedError, PathAccessError, RecorderError
 
 __all__ = ["app", "main"]
 
@@ -65,7 +65,10 @@ def main(argv: list[str] | None = None) -> None:
         _discard_stdout()
         sys.exit(0)
     except RecorderError as exc:
-        _fail(str(exc), exc.hint, exc.exit_code)
+        # A file refused by the OS (PathAccessError carries its errno) gets the OSError's hint.
+        refused = exc.errno if isinstance(exc, PathAccessError) else None
+        hint = exc.hint or (_HINTS.get(refused) if refused is not None else None)
+        _fail(str(exc), hint, exc.exit_code)
     except OSError as exc:
         # The environment, not a bug: a file this user may not read, a full disk, a path that is
         # not what it should be. The OS names the file and the reason.

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import os
 import signal
 from collections.abc import Coroutine, Mapping
@@ -19,7 +20,7 @@ from typing import Any
 
 from recorder import __version__
 from recorder.config import Config
-from recorder.errors import JournalError, RecorderError
+from recorder.errors import JournalError, PathAccessError, RecorderError
 from recorder.journal.options import Compression, FsyncPolicy, WriterOptions
 from recorder.journal.record import MarkerType
 from recorder.journal.retention import RetentionPolicy
@@ -142,6 +143,14 @@ class Daemon:
             recovery = await asyncio.to_thread(self.writer.open, started)
         except OSError as exc:
             raise JournalError(open_failure(self.cfg.journal.dir, exc)) from None
+        except PathAccessError as exc:
+            if exc.errno in (errno.EACCES, errno.EPERM) and not os.path.lexists(exc.path):
+                # No file refused us: the directory refused a new one (the LOCK, a segment).
+                reason = os.strerror(exc.errno)
+                raise JournalError(
+                    f"{self.cfg.journal.dir}: journal directory not writable ({reason})"
+                ) from None
+            raise
         log.info(
             "journal_opened",
             dir=str(self.cfg.journal.dir),
