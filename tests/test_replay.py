@@ -22,7 +22,7 @@ from recorder.cli.replay_command import parse_speed
 from recorder.compact.run import CompactRequest, run_compaction
 from recorder.demo.simulator import Simulator
 from recorder.errors import BrokerError, PublishError, UsageError
-from recorder.journal.reader import Query
+from recorder.journal.query import Query
 from recorder.journal.record import Headers, Incoming, Message
 from recorder.journal.writer import JournalWriter
 from recorder.log import reset_logging

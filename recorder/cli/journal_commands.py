@@ -29,7 +29,8 @@ if TYPE_CHECKING:
     from recorder.investigate.events import EventFilter
     from recorder.journal.gaps import Gap
     from recorder.journal.maintenance import SegmentInfo
-    from recorder.journal.reader import JournalReader, Query
+    from recorder.journal.query import Query
+    from recorder.journal.reader import JournalReader
     from recorder.journal.record import Message, Record
 
 GAP_HINT = (
@@ -213,7 +214,7 @@ def build_query(
     subjects: list[str] | None,
 ) -> "Query":
     """A reader query from command-line values, with errors that name the option."""
-    from recorder.journal.reader import Query
+    from recorder.journal.query import Query
     from recorder.subjects import is_valid_subject
 
     now = time.time_ns()

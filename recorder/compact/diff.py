@@ -14,7 +14,8 @@ from typing import Any, Final
 from recorder.compact.model import CompactOptions, LiveObject
 from recorder.compact.state import Compactor
 from recorder.fielddiff import FieldChange, field_changes
-from recorder.journal.reader import JournalReader, Query
+from recorder.journal.query import Query
+from recorder.journal.reader import JournalReader
 from recorder.journal.record import Record
 
 _IGNORED: Final = frozenset({"metadata.resourceVersion"})

@@ -29,7 +29,8 @@ from recorder.errors import EmptyJournalError, SegmentGoneError, UsageError
 from recorder.fsutil import atomic_file, fsync_dir, read_file, write_atomic
 from recorder.journal.directory import journal_segments
 from recorder.journal.gaps import Gap
-from recorder.journal.reader import JournalReader, Query
+from recorder.journal.query import Query
+from recorder.journal.reader import JournalReader
 from recorder.journal.record import Message, Record
 from recorder.journal.segment import remove_segment, summarize
 from recorder.log import get_logger

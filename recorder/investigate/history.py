@@ -17,7 +17,8 @@ from typing import Any, Final
 import orjson
 
 from recorder.fielddiff import FieldChange, field_changes
-from recorder.journal.reader import JournalReader, Query
+from recorder.journal.query import Query
+from recorder.journal.reader import JournalReader
 from recorder.journal.record import Message
 from recorder.manifest import to_manifest
 from recorder.meshsync import DELETED, DOCS, ObjectEvent, decode, events_of

@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Final
 
 from recorder.investigate.stats import JournalStats, journal_stats
-from recorder.journal.reader import JournalReader, Query
+from recorder.journal.query import Query
+from recorder.journal.reader import JournalReader
 from recorder.journal.record import Message
 from recorder.meshsync import decode, events_of
 

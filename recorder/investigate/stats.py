@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-from recorder.journal.reader import JournalReader, Query
+from recorder.journal.query import Query
+from recorder.journal.reader import JournalReader
 from recorder.journal.record import Marker, MarkerType, Message
 from recorder.journal.segment import find_gaps, list_segments, summarize
 from recorder.meshsync import Boundary, DumpBatch, NotState, ObjectEvent, decode

@@ -17,7 +17,8 @@ from typing import Final
 
 from recorder.errors import PathAccessError
 from recorder.investigate.events import EventFilter, Item, items_of
-from recorder.journal.reader import JournalReader, Position, Query
+from recorder.journal.query import Query
+from recorder.journal.reader import JournalReader, Position
 from recorder.journal.record import Record
 from recorder.journal.segment import SegmentFile, summarize
 from recorder.log import get_logger

@@ -46,7 +46,6 @@ from recorder.journal.segment import (
 from recorder.subjects import matches_any
 
 # Query and ReadStats are part of the reader's interface; they live in `query` for size's sake.
-__all__ = ["Batch", "JournalReader", "Position", "Query", "ReadStats", "iter_messages"]
 
 
 class Position(NamedTuple):

@@ -19,7 +19,8 @@ from recorder.errors import CorruptionError, JournalError, RecorderError
 from recorder.journal.frames import Damage
 from recorder.journal.maintenance import inspect_journal, verify_journal
 from recorder.journal.options import Compression
-from recorder.journal.reader import Batch, JournalReader, Position, Query
+from recorder.journal.query import Query
+from recorder.journal.reader import Batch, JournalReader, Position
 from recorder.journal.record import (
     FOOTER_SIZE,
     HEADER_SIZE,

@@ -23,7 +23,8 @@ from recorder.errors import CorruptionError, JournalError
 from recorder.journal import reader as reader_module
 from recorder.journal.frames import Damage
 from recorder.journal.options import FsyncPolicy
-from recorder.journal.reader import JournalReader, Position, Query
+from recorder.journal.query import Query
+from recorder.journal.reader import JournalReader, Position
 from recorder.journal.record import (
     FRAME_OVERHEAD,
     HEADER_SIZE,

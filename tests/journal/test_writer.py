@@ -22,7 +22,8 @@ from structlog.testing import capture_logs
 from recorder.errors import JournalError, JournalWriteError, LockedError, RecorderError
 from recorder.journal.maintenance import inspect_journal, verify_journal
 from recorder.journal.options import Compression, FsyncPolicy, WriterOptions
-from recorder.journal.reader import JournalReader, Query
+from recorder.journal.query import Query
+from recorder.journal.reader import JournalReader
 from recorder.journal.record import (
     FOOTER_SIZE,
     Headers,
