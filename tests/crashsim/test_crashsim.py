@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import shutil
@@ -14,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from broker import Broker
+from reports import merge_case
 from run_helpers import recorders_for
 
 from crashsim.checker import Totals, check_state, materialise
@@ -99,9 +99,7 @@ def _compacted(journal: Path, out: Path) -> list[str]:
 def _report(name: str, totals: Totals, points: int, seed: int) -> None:
     """Merge this run's figures into the JSON report the README's figures come from."""
     path = Path(os.environ.get(REPORT_ENV, "build/reliability/crashsim.json"))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    results = json.loads(path.read_text()) if path.exists() else {}
-    results[name] = {
+    figures = {
         "seed": seed,
         "crash_points": points,
         "crash_states": totals.states,
@@ -111,7 +109,7 @@ def _report(name: str, totals: Totals, points: int, seed: int) -> None:
         "compactions_compared": totals.compactions,
         "failures": len(totals.failures),
     }
-    path.write_text(json.dumps(results, indent=2) + "\n")
+    merge_case(path, name, figures)
 
 
 def _writer_run(count: int, policy: str) -> Recording:

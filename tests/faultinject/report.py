@@ -3,10 +3,11 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
+
+from reports import merge_case
 
 REPORT_ENV = "FAULTS_REPORT"
 
@@ -14,7 +15,4 @@ REPORT_ENV = "FAULTS_REPORT"
 def report(name: str, figures: dict[str, Any]) -> None:
     """Merge one scenario's figures into $FAULTS_REPORT (default build/reliability/faults.json)."""
     path = Path(os.environ.get(REPORT_ENV, "build/reliability/faults.json"))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    results = json.loads(path.read_text()) if path.exists() else {}
-    results[name] = figures
-    path.write_text(json.dumps(results, indent=2) + "\n")
+    merge_case(path, name, figures)

@@ -7,10 +7,11 @@ pytest runs in).
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
+
+from reports import merge_case
 
 REPORT_ENV = "HOSTILE_HOST_REPORT"
 
@@ -18,7 +19,4 @@ REPORT_ENV = "HOSTILE_HOST_REPORT"
 def report(case: str, **figures: Any) -> None:
     """Merge `figures` under `case` into the report, keeping every other case's."""
     path = Path(os.environ.get(REPORT_ENV, "build/reliability/hostile-host.json"))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    results = json.loads(path.read_text()) if path.exists() else {}
-    results[case] = figures
-    path.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
+    merge_case(path, case, figures)

@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 from broker import Broker
+from reports import merge_case
 from run_helpers import BackgroundPublisher, RecorderProcess, recorders_for, run_cli, wait_until
 from test_replay_support import Collector, sent_count
 
@@ -181,9 +182,7 @@ def _live_readers(nats_server: Broker, tmp_path: Path, rounds: int) -> Reads:
 def _report(reads: Reads, rounds: int, segments: list[SegmentFile]) -> None:
     """Merge this run's figures into the JSON report the README's figures come from."""
     path = Path(os.environ.get(REPORT_ENV, "build/reliability/live-readers.json"))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    results = json.loads(path.read_text()) if path.exists() else {}
-    results[f"rounds_{rounds}"] = {
+    figures = {
         "rounds": rounds,
         "commands_run": reads.commands,
         "tracebacks": 0,  # any would have failed the run
@@ -195,7 +194,7 @@ def _report(reads: Reads, rounds: int, segments: list[SegmentFile]) -> None:
         "segments_removed_by_retention": segments[0].number - 1,
         "segments_compressed": sum(segment.compressed for segment in segments),
     }
-    path.write_text(json.dumps(results, indent=2) + "\n")
+    merge_case(path, f"rounds_{rounds}", figures)
 
 
 def test_every_reader_agrees_with_itself_on_a_live_journal(

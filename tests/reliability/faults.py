@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import queue
 import select
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from reports import merge_case
 from run_helpers import PublisherThread, connect
 
 # -- sizes: a default run for CI, bigger ones for `--run-slow` -----------------------------------
@@ -386,15 +386,7 @@ REPORT_DIR = Path(
 
 def report_figures(report: str, case: str, values: dict[str, Any]) -> Path:
     """Merge one case's figures into REPORT_DIR/`report`.json, keeping the other cases'."""
-    path = REPORT_DIR / f"{report}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        results = json.loads(path.read_text())
-    except (OSError, ValueError):
-        results = {}
-    results[case] = values
-    path.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
-    return path
+    return merge_case(REPORT_DIR / f"{report}.json", case, values)
 
 
 # -- watching a process ---------------------------------------------------------------------------
