@@ -40,9 +40,8 @@ def test_the_clock_report_shows_each_phase_and_the_totals() -> None:
 
 
 def test_main_rewrites_only_the_marked_block_from_the_reports_on_disk(tmp_path: Path) -> None:
-    """Text around the markers is kept; the crash simulator's own report is left to its renderer."""
+    """Text around the markers is kept; only the block between them changes."""
     (tmp_path / "faults.json").write_text(json.dumps(FAULTS))
-    (tmp_path / "crashsim.json").write_text(json.dumps({"daemon": {"crash_states": 1}}))
     readme = tmp_path / "README.md"
     readme.write_text(f"before\n{rr.BEGIN}\nold\n{rr.END}\nafter\n")
     assert rr.main(["render", str(tmp_path), str(readme)]) == 0

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import os
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+
+import shims
 
 SHIM_SOURCE = Path(__file__).with_name("fslog.c")
 
@@ -26,23 +27,7 @@ class Op:
 
 def build_shim(out_dir: Path) -> Path:
     """Compile the shim into `out_dir` and return the library's path."""
-    library = out_dir / "libfslog.so"
-    subprocess.run(
-        [
-            "cc",
-            "-shared",
-            "-fPIC",
-            "-O2",
-            "-o",
-            str(library),
-            str(SHIM_SOURCE),
-            "-ldl",
-            "-lpthread",
-        ],
-        check=True,
-        capture_output=True,
-    )
-    return library
+    return shims.build_shim(SHIM_SOURCE, out_dir)
 
 
 def shim_env(library: Path, root: Path, log: Path) -> dict[str, str]:

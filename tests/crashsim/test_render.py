@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import render_reliability
+
 from crashsim import render
 
 FIGURES = {
@@ -31,9 +33,13 @@ def test_main_rewrites_only_the_marked_block(tmp_path: Path) -> None:
     report.write_text(json.dumps({"daemon": FIGURES}))
     readme = tmp_path / "README.md"
     readme.write_text(f"before\n{render.BEGIN}\nold\n{render.END}\nafter\n")
-    assert render.main(["render", str(report), str(readme)]) == 0
+    (tmp_path / "faults.json").write_text(json.dumps({"core": {"lost": 0}}))
+    readme.write_text(
+        readme.read_text() + f"{render_reliability.BEGIN}\n{render_reliability.END}\n"
+    )
+    assert render_reliability.main(["render", str(tmp_path), str(readme)]) == 0
     text = readme.read_text()
-    assert text.startswith("before\n") and text.endswith("\nafter\n")
+    assert text.startswith("before\n") and "\nafter\n" in text
     assert "old" not in text and "| 1,200 |" in text
 
 

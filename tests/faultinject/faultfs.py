@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
-import subprocess
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+
+import shims
 
 SHIM_SOURCE = Path(__file__).with_name("faultfs.c")
 SEGMENTS = "*.seg"
@@ -14,23 +15,7 @@ SEGMENTS = "*.seg"
 
 def build_shim(out_dir: Path) -> Path:
     """Compile the shim into `out_dir` and return the library's path."""
-    library = out_dir / "libfaultfs.so"
-    subprocess.run(
-        [
-            "cc",
-            "-shared",
-            "-fPIC",
-            "-O2",
-            "-o",
-            str(library),
-            str(SHIM_SOURCE),
-            "-ldl",
-            "-lpthread",
-        ],
-        check=True,
-        capture_output=True,
-    )
-    return library
+    return shims.build_shim(SHIM_SOURCE, out_dir)
 
 
 @dataclass(frozen=True)

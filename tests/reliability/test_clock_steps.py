@@ -12,16 +12,14 @@ from __future__ import annotations
 import itertools
 import json
 import os
-import shutil
 import struct
-import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import pytest
+import shims
 from broker import NatsServer
 from run_helpers import (
     BackgroundPublisher,
@@ -87,15 +85,7 @@ class WallClock:
 
 
 def _build_shim(out_dir: Path) -> Path:
-    if shutil.which("cc") is None:
-        pytest.skip("no C compiler for the clock-step shim (.ci/run installs gcc)")
-    library = out_dir / "libclockstep.so"
-    subprocess.run(
-        ["cc", "-shared", "-fPIC", "-O2", "-o", str(library), str(SHIM_SOURCE), "-ldl"],
-        check=True,
-        capture_output=True,
-    )
-    return library
+    return shims.build_shim(SHIM_SOURCE, out_dir)
 
 
 def _counters(recorder: RecorderProcess) -> tuple[int, int]:
