@@ -244,6 +244,38 @@ class LogConfig:
     format: Literal["auto", "json", "console"] = "auto"
 
 
+def _check_archive_url(url: str) -> str | None:
+    scheme, sep, rest = url.partition("://")
+    if not url or (sep and scheme in ("s3", "gs", "az", "file") and rest.strip("/")):
+        return None
+    return f"{_quoted(mask_url(url))} must be s3://BUCKET/prefix, gs://, az:// or file:///dir"
+
+
+def _check_endpoint(endpoint: str) -> str | None:
+    if not endpoint or re.match(r"^https?://[^/\s]+/?$", endpoint):
+        return None
+    return f"{_quoted(mask_url(endpoint))} must be http(s)://HOST[:PORT]"
+
+
+def _check_archive_name(name: str) -> str | None:
+    # One path component of every key: no separators, nothing hidden.
+    if not name or re.match(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$", name):
+        return None
+    return f'{_quoted(name)} must be letters, digits, ".", "_" or "-" (at most 128)'
+
+
+@dataclass(frozen=True)
+class ArchiveConfig:
+    """Off-host archive of sealed segments; credentials come from the provider's own chain."""
+
+    url: str = setting("", check=_check_archive_url)
+    # An S3-compatible server; plain http:// allowed (a loopback server).
+    endpoint: str = setting("", check=_check_endpoint)
+    # The journal's name under the prefix; default: an id kept in the journal directory.
+    name: str = setting("", check=_check_archive_name)
+    concurrency: int = setting(2, check=_at_least(1))
+
+
 @dataclass(frozen=True)
 class Config:
     """Everything `recorder run` needs, already validated."""
@@ -265,6 +297,7 @@ class Config:
     http: HttpConfig = field(default_factory=HttpConfig)
     log: LogConfig = field(default_factory=LogConfig)
     embedded_broker: bool = False
+    archive: ArchiveConfig = field(default_factory=ArchiveConfig)
 
 
 SCHEMA: Final = Schema.of(

@@ -20,7 +20,7 @@ from recorder.config import Config
 from recorder.demo.embedded import EmbeddedBroker
 from recorder.exposure import exposed_secrets
 from recorder.log import configure_logging, get_logger
-from recorder.recording.daemon import run_daemon
+from recorder.recording.daemon import SegmentShipper, run_daemon
 
 
 @app.command()
@@ -75,8 +75,17 @@ def run(
             overrides["jetstream.create_stream"] = True if cfg.mode == "jetstream" else None
             cfg = load_effective_config(config, overrides)
             typer.echo(f"embedded broker listening on {broker.url}", err=True)
-        result = run_daemon(cfg, os.environ)
+        result = run_daemon(cfg, os.environ, _archiver(cfg))
     raise typer.Exit(result.exit_code)
+
+
+def _archiver(cfg: Config) -> SegmentShipper | None:
+    if not cfg.archive.url:
+        return None
+    from recorder.archive.setup import build_archiver  # obstore loads only when archiving
+
+    a = cfg.archive
+    return build_archiver(a.url, a.endpoint, a.name, cfg.journal.dir, a.concurrency)
 
 
 def repeated(values: list[str] | None) -> list[str] | None:

@@ -78,7 +78,11 @@ class JournalWriter:
         monotonic: Callable[[], int] = time.monotonic_ns,
         instance_id: bytes | None = None,
         fsync_observer: Callable[[float], None] | None = None,
+        on_sealed: Callable[[SegmentFile], None] | None = None,
+        may_delete: Callable[[SegmentFile], bool] | None = None,
     ) -> None:
+        """`on_sealed` gets each segment once sealed (and compressed); retention deletes only
+        segments `may_delete` allows (an archive's: only what is archived)."""
         self.directory = directory
         self.options = options or WriterOptions()
         self.instance_id = instance_id or uuid.uuid4().bytes
@@ -92,6 +96,8 @@ class JournalWriter:
         self._dirty = False
         self._last_sync_ns = 0
         self._fsync_observer = fsync_observer
+        self._on_sealed = on_sealed
+        self._may_delete = may_delete
         self._background = ThreadPoolExecutor(1, thread_name_prefix="journal-post-seal")
         self._pending: list[Future[None]] = []
         self._retention_lock = threading.Lock()
@@ -348,8 +354,10 @@ class JournalWriter:
     def _after_seal(self, sealed: SegmentFile) -> None:
         try:
             if self.options.compression is Compression.ZSTD:
-                compress_segment(sealed)
+                sealed = compress_segment(sealed)
                 log.info("segment_compressed", segment=sealed.number)
+            if self._on_sealed is not None:
+                self._on_sealed(sealed)
             self.apply_retention()
         except Exception as exc:  # noqa: BLE001 - background work must never take the writer down
             log.error("post_seal_failed", segment=sealed.number, error=repr(exc))
@@ -366,6 +374,7 @@ class JournalWriter:
                 active.file.number if active else None,
                 active.size if active else 0,
                 self._steady_now(),
+                self._may_delete,
             )
 
     def wait_background(self) -> None:

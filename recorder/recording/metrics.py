@@ -61,6 +61,8 @@ class Metrics:
     journal_writable: bool = True
     disk_ok: bool = True
     journal_size: Callable[[], JournalSize] | None = None
+    # Families of other parts (the archiver), rendered after ours.
+    extra: list[Callable[[], str]] = field(default_factory=list)
 
     # -- updates (writer thread) ----------------------------------------------------------
 
@@ -189,7 +191,7 @@ class Metrics:
         _simple(
             out, "ready", "gauge", "1 while /readyz answers 200.", int(not self.not_ready_reasons())
         )
-        return "\n".join(out) + "\n"
+        return "\n".join(out) + "\n" + "".join(render() for render in self.extra)
 
 
 def _family(out: list[str], name: str, kind: str, help_text: str) -> None:
