@@ -83,6 +83,9 @@ class Archiver:
         self._cond = threading.Condition()
         self._index_lock = threading.Lock()
         self._stop = threading.Event()
+        # Uploads wait for the index: one begun before it loads would be overwritten by it,
+        # and its segment uploaded a second time.
+        self._resumed = False
         self._threads: list[threading.Thread] = []
 
     @property
@@ -161,8 +164,13 @@ class Archiver:
         with self._cond:
             self._index = index
             self._stored = set(index.entries)
+            for number in self._stored:
+                self._waiting.pop(number, None)
         for segment in list_segments(self.directory):
             self._enqueue(segment)
+        with self._cond:
+            self._resumed = True
+            self._cond.notify_all()
         log.info("archive_resumed", archived=len(index.entries), waiting=len(self._waiting))
 
     def _load_index(self) -> ArchiveIndex:
@@ -190,7 +198,7 @@ class Archiver:
     def _work(self) -> None:
         while True:
             with self._cond:
-                while not self._waiting and not self._stop.is_set():
+                while not (self._waiting and self._resumed) and not self._stop.is_set():
                     self._cond.wait()
                 if self._stop.is_set():
                     return
