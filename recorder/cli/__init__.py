@@ -11,6 +11,7 @@ from recorder import __version__
 
 # Importing the command modules registers their commands on `app`.
 from recorder.cli import (  # noqa: F401
+    archive_command,
     compact_command,
     config_commands,
     demo_command,

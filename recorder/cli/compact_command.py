@@ -9,7 +9,9 @@ from typing import Annotated, cast
 
 import typer
 
+from recorder.archive.location import is_archive_url
 from recorder.cli.app import app
+from recorder.cli.archive_command import Endpoint, local_journal
 from recorder.cli.journal_commands import report_gaps
 from recorder.compact.run import CompactRequest, Format, run_compaction
 from recorder.errors import UsageError
@@ -33,7 +35,14 @@ def parse_until(text: str | None) -> tuple[int | None, int | None]:
 
 @app.command()
 def compact(
-    directory: Annotated[Path, typer.Argument(help="Journal directory.", show_default=False)],
+    ctx: typer.Context,
+    journal: Annotated[
+        str,
+        typer.Argument(
+            help="Journal directory, or an archive URL (s3://BUCKET/prefix, gs://, az://, file://).",
+            show_default=False,
+        ),
+    ],
     fmt: Annotated[
         str, typer.Option("--format", help="yaml (manifests), json (a v1 List) or meshsync.")
     ] = "yaml",
@@ -68,6 +77,7 @@ def compact(
             "--allow-gaps", help="Exit 0 though records are missing (the snapshot notes them)."
         ),
     ] = False,
+    endpoint: Endpoint = None,
 ) -> None:
     """Turn journals into a snapshot: one object per uid and cluster, DELETED removes, newest wins."""
     if fmt not in FORMATS:
@@ -78,6 +88,10 @@ def compact(
         if not target.is_dir():
             raise UsageError(f"--out: {target} is not a directory")
     until_seq, until_ns = parse_until(until)
+    if checkpoint and is_archive_url(journal):
+        raise UsageError("--checkpoint needs a journal directory, not an archive URL")
+    # An archive is restored (up to --until) to a temporary journal, removed when we are done.
+    directory = ctx.with_resource(local_journal(journal, endpoint, until_ns))
     request = CompactRequest(
         directory=directory,
         format=cast(Format, fmt),

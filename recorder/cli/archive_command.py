@@ -1,0 +1,81 @@
+"""`recorder restore`: an archived journal (or a time range of it) back to a local directory."""
+
+from __future__ import annotations
+
+import contextlib
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from recorder.cli.app import app
+from recorder.errors import UsageError
+from recorder.timeparse import parse_time
+
+Endpoint = Annotated[
+    str | None,
+    typer.Option(
+        envvar="RECORDER_ARCHIVE_ENDPOINT",
+        help="S3-compatible server URL (credentials come from the provider's chain).",
+    ),
+]
+JournalName = Annotated[
+    str | None, typer.Option("--journal", help="Which journal, when the archive holds several.")
+]
+
+
+def _time(option: str, text: str | None) -> int | None:
+    if text is None:
+        return None
+    try:
+        return parse_time(text, time.time_ns())
+    except ValueError as exc:
+        raise UsageError(f"{option}: {exc}") from None
+
+
+@app.command()
+def restore(
+    url: Annotated[
+        str, typer.Argument(help="Archive URL: s3://BUCKET/prefix, gs://, az://, file://")
+    ],
+    directory: Annotated[Path, typer.Argument(help="New local journal directory.")],
+    since: Annotated[str | None, typer.Option(help="Only segments with records from then.")] = None,
+    until: Annotated[
+        str | None, typer.Option(help="Only segments with records until then.")
+    ] = None,
+    journal: JournalName = None,
+    endpoint: Endpoint = None,
+) -> None:
+    """Copy an archived journal, or the segments of a time range, to a local journal."""
+    from recorder.archive.restore import choose_journal, open_archive
+    from recorder.archive.restore import restore as copy_back
+
+    since_ns, until_ns = _time("--since", since), _time("--until", until)
+    store = open_archive(url, endpoint)
+    stats = copy_back(store, choose_journal(store, journal), directory, since_ns, until_ns)
+    typer.echo(
+        f"restored {stats.segments} segments ({stats.bytes} bytes) of journal {stats.journal} "
+        f"to {directory}; {stats.skipped} outside the range"
+    )
+
+
+@contextlib.contextmanager
+def local_journal(source: str, endpoint: str | None, until_ns: int | None = None) -> Iterator[Path]:
+    """A journal directory for `source`: itself, or an archive's segments restored to a
+    temporary directory (removed afterwards) for the commands that read a directory."""
+    from recorder.archive.location import is_archive_url
+
+    if not is_archive_url(source):
+        yield Path(source)
+        return
+    from recorder.archive.restore import choose_journal, open_archive
+    from recorder.archive.restore import restore as copy_back
+
+    store = open_archive(source, endpoint)
+    with tempfile.TemporaryDirectory(prefix="recorder-archive-") as scratch:
+        target = Path(scratch) / "journal"
+        copy_back(store, choose_journal(store, None), target, None, until_ns)
+        yield target
