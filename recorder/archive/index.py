@@ -13,6 +13,16 @@ FORMAT: Final = 1
 
 
 @dataclass(frozen=True, slots=True)
+class Bounds:
+    """Inclusive time and sequence bounds a reader wants; None is open."""
+
+    since_ns: int | None = None
+    until_ns: int | None = None
+    from_seq: int | None = None
+    to_seq: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class IndexEntry:
     """One archived segment: its object, checksum and the ranges its footer states."""
 
@@ -26,13 +36,17 @@ class IndexEntry:
     last_time_ns: int
     records: int
 
-    def overlaps(self, since_ns: int | None, until_ns: int | None) -> bool:
-        """Whether any record may fall in [since, until]; a segment without records never does."""
+    def overlaps(self, bounds: Bounds) -> bool:
+        """Whether any record may fall in the bounds; a segment without records never does."""
         if not self.records:
             return False
-        if since_ns is not None and self.last_time_ns < since_ns:
+        if bounds.since_ns is not None and self.last_time_ns < bounds.since_ns:
             return False
-        return until_ns is None or self.first_time_ns <= until_ns
+        if bounds.until_ns is not None and self.first_time_ns > bounds.until_ns:
+            return False
+        if bounds.from_seq is not None and self.last_seq < bounds.from_seq:
+            return False
+        return bounds.to_seq is None or self.first_seq <= bounds.to_seq
 
 
 @dataclass(slots=True)
@@ -48,9 +62,10 @@ class ArchiveIndex:
     def ordered(self) -> list[IndexEntry]:
         return [self.entries[number] for number in sorted(self.entries)]
 
-    def select(self, since_ns: int | None = None, until_ns: int | None = None) -> list[IndexEntry]:
-        """Segments in write order that may hold records in the time range."""
-        return [entry for entry in self.ordered() if entry.overlaps(since_ns, until_ns)]
+    def select(self, bounds: Bounds | None = None) -> list[IndexEntry]:
+        """Segments in write order that may hold records within `bounds`."""
+        wanted = bounds or Bounds()
+        return [entry for entry in self.ordered() if entry.overlaps(wanted)]
 
     def encode(self) -> bytes:
         body = {

@@ -6,7 +6,7 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from recorder.archive.index import ArchiveIndex, decode_index
+from recorder.archive.index import ArchiveIndex, Bounds, decode_index
 from recorder.archive.location import parse_archive_url
 from recorder.archive.store import ArchiveStore
 from recorder.archive.uploader import index_key, segment_key
@@ -64,10 +64,9 @@ def restore(
     store: ArchiveStore,
     name: str,
     directory: Path,
-    since_ns: int | None = None,
-    until_ns: int | None = None,
+    bounds: Bounds | None = None,
 ) -> RestoreStats:
-    """Copy the archived segments that may hold records in [since, until] into `directory`.
+    """Copy the archived segments that may hold records within `bounds` into `directory`.
 
     Each object is checked against the index's SHA-256 before it is written (atomically), so
     a restored journal holds only what was archived; `directory` must not hold a journal yet.
@@ -78,7 +77,7 @@ def restore(
             str(directory), "not_empty", "already holds a journal; restore into a new directory"
         )
     index = load_index(store, name)
-    chosen = index.select(since_ns, until_ns)
+    chosen = index.select(bounds)
     total = 0
     for entry in chosen:
         key = segment_key(name, entry.number)

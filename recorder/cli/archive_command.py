@@ -11,8 +11,10 @@ from typing import Annotated
 
 import typer
 
+from recorder.archive.index import Bounds
 from recorder.cli.app import app
 from recorder.errors import UsageError
+from recorder.journal.query import Query
 from recorder.timeparse import parse_time
 
 Endpoint = Annotated[
@@ -53,9 +55,9 @@ def restore(
     from recorder.archive.restore import choose_journal, open_archive
     from recorder.archive.restore import restore as copy_back
 
-    since_ns, until_ns = _time("--since", since), _time("--until", until)
+    bounds = Bounds(since_ns=_time("--since", since), until_ns=_time("--until", until))
     store = open_archive(url, endpoint)
-    stats = copy_back(store, choose_journal(store, journal), directory, since_ns, until_ns)
+    stats = copy_back(store, choose_journal(store, journal), directory, bounds)
     typer.echo(
         f"restored {stats.segments} segments ({stats.bytes} bytes) of journal {stats.journal} "
         f"to {directory}; {stats.skipped} outside the range"
@@ -63,9 +65,13 @@ def restore(
 
 
 @contextlib.contextmanager
-def local_journal(source: str, endpoint: str | None, until_ns: int | None = None) -> Iterator[Path]:
+def local_journal(source: str, endpoint: str | None, query: Query | None = None) -> Iterator[Path]:
     """A journal directory for `source`: itself, or an archive's segments restored to a
-    temporary directory (removed afterwards) for the commands that read a directory."""
+    temporary directory (removed afterwards) for the commands that read a directory.
+
+    The index picks the segments `query` may want, so the rest are never fetched; the chosen
+    ones are copied whole before the command reads them (streaming them is not done yet).
+    """
     from recorder.archive.location import is_archive_url
 
     if not is_archive_url(source):
@@ -77,5 +83,7 @@ def local_journal(source: str, endpoint: str | None, until_ns: int | None = None
     store = open_archive(source, endpoint)
     with tempfile.TemporaryDirectory(prefix="recorder-archive-") as scratch:
         target = Path(scratch) / "journal"
-        copy_back(store, choose_journal(store, None), target, None, until_ns)
+        wanted = query or Query()
+        bounds = Bounds(wanted.since_ns, wanted.until_ns, wanted.from_seq, wanted.to_seq)
+        copy_back(store, choose_journal(store, None), target, bounds)
         yield target

@@ -15,6 +15,7 @@ from recorder.cli.archive_command import Endpoint, local_journal
 from recorder.cli.journal_commands import report_gaps
 from recorder.compact.run import CompactRequest, Format, run_compaction
 from recorder.errors import UsageError
+from recorder.journal.query import Query
 from recorder.journal.segment import list_segments
 from recorder.timeparse import format_time, parse_time
 
@@ -91,7 +92,8 @@ def compact(
     if checkpoint and is_archive_url(journal):
         raise UsageError("--checkpoint needs a journal directory, not an archive URL")
     # An archive is restored (up to --until) to a temporary journal, removed when we are done.
-    directory = ctx.with_resource(local_journal(journal, endpoint, until_ns))
+    wanted = Query(until_ns=until_ns, to_seq=until_seq)
+    directory = ctx.with_resource(local_journal(journal, endpoint, wanted))
     request = CompactRequest(
         directory=directory,
         format=cast(Format, fmt),

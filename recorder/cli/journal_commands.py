@@ -13,6 +13,7 @@ import orjson
 import typer
 
 from recorder.cli.app import app
+from recorder.cli.archive_command import Endpoint, local_journal
 from recorder.cli.render import human_bytes, table
 from recorder.errors import GapError, UsageError
 from recorder.journal.gaps import Gap
@@ -24,6 +25,13 @@ from recorder.subjects import is_valid_subject
 from recorder.timeparse import format_time, parse_time
 
 JournalDir = Annotated[Path, typer.Argument(help="Journal directory.", show_default=False)]
+JournalSource = Annotated[
+    str,
+    typer.Argument(
+        help="Journal directory, or an archive URL (s3://BUCKET/prefix, gs://, az://, file://).",
+        show_default=False,
+    ),
+]
 
 
 def _time_or_dash(time_ns: int | None) -> str:
@@ -32,11 +40,13 @@ def _time_or_dash(time_ns: int | None) -> str:
 
 @app.command()
 def inspect(
-    directory: JournalDir,
+    ctx: typer.Context,
+    journal: JournalSource,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per segment.")] = False,
+    endpoint: Endpoint = None,
 ) -> None:
     """List segments: state, records, bytes, first/last sequence and time, and totals."""
-    infos = inspect_journal(directory)
+    infos = inspect_journal(ctx.with_resource(local_journal(journal, endpoint)))
     if as_json:
         for info in infos:
             typer.echo(orjson.dumps({**_fields(info), "state": info.state}).decode())
@@ -86,9 +96,9 @@ def _fields(info: Any) -> dict[str, Any]:
 
 
 @app.command()
-def verify(directory: JournalDir) -> None:
+def verify(ctx: typer.Context, journal: JournalSource, endpoint: Endpoint = None) -> None:
     """Check every record; exit 0 when clean, 1 with a report of every damaged position."""
-    report = verify_journal(directory)
+    report = verify_journal(ctx.with_resource(local_journal(journal, endpoint)))
     for problem in report.problems:
         where = f" offset {problem.offset}" if problem.offset is not None else ""
         typer.echo(f"{problem.segment}{where}: {problem.reason}")
@@ -181,7 +191,8 @@ def _headers_map(message: Message) -> dict[str, list[str]]:
 
 @app.command()
 def dump(
-    directory: JournalDir,
+    ctx: typer.Context,
+    journal: JournalSource,
     since: Annotated[str | None, typer.Option(help="RFC 3339 time or relative like -15m.")] = None,
     until: Annotated[str | None, typer.Option(help="RFC 3339 time or relative like -5m.")] = None,
     from_seq: Annotated[int | None, typer.Option(min=0, help="First sequence number.")] = None,
@@ -193,9 +204,11 @@ def dump(
     salvage: Annotated[
         bool, typer.Option("--salvage", help="Skip damaged records instead of stopping.")
     ] = False,
+    endpoint: Endpoint = None,
 ) -> None:
     """Print records as JSON lines: seq, time, subject, reply, headers, payload (or payload_b64)."""
     query = build_query(since, until, from_seq, to_seq, subject)
+    directory = ctx.with_resource(local_journal(journal, endpoint, query))
     reader = JournalReader(directory, query=query, markers=markers, salvage=salvage)
     out = sys.stdout.buffer
     for _position, record in reader:

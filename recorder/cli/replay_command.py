@@ -13,6 +13,7 @@ from typing import Annotated
 import typer
 
 from recorder.cli.app import app
+from recorder.cli.archive_command import Endpoint, local_journal
 from recorder.cli.config_commands import ConfigFile, load_effective_config, urls_from_flag
 from recorder.cli.journal_commands import build_query, report_gaps
 from recorder.config import NatsConfig
@@ -51,8 +52,13 @@ def parse_speed(text: str) -> float | None:
 
 @app.command(name="replay")
 def replay_command(
-    directory: Annotated[
-        Path | None, typer.Argument(help="Journal directory.", show_default=False)
+    ctx: typer.Context,
+    journal: Annotated[
+        str | None,
+        typer.Argument(
+            help="Journal directory, or an archive URL (s3://BUCKET/prefix, gs://, az://, file://).",
+            show_default=False,
+        ),
     ] = None,
     snapshot: Annotated[
         Path | None, typer.Option(help="Replay a compact snapshot as ADDED events instead.")
@@ -93,9 +99,10 @@ def replay_command(
     allow_gaps: Annotated[
         bool, typer.Option("--allow-gaps", help="Replay around segments missing from the journal.")
     ] = False,
+    endpoint: Endpoint = None,
 ) -> None:
     """Republish journaled messages to NATS at the recorded pace, faster, or flat out."""
-    if (directory is None) == (snapshot is None):
+    if (journal is None) == (snapshot is None):
         raise UsageError("give a journal directory or --snapshot FILE (one of them)")
     pace = parse_speed(speed)
     try:
@@ -109,12 +116,14 @@ def replay_command(
         tuple(namespace or ()),
     )
     stats = ReplayStats()
+    directory: Path | None = None
     batches: Iterable[Sequence[Outgoing]]
     if snapshot is not None:
         batches = [
             list(snapshot_messages(snapshot, maps=maps, prefix=subject_prefix, selection=selection))
         ]
-    elif directory is not None:
+    elif journal is not None:
+        directory = ctx.with_resource(local_journal(journal, endpoint, selection.query))
         if not directory.is_dir():
             raise UsageError(f"{directory}: not a journal directory (no such directory)")
         # Before anything is sent: a replay with a hole in it is not the recorded traffic.

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from recorder.archive.index import ArchiveIndex, IndexEntry, decode_index
+from recorder.archive.index import ArchiveIndex, Bounds, IndexEntry, decode_index
 from recorder.archive.location import is_archive_url, parse_archive_url
 from recorder.archive.metrics import ArchiveStatus, render_archive_metrics
 from recorder.archive.naming import journal_name
@@ -66,8 +66,10 @@ def test_the_index_round_trips_and_selects_by_time() -> None:
     again = decode_index(index.encode(), "j1/index.json")
     assert again.ordered() == index.ordered()
     assert [entry.number for entry in again.ordered()] == [1, 2, 3]
-    assert [entry.number for entry in again.select(since_ns=250)] == [2]
-    assert [entry.number for entry in again.select(until_ns=150)] == [1]
+    assert [entry.number for entry in again.select(Bounds(since_ns=250))] == [2]
+    assert [entry.number for entry in again.select(Bounds(until_ns=150))] == [1]
+    assert [entry.number for entry in again.select(Bounds(from_seq=2, to_seq=2))] == [2]
+    assert [entry.number for entry in again.select()] == [1, 2]
 
 
 @pytest.mark.parametrize("data", [b"{", b"[]", b'{"format":2}', b'{"format":1,"journal":"j"}'])

@@ -58,6 +58,12 @@ def test_compact_from_the_archive_equals_compact_from_the_deleted_journal(
     assert recorder.stop() == 0
     index = _index(s3, bucket, "fleet/cluster-a/index.json")
     assert [e["number"] for e in index["segments"]] == [s.number for s in list_segments(journal)]  # type: ignore[index]
+    reads = [
+        ("dump", "--markers"),
+        ("inspect", "--json"),
+        ("replay", "--dry-run", "--speed", "max", "--nats-url", nats_server.url),
+    ]
+    local_reads = [run_cli(command, str(journal), *args) for command, *args in reads]
     local_out, archive_out = tmp_path / "local.json", tmp_path / "archive.json"
     assert (
         run_cli("compact", str(journal), "--format", "json", "--out", str(local_out)).returncode
@@ -76,6 +82,13 @@ def test_compact_from_the_archive_equals_compact_from_the_deleted_journal(
         for made_where in ("journal", "created"):
             snapshot["metadata"]["annotations"].pop(f"meshery.io/snapshot-{made_where}")
     assert archived["metadata"] == local["metadata"]
+    for (command, *args), local_read in zip(reads, local_reads, strict=True):
+        remote = run_cli(command, url, "--endpoint", s3.endpoint, *args)
+        assert (remote.returncode, local_read.returncode) == (0, 0), remote.stderr.decode()
+        # replay --dry-run says what it would send on stderr; the others print on stdout
+        said = [out.stderr if command == "replay" else out.stdout for out in (remote, local_read)]
+        assert said[0], command
+        assert said[0] == said[1], command
     restored = tmp_path / "restored"
     result = run_cli("restore", url, str(restored), "--endpoint", s3.endpoint)
     assert result.returncode == 0, result.stderr.decode()
