@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import os
 import socket
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import boto3
 from moto.server import ThreadedMotoServer
+from polling import wait_until
 
 CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -40,8 +44,11 @@ class S3Server:
             region_name=CREDENTIALS["AWS_REGION"],
         )
 
+    def new_bucket_name(self) -> str:
+        return f"archive-test-{next(_buckets)}"
+
     def new_bucket(self) -> str:
-        name = f"archive-test-{next(_buckets)}"
+        name = self.new_bucket_name()
         self.client().create_bucket(Bucket=name)  # type: ignore[attr-defined]
         return name
 
@@ -152,3 +159,28 @@ def _pipe(source: socket.socket, target: socket.socket) -> None:
             target.sendall(chunk)
     with contextlib.suppress(OSError):
         target.shutdown(socket.SHUT_WR)
+
+
+@contextlib.contextmanager
+def moto_with_auth() -> Iterator[S3Server]:
+    """A moto server in its own process that checks credentials (none of ours are valid)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    env = {**os.environ, "INITIAL_NO_AUTH_ACTION_COUNT": "0"}
+    argv = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_until(lambda: _listening(port), 30, "moto with auth listening")
+        yield S3Server("127.0.0.1", port)
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def _listening(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except OSError:
+        return False
+    return True

@@ -3,16 +3,18 @@ a kill between sealing and uploading, and every segment read back from the archi
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import signal
 from pathlib import Path
 
+import pytest
 from broker import Broker
 from meshsync_samples import sample
 from polling import wait_until
 from run_helpers import Outgoing, RecorderProcess, Recorders, publish, run_cli
-from s3server import FaultProxy, S3Server
+from s3server import FaultProxy, S3Server, moto_with_auth
 
 from recorder.journal.segment import list_segments
 from recorder.meshsync import CORE_SUBJECT
@@ -132,12 +134,24 @@ def test_a_recorder_killed_between_seal_and_upload_uploads_after_restart(
     )
 
 
-def test_a_missing_bucket_is_reported_and_recording_goes_on(
-    s3: S3Server, nats_server: Broker, recorders: Recorders, tmp_path: Path
+@pytest.mark.parametrize("fault", ["no_bucket", "denied"])
+def test_a_missing_bucket_or_bad_credentials_are_reported_and_recording_goes_on(
+    s3: S3Server, nats_server: Broker, recorders: Recorders, tmp_path: Path, fault: str
 ) -> None:
-    """No such bucket: one error line naming it, counted by kind; messages are still journaled."""
+    """One error line naming the fault, counted by kind; messages are still journaled."""
     journal = tmp_path / "journal"
-    env = _archive_env("s3://no-such-bucket-anywhere", s3.endpoint)
+    with contextlib.ExitStack() as stack:
+        if fault == "denied":
+            server = stack.enter_context(moto_with_auth())
+            env = _archive_env(f"s3://{server.new_bucket_name()}", server.endpoint)
+        else:
+            env = _archive_env("s3://no-such-bucket-anywhere", s3.endpoint)
+        _record_through_a_failing_store(recorders, nats_server, journal, env, fault)
+
+
+def _record_through_a_failing_store(
+    recorders: Recorders, nats_server: Broker, journal: Path, env: dict[str, str], fault: str
+) -> None:
     recorder = recorders.start(journal, nats_server.url, env=env)
     recorder.wait_ready()
     publish(nats_server.url, [Outgoing(CORE_SUBJECT, sample(name)) for name in SAMPLES])
@@ -145,7 +159,7 @@ def test_a_missing_bucket_is_reported_and_recording_goes_on(
     recorder.send(signal.SIGHUP)
     wait_until(
         lambda: (
-            recorder.metrics().get('meshsync_recorder_archive_errors_total{kind="no_bucket"}', 0)
+            recorder.metrics().get(f'meshsync_recorder_archive_errors_total{{kind="{fault}"}}', 0)
             >= 2
         ),
         30,
@@ -154,5 +168,5 @@ def test_a_missing_bucket_is_reported_and_recording_goes_on(
     publish(nats_server.url, [Outgoing(CORE_SUBJECT, sample(SAMPLES[0]))])
     recorder.wait_written(len(SAMPLES) + 1)
     failures = [e for e in recorder.events() if e.get("event") == "archive_upload_failed"]
-    assert [e["kind"] for e in failures] == ["no_bucket"]
+    assert [e["kind"] for e in failures] == [fault]
     assert recorder.stop() == 0
