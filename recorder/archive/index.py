@@ -29,7 +29,7 @@ class IndexEntry:
     number: int
     name: str  # the file name it had in the journal (`00000007.seg` or `.seg.zst`)
     size: int
-    sha256: str
+    md5: str
     first_seq: int
     last_seq: int
     first_time_ns: int

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
 from recorder.archive.index import ArchiveIndex, Bounds, decode_index
 from recorder.archive.location import parse_archive_url
 from recorder.archive.store import ArchiveStore
-from recorder.archive.uploader import index_key, segment_key
+from recorder.archive.uploader import index_key, md5_hex, segment_key
 from recorder.errors import ArchiveError
 from recorder.journal.segment import ensure_dir, list_segments, write_file_atomically
 from recorder.log import get_logger
@@ -68,7 +67,7 @@ def restore(
 ) -> RestoreStats:
     """Copy the archived segments that may hold records within `bounds` into `directory`.
 
-    Each object is checked against the index's SHA-256 before it is written (atomically), so
+    Each object is checked against the index's MD5 before it is written (atomically), so
     a restored journal holds only what was archived; `directory` must not hold a journal yet.
     """
     ensure_dir(directory)
@@ -82,7 +81,7 @@ def restore(
     for entry in chosen:
         key = segment_key(name, entry.number)
         data = store.get(key)
-        if hashlib.sha256(data).hexdigest() != entry.sha256:
+        if md5_hex(data) != entry.md5:
             raise ArchiveError(key, "mismatch", "object does not match the index's checksum")
         write_file_atomically(directory / entry.name, data)
         total += len(data)

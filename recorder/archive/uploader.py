@@ -10,11 +10,13 @@ under the same key, never lost and never stored under a second name.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import random
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +35,8 @@ from recorder.log import get_logger
 
 log = get_logger("archive")
 
+INDEX_INTERVAL_S = 5.0
+
 
 @dataclass(frozen=True, slots=True)
 class ArchiveOptions:
@@ -48,6 +52,12 @@ class _Waiting:
     segment: SegmentFile
     size: int
     since: float  # wall time the segment was sealed (its mtime)
+
+
+def md5_hex(data: bytes) -> str:
+    """MD5: what S3 gives as a single put's entity tag, so one hash both verifies the upload
+    and lets restore check the object (integrity, not security: the store is trusted)."""
+    return hashlib.md5(data, usedforsecurity=False).hexdigest()
 
 
 def segment_key(name: str, number: int) -> str:
@@ -87,6 +97,8 @@ class Archiver:
         # and its segment uploaded a second time.
         self._resumed = False
         self._threads: list[threading.Thread] = []
+        self._index_stored_at = 0.0
+        self._hasher = ThreadPoolExecutor(options.concurrency, thread_name_prefix="archive-hash")
 
     @property
     def location(self) -> ArchiveLocation:
@@ -109,7 +121,9 @@ class Archiver:
         """Give the backlog `drain_timeout_s` to finish, then leave the rest for the next start."""
         deadline = time.monotonic() + self.options.drain_timeout_s
         with self._cond:
-            while (self._waiting or self._busy) and time.monotonic() < deadline:
+            while (
+                self._waiting or self._busy or self._index_lock.locked()
+            ) and time.monotonic() < deadline:
                 self._cond.wait(min(0.2, max(0.0, deadline - time.monotonic())))
             left = len(self._waiting) + len(self._busy)
         self._stop.set()
@@ -117,6 +131,7 @@ class Archiver:
             self._cond.notify_all()
         for thread in self._threads:
             thread.join(timeout=max(0.1, deadline - time.monotonic()))
+        self._hasher.shutdown(wait=False)
         log.info("archive_stopped", left_waiting=left, archived=len(self._stored))
 
     # -- hooks for the journal writer -------------------------------------------------------
@@ -219,6 +234,7 @@ class Archiver:
                 archived = self._upload(segment)
             except ArchiveError as exc:
                 self._failed(exc)
+                self._index_unstored()
                 attempt += 1
                 self._stop.wait(self._backoff(attempt))
                 continue
@@ -227,6 +243,11 @@ class Archiver:
                 return
             if archived:
                 self._succeeded(segment)
+            else:  # not sealed: it may still end a backlog whose index is left to it
+                try:
+                    self._finish(segment.number)
+                except ArchiveError as exc:
+                    self._failed(exc)
             return
         # Stopped mid-retry: the next start finds the segment sealed and not in the index.
 
@@ -240,13 +261,16 @@ class Archiver:
         if footer is None:
             return False  # the active segment, or one recovery will seal and hand back
         key = segment_key(self.options.name, segment.number)
+        # Hashed while the put is on the wire (hashlib and obstore both release the GIL).
+        digest = self._hasher.submit(md5_hex, data)
         tag = self.store.put(key, data)
-        self._verify(key, data, tag)
+        md5 = digest.result()
+        self._verify(key, data, tag, md5)
         entry = IndexEntry(
             number=segment.number,
             name=opened.name,
             size=len(data),
-            sha256=hashlib.sha256(data).hexdigest(),
+            md5=md5,
             first_seq=footer.first_seq,
             last_seq=footer.last_seq,
             first_time_ns=footer.first_time_ns,
@@ -256,31 +280,59 @@ class Archiver:
         self._store_index(entry)
         return True
 
-    def _verify(self, key: str, data: bytes, tag: str | None) -> None:
+    def _verify(self, key: str, data: bytes, tag: str | None, md5: str) -> None:
         """The store's MD5 entity tag when it gives one (S3 single puts), else a read-back."""
         clean = (tag or "").strip('"')
         if len(clean) == 32 and all(c in "0123456789abcdef" for c in clean):
-            if clean == hashlib.md5(data, usedforsecurity=False).hexdigest():
+            if clean == md5:
                 return
         elif self.store.get(key) == data:
             return
         raise ArchiveError(key, "mismatch", "stored object differs from the segment")
 
     def _store_index(self, entry: IndexEntry) -> None:
-        with self._index_lock:
+        """Store an index naming `entry`, or leave that to the last upload of a backlog."""
+        with self._cond:
             self._index.add(entry)
-            data = self._index.encode()
-            numbers = set(self._index.entries)
+        self._finish(entry.number)
+
+    def _finish(self, number: int) -> None:
+        """One index put per backlog rather than per segment (each is a request, and the
+        index grows), made by whichever upload ends it; at least every INDEX_INTERVAL_S, so a
+        long backlog still frees local space."""
+        with self._cond:
+            # Leaving `_busy` here, under the lock, makes the last upload of a backlog see it
+            # empty: two finishing together cannot both leave the index to the other.
+            self._busy.discard(number)
+            backlog = bool(self._waiting or self._busy)
+            due = time.monotonic() - self._index_stored_at >= INDEX_INTERVAL_S
+        if backlog and not due:
+            return
+        self._put_index(number if number in self._index.entries else None)
+
+    def _put_index(self, number: int | None) -> None:
+        with self._index_lock:
+            with self._cond:
+                numbers = set(self._index.entries)
+                if numbers <= self._stored or (number is not None and number in self._stored):
+                    return  # another worker's index put, made while we waited, named it
+                data = self._index.encode()
             self.store.put(index_key(self.options.name), data)
         with self._cond:
             self._stored |= numbers
+            self._index_stored_at = time.monotonic()
+
+    def _index_unstored(self) -> None:
+        """After a failure: store what earlier uploads left to this one, if the store lets us."""
+        with contextlib.suppress(ArchiveError):  # counted and logged by the failure before
+            self._put_index(None)
 
     def _succeeded(self, segment: SegmentFile) -> None:
         with self._cond:
             recovered, self._failing = self._failing, None
         if recovered is not None:
             log.info("archive_recovered", after=recovered)
-        log.info("segment_archived", segment=segment.number)
+        log.info("segment_uploaded", segment=segment.number)
         if self._on_archived is not None:
             try:
                 self._on_archived()

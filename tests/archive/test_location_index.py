@@ -15,7 +15,7 @@ from recorder.errors import ArchiveError
 
 def _entry(number: int, first_ns: int, last_ns: int, records: int = 3) -> IndexEntry:
     return IndexEntry(
-        number, f"{number:08d}.seg", 100, "ab" * 32, number, number, first_ns, last_ns, records
+        number, f"{number:08d}.seg", 100, "ab" * 16, number, number, first_ns, last_ns, records
     )
 
 
