@@ -69,7 +69,14 @@ class ArchiveStore:
 
 
 def _open(location: ArchiveLocation, endpoint: str | None) -> Any:
-    from obstore.store import AzureStore, GCSStore, LocalStore, S3Store
+    try:
+        from obstore.store import AzureStore, GCSStore, LocalStore, S3Store
+    except ImportError:
+        raise ArchiveError(
+            location.url,
+            "bad_config",
+            "archiving needs obstore: pip install 'meshsync-recorder[archive]'",
+        ) from None
 
     options: dict[str, Any] = {"retry_config": _RETRY, "client_options": dict(_TIMEOUTS)}
     prefix = location.prefix or None
