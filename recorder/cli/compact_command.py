@@ -37,10 +37,11 @@ def parse_until(text: str | None) -> tuple[int | None, int | None]:
 @app.command()
 def compact(
     ctx: typer.Context,
-    journal: Annotated[
-        str,
+    journals: Annotated[
+        list[str],
         typer.Argument(
-            help="Journal directory, or an archive URL (s3://BUCKET/prefix, gs://, az://, file://).",
+            help="Journal directory, or an archive URL (s3://BUCKET/prefix, gs://, az://, "
+            "file://); several (one per cluster or recorder) are merged, newest event winning.",
             show_default=False,
         ),
     ],
@@ -89,11 +90,12 @@ def compact(
         if not target.is_dir():
             raise UsageError(f"--out: {target} is not a directory")
     until_seq, until_ns = parse_until(until)
-    if checkpoint and is_archive_url(journal):
+    if checkpoint and any(map(is_archive_url, journals)):
         raise UsageError("--checkpoint needs a journal directory, not an archive URL")
     # An archive is restored (up to --until) to a temporary journal, removed when we are done.
     wanted = Query(until_ns=until_ns, to_seq=until_seq)
-    directory = ctx.with_resource(local_journal(journal, endpoint, wanted))
+    directories = [ctx.with_resource(local_journal(j, endpoint, wanted)) for j in journals]
+    directory = directories[0]
     request = CompactRequest(
         directory=directory,
         format=cast(Format, fmt),
@@ -110,14 +112,19 @@ def compact(
         idle_ns=int(idle_gap * 1e9),
         allow_gaps=allow_gaps,
     )
-    if not directory.is_dir():
-        raise UsageError(f"{directory}: not a journal directory (no such directory)")
+    for each in directories:
+        if not each.is_dir():
+            raise UsageError(f"{each}: not a journal directory (no such directory)")
     # The library states these as facts; here they are worded as the flags that caused them.
     if prune and not checkpoint:
         raise UsageError("--prune needs --checkpoint: segments are only deleted once covered")
     if fmt == "meshsync" and out == "-":
         raise UsageError("--format meshsync writes two files; give --out a directory")
-    if sys.stderr.isatty():
+    if len(directories) > 1:
+        from recorder.compact.merge import run_merged_compaction
+
+        result = run_merged_compaction(request, directories)
+    elif sys.stderr.isatty():
         total = len(list_segments(directory))
         with typer.progressbar(length=total, label="compacting", file=sys.stderr) as bar:
             result = run_compaction(request, progress=lambda _segment: bar.update(1))
