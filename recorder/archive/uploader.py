@@ -87,7 +87,7 @@ class Archiver:
         self._index = ArchiveIndex(options.name)
         self._stored: set[int] = set()  # numbers named by an index object in the store
         self._waiting: dict[int, _Waiting] = {}
-        self._busy: set[int] = set()
+        self._busy: dict[int, _Waiting] = {}  # taken by a worker, maybe retrying
         self._errors: dict[str, int] = {}
         self._failing: str | None = None  # the failure kind last logged, until a success
         self._cond = threading.Condition()
@@ -150,7 +150,8 @@ class Archiver:
 
     def status(self) -> ArchiveStatus:
         with self._cond:
-            waiting = list(self._waiting.values())
+            # A segment a worker is retrying waits as much as one not yet taken.
+            waiting = [*self._waiting.values(), *self._busy.values()]
             errors = dict(self._errors)
             archived = len(self._stored)
         oldest = min((item.since for item in waiting), default=None)
@@ -219,12 +220,12 @@ class Archiver:
                     return
                 number = min(self._waiting)
                 item = self._waiting.pop(number)
-                self._busy.add(number)
+                self._busy[number] = item
             try:
                 self._upload_with_retries(item.segment)
             finally:
                 with self._cond:
-                    self._busy.discard(number)
+                    self._busy.pop(number, None)
                     self._cond.notify_all()
 
     def _upload_with_retries(self, segment: SegmentFile) -> None:
@@ -303,7 +304,7 @@ class Archiver:
         with self._cond:
             # Leaving `_busy` here, under the lock, makes the last upload of a backlog see it
             # empty: two finishing together cannot both leave the index to the other.
-            self._busy.discard(number)
+            self._busy.pop(number, None)
             backlog = bool(self._waiting or self._busy)
             due = time.monotonic() - self._index_stored_at >= INDEX_INTERVAL_S
         if backlog and not due:

@@ -115,7 +115,7 @@ def test_a_recorder_killed_between_seal_and_upload_uploads_after_restart(
     first.wait_written(len(SAMPLES))
     first.send(signal.SIGHUP)
     failure = first.wait_event("archive_upload_failed", timeout=30)
-    assert failure["kind"] == "unavailable"
+    assert failure["kind"] == "unavailable", failure
     assert first.metrics()["meshsync_recorder_archive_waiting_segments"] >= 1
     first.kill()
     assert s3.keys(bucket) == []
@@ -128,7 +128,7 @@ def test_a_recorder_killed_between_seal_and_upload_uploads_after_restart(
     name = (journal / "archive.id").read_text().strip()
     index = _index(s3, bucket, f"{name}/index.json")
     numbers = [entry["number"] for entry in index["segments"]]  # type: ignore[index]
-    assert numbers == [segment.number for segment in list_segments(journal)]
+    assert numbers == [segment.number for segment in list_segments(journal)], second.stderr()
     assert s3.keys(bucket) == sorted(
         [f"{name}/index.json"] + [f"{name}/segments/{number:08d}" for number in numbers]
     )
