@@ -319,9 +319,10 @@ class Archiver:
                     return  # another worker's index put, made while we waited, named it
                 data = self._index.encode()
             self.store.put(index_key(self.options.name), data)
-        with self._cond:
-            self._stored |= numbers
-            self._index_stored_at = time.monotonic()
+            with self._cond:
+                self._stored |= numbers
+                self._index_stored_at = time.monotonic()
+        self._archived()
 
     def _index_unstored(self) -> None:
         """After a failure: store what earlier uploads left to this one, if the store lets us."""
@@ -334,6 +335,9 @@ class Archiver:
         if recovered is not None:
             log.info("archive_recovered", after=recovered)
         log.info("segment_uploaded", segment=segment.number)
+
+    def _archived(self) -> None:
+        """A stored index named more segments: local retention may now delete them."""
         if self._on_archived is not None:
             try:
                 self._on_archived()
