@@ -76,8 +76,9 @@ def simulator_options(events: int, live: int, clusters: int) -> dict[str, Any]:
 def generate(directory: Path, events: int, live: int, clusters: int, seed: int) -> dict[str, Any]:
     """Fill `directory` with the simulated journal; returns what it holds and how long it took."""
     from recorder.demo.simulator import Simulator
+    from recorder.journal.options import FsyncPolicy, WriterOptions
     from recorder.journal.record import Incoming
-    from recorder.journal.writer import FsyncPolicy, JournalWriter, WriterOptions
+    from recorder.journal.writer import JournalWriter
     from recorder.meshsync import REQUEST_SUBJECT, STORE_SUBJECT
 
     started = time.perf_counter()

@@ -18,7 +18,8 @@ steps. Each target is measured alone, in a process of its own:
 
 A step publishes `rate x duration` messages, paced against the clock, then flushes (PING/PONG,
 so the server has them all). It passes when the target has every message within a grace of
-max(0.25 s, 10% of the step) after that flush and no loss was signalled (recorder: messages
+max(0.25 s, 10% of the step) after that flush, plus the fsync interval for `interval` (the
+recorder counts a message written once an fsync covers it), and no loss was signalled (recorder: messages
 dropped by any reason or a broker disconnect; bare: a nats-py slow-consumer error or a
 disconnect; jetstream: the stream's message count). The catch-up grace matters: nats-py's pending
 limits (the recorder's defaults, 1M messages / 1 GiB, the same for both clients) absorb seconds of

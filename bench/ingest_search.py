@@ -91,7 +91,7 @@ def settle(target: Target) -> Progress:
         now = target.progress()
         if now != last:
             last, quiet_since = now, time.monotonic()
-        elif time.monotonic() - quiet_since >= SETTLE_QUIET_S:
+        elif time.monotonic() - quiet_since >= SETTLE_QUIET_S + target.count_lag_s:
             break
     return last
 
@@ -105,7 +105,7 @@ def run_step(
     published = result["published"]
     offered = published / result["seconds"] if result["seconds"] > 0 else rate
     flushed_at = time.monotonic()
-    deadline = flushed_at + max(0.25, 0.1 * duration)
+    deadline = flushed_at + max(0.25, 0.1 * duration) + target.count_lag_s
     while True:
         now = target.progress()
         got = now.received - before.received

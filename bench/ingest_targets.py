@@ -43,6 +43,9 @@ class Progress:
 
 class Target(Protocol):
     name: str
+    # How long after receiving a message the target may count it: the recorder counts a message
+    # as written once an fsync covers it, so `--fsync interval` counts up to an interval late.
+    count_lag_s: float
 
     def progress(self) -> Progress: ...
 
@@ -54,6 +57,7 @@ class Target(Protocol):
 class BareTarget:
     def __init__(self, broker: Broker) -> None:
         self.name = "bare"
+        self.count_lag_s = 0.0
         self.child = Child(bare_main, broker.url)
 
     def progress(self) -> Progress:
@@ -84,6 +88,7 @@ class RecorderTarget:
         name: str | None = None,
     ) -> None:
         self.name = name or policy
+        self.count_lag_s = 1.0 if policy == "interval" else 0.0  # the default fsync interval
         self.journal = Path(tempfile.mkdtemp(prefix=f"journal-{self.name}-", dir=base))
         self.log_path = self.journal.with_suffix(".log")
         self.http_port = free_port()
@@ -151,6 +156,7 @@ class JetStreamTarget:
 
     def __init__(self, broker: Broker) -> None:
         self.name = "jetstream"
+        self.count_lag_s = 0.0
         self.broker = broker
         asyncio.run(self._admin(create=True))
 

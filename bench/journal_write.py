@@ -1,7 +1,7 @@
 """Journal append throughput next to a plain buffered write() of the same bytes (issue 2).
 
     .venv/bin/python bench/journal_write.py [--records N] [--repeat R] [--batch B]
-        [--sizes 256,1024,4096] [--dir DIR] [--json] [--profile]
+        [--sizes 256,1024,4096] [--dir DIR] [--json] [--profile] [--baseline-src DIR]
 
 For each payload size, each fsync policy appends N messages in batches of B (as the daemon's
 writer task hands them over) to a fresh journal on the real disk, and a plain buffered
@@ -12,6 +12,8 @@ sides, so the ratio is a ratio of times. Opening and closing the journal are out
 region; rotations (64 MiB segments, each sealed with an fsync) and the policy's own fsyncs are
 inside it. A run shorter than the 1 s fsync interval sees no interval fsync (the fsyncs column
 shows it): raise --records (e.g. --sizes 1024 --records 2000000) to measure it sustained.
+With --baseline-src DIR (a checkout of the commit before a change), it runs once per tree in
+alternating child processes and compares each policy's ratio to write() (journal_write_compare).
 Exits 1 when a target fails.
 """
 
@@ -51,8 +53,9 @@ from common import (
     verdict,
 )
 
+from recorder.journal.options import FsyncPolicy, WriterOptions
 from recorder.journal.record import Incoming, encode_messages
-from recorder.journal.writer import FsyncPolicy, JournalWriter, WriterOptions
+from recorder.journal.writer import JournalWriter
 
 PAYLOAD_SIZES = (256, 1024, 4096)
 POLICIES = (FsyncPolicy.ALWAYS, FsyncPolicy.INTERVAL, FsyncPolicy.NEVER)
@@ -356,6 +359,7 @@ def environment(base: Path, args: argparse.Namespace) -> dict[str, Any]:
         "directory": str(base),
         "filesystem": {"mount": mount, "type": fstype, "device": device},
         "python": platform.python_version(),
+        "recorder_src": str(Path(sys.modules[JournalWriter.__module__].__file__ or "").parents[2]),
         "msgpack": ".".join(map(str, msgpack.version)),
         "cpus": os.cpu_count(),
         "platform": platform.platform(),
@@ -391,6 +395,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--json", action="store_true", help="JSON results on stdout")
     parser.add_argument("--profile", action="store_true", help="cProfile the 1 KiB interval case")
+    parser.add_argument(
+        "--baseline-src",
+        type=Path,
+        default=None,
+        help="compare with the recorder in this checkout (ratios to write(), same run)",
+    )
     args = parser.parse_args(argv)
     for name in ("records", "repeat", "batch"):
         if getattr(args, name) < 1:
@@ -400,6 +410,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.baseline_src is not None:
+        from journal_write_compare import compare
+
+        return compare(args)
     quiet_logs()
     with scratch_dir("journal", args.dir) as base:
         env = environment(base, args)

@@ -44,8 +44,9 @@ import nats
 
 from recorder.config import NatsConfig
 from recorder.demo.embedded import find_nats_server, free_port
+from recorder.journal.options import WriterOptions
 from recorder.journal.record import Incoming
-from recorder.journal.writer import JournalWriter, WriterOptions
+from recorder.journal.writer import JournalWriter
 from recorder.replay.publisher import Publisher
 from recorder.replay.run import Pacer, ReplayStats, Selection, connect, journal_batches, replay
 

@@ -1,10 +1,6 @@
 """meshsync-recorder: journal a MeshSync NATS stream, replay it, compact it into snapshots."""
 
-from importlib.metadata import PackageNotFoundError, version
-
-try:
-    __version__ = version("meshsync-recorder")
-except PackageNotFoundError:  # running from a source tree that was never installed
-    __version__ = "0.0.0+unknown"
+# A literal, not importlib.metadata: the metadata lookup costs more than `recorder --help` itself.
+from recorder._version import __version__
 
 __all__ = ["__version__"]

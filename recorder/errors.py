@@ -20,6 +20,12 @@ class UsageError(RecorderError):
         self.hint = hint
 
 
+class OutputClosedError(RecorderError):
+    """The reader of our standard output went away (`recorder dump DIR | head -1`): not a failure."""
+
+    exit_code = 0
+
+
 class ConfigError(RecorderError):
     """A configuration value is unknown, of the wrong type, or out of range."""
 
@@ -161,3 +167,12 @@ class ArchiveError(RecorderError):
         self.location = location
         self.kind = kind  # not_found, no_bucket, denied, unavailable, mismatch, bad_url, other
         self.reason = reason
+
+
+class ObjectNotFoundError(RecorderError):
+    """No event in the journal (within the range asked) matches the object asked for."""
+
+    def __init__(self, directory: str, wanted: str) -> None:
+        super().__init__(f"{directory}: no events of {wanted}")
+        self.directory = directory
+        self.wanted = wanted

@@ -1,42 +1,47 @@
-"""Logging setup: JSON lines on stderr for machines, readable console output on a terminal."""
+"""Logging setup: JSON lines on stderr for machines, readable console output on a terminal.
+
+structlog (and the rich it pulls in when installed) is imported on the first log event, not
+when this module is imported: `recorder --help` or `recorder inspect` never log, and importing
+structlog costs more than the whole of either command.
+"""
 
 from __future__ import annotations
 
 import errno
 import importlib.util
-import logging
 import re
 import sys
 import threading
-from typing import Any, Final, TextIO, cast
-
-import structlog
-from structlog.typing import (
-    EventDict,
-    ExceptionRenderer,
-    FilteringBoundLogger,
-    Processor,
-    WrappedLogger,
-)
+from typing import TYPE_CHECKING, Any, Final, TextIO, cast
 
 from recorder.errors import ConfigError
 from recorder.units import MASK, mask_url
 
+if TYPE_CHECKING:
+    import logging
+
+    from structlog.typing import (
+        EventDict,
+        ExceptionRenderer,
+        FilteringBoundLogger,
+        Processor,
+        WrappedLogger,
+    )
+
 LEVELS: Final = {
-    "debug": logging.DEBUG,
-    "info": logging.INFO,
-    "warning": logging.WARNING,
-    "error": logging.ERROR,
-    "critical": logging.CRITICAL,
+    # logging's own numbers, written out: the stdlib module loads only once something logs.
+    "debug": 10,
+    "info": 20,
+    "warning": 30,
+    "error": 40,
+    "critical": 50,
 }
 FORMATS: Final = ("auto", "json", "console")
 _SECRET_KEY: Final = re.compile(r"password|passwd|secret|token|seed|creds|credential|auth", re.I)
-# Structured tracebacks without local variables: locals may hold secrets and payloads.
-_EXCEPTIONS: Final = structlog.processors.ExceptionRenderer(
-    structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
-)
 # The stdlib handler we installed last, so reconfiguring replaces it without touching others.
 _installed: logging.Handler | None = None
+# (level, format) asked for by defer_logging and not yet applied.
+_deferred: tuple[str, str] | None = None
 
 
 class _Failures:
@@ -121,6 +126,8 @@ def _isatty(stream: TextIO) -> bool:
 
 
 def _console_tb(colors: bool) -> ExceptionRenderer:
+    import structlog
+
     if importlib.util.find_spec("rich") is None:
         return structlog.dev.plain_traceback
     # Locals may hold secrets and payloads, so tracebacks never show them.
@@ -134,10 +141,11 @@ def configure_logging(level: str = "info", fmt: str = "auto", stream: TextIO | N
 
     `fmt` "auto" writes JSON lines unless the stream is a terminal; "json" and "console" force one.
     """
-    if level not in LEVELS:
-        raise ConfigError("log.level", f"must be one of {', '.join(LEVELS)}, got {level!r}")
-    if fmt not in FORMATS:
-        raise ConfigError("log.format", f"must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    global _deferred
+    _check(level, fmt)
+    _deferred = None
+    import structlog
+
     # Resolved at call time, not import time, so a replaced sys.stderr (pytest, the CLI) is used.
     out = SafeStream(stream if stream is not None else sys.stderr)
     json_lines = fmt == "json" or (fmt == "auto" and not out.isatty())
@@ -148,8 +156,12 @@ def configure_logging(level: str = "info", fmt: str = "auto", stream: TextIO | N
         mask_secrets,
     ]
     colors = out.isatty()
+    # Structured tracebacks without local variables: locals may hold secrets and payloads.
+    exceptions = structlog.processors.ExceptionRenderer(
+        structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
+    )
     renderer: list[Processor] = (
-        [_EXCEPTIONS, structlog.processors.JSONRenderer()]
+        [exceptions, structlog.processors.JSONRenderer()]
         if json_lines
         else [structlog.dev.ConsoleRenderer(colors=colors, exception_formatter=_console_tb(colors))]
     )
@@ -168,6 +180,10 @@ def _route_stdlib(
 ) -> None:
     """Render stdlib records (nats-py, asyncio) like ours, so stderr stays one format."""
     global _installed
+    import logging
+
+    import structlog
+
     handler = logging.StreamHandler(cast(TextIO, out))
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
@@ -183,15 +199,56 @@ def _route_stdlib(
     _installed = handler
 
 
+def _check(level: str, fmt: str) -> None:
+    if level not in LEVELS:
+        raise ConfigError("log.level", f"must be one of {', '.join(LEVELS)}, got {level!r}")
+    if fmt not in FORMATS:
+        raise ConfigError("log.format", f"must be one of {', '.join(FORMATS)}, got {fmt!r}")
+
+
+def defer_logging(level: str = "info", fmt: str = "auto") -> None:
+    """Check `level` and `fmt` now; configure_logging them on the first event, or start_logging."""
+    global _deferred
+    _check(level, fmt)
+    _deferred = (level, fmt)
+
+
+def start_logging() -> None:
+    """Apply what defer_logging asked for; before handing control to a library that logs itself."""
+    if _deferred is not None:
+        configure_logging(*_deferred)
+
+
+class _Logger:
+    """Stands in for structlog's logger until an event is logged, then forwards to it."""
+
+    def __init__(self, subsystem: str) -> None:
+        self._subsystem = subsystem
+        self._bound: Any = None
+
+    def __getattr__(self, name: str) -> Any:
+        if _deferred is not None:
+            configure_logging(*_deferred)
+        if self._bound is None:
+            import structlog
+
+            self._bound = structlog.get_logger(subsystem=self._subsystem)
+        return getattr(self._bound, name)
+
+
 def get_logger(subsystem: str) -> FilteringBoundLogger:
     """Return a logger that tags each event with `subsystem` and follows later configuration."""
-    return cast(FilteringBoundLogger, structlog.get_logger(subsystem=subsystem))
+    return cast("FilteringBoundLogger", _Logger(subsystem))
 
 
 def reset_logging() -> None:
     """Undo configure_logging: structlog defaults, and our stdlib handler removed (for tests)."""
-    global _installed
+    global _installed, _deferred
+    _deferred = None
     if _installed is not None:
+        import logging
+
         logging.getLogger().removeHandler(_installed)
         _installed = None
-    structlog.reset_defaults()
+    if "structlog" in sys.modules:
+        sys.modules["structlog"].reset_defaults()

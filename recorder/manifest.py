@@ -255,6 +255,12 @@ def _component_metadata(manifest: dict[str, Any]) -> dict[str, Any] | None:
     return {"capabilities": {"connection": True, "urls": urls}}
 
 
+def is_meshsync_form(document: dict[str, Any]) -> bool:
+    """True for MeshSync's KubernetesResource form (top-level `id` and `cluster_id`, as
+    `compact --format meshsync` and its `-extended` file hold it); a manifest has neither."""
+    return "cluster_id" in document and "id" in document
+
+
 def envelope(obj: dict[str, Any], event_type: str = "ADDED") -> bytes:
     """The payload MeshSync publishes on meshery.meshsync.core for one object."""
     return (
@@ -267,5 +273,9 @@ def envelope(obj: dict[str, Any], event_type: str = "ADDED") -> bytes:
 
 
 def added_envelope(manifest: dict[str, Any]) -> bytes:
-    """An ADDED message carrying a manifest, for replaying a snapshot as MeshSync would send it."""
-    return envelope(to_meshsync(manifest), "ADDED")
+    """An ADDED message carrying a snapshot document as MeshSync would send it.
+
+    A manifest is converted to MeshSync's form; a document already in that form is sent as it is.
+    """
+    obj = manifest if is_meshsync_form(manifest) else to_meshsync(manifest)
+    return envelope(obj, "ADDED")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 import re
-from decimal import Decimal
 from typing import Final
 
 KiB: Final = 1024
@@ -40,6 +39,8 @@ def parse_size(value: object) -> int:
     units = {**_SIZE_UNITS, **_SIZE_UNITS_BIN}
     if m is None or m[2] not in units:
         raise BadValueError(SIZE_HINT)
+    from decimal import Decimal  # here: only configuration parses sizes
+
     size = Decimal(m[1]) * units[m[2]]  # Decimal: 1.1MB must be exactly 1100000
     if size != size.to_integral_value():
         raise BadValueError("must be a whole number of bytes")
@@ -69,6 +70,16 @@ def format_size(size: int) -> int | str:
         if size and size % mult == 0:
             return f"{size // mult}{unit}"
     return size
+
+
+def human_size(size: int) -> str:
+    """A byte count for people, one way everywhere: `512 B`, `1.5 KiB`, `1.0 MiB`, `2.3 GiB`."""
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(value) < 1024:
+            return f"{size} B" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} TiB"
 
 
 def format_duration(seconds: float) -> int | str:

@@ -12,8 +12,9 @@ import pytest
 
 from recorder.cli import main
 from recorder.cli.config_commands import reference_table
+from recorder.journal.options import WriterOptions
 from recorder.journal.record import Incoming
-from recorder.journal.writer import JournalWriter, WriterOptions
+from recorder.journal.writer import JournalWriter
 from recorder.log import reset_logging
 
 T0 = 1_795_000_000 * 10**9  # 2026-11-18

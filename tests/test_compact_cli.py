@@ -18,9 +18,10 @@ import yaml
 
 from recorder.cli import main
 from recorder.demo.simulator import SimMessage, Simulator
+from recorder.journal.options import WriterOptions
 from recorder.journal.record import Incoming
 from recorder.journal.segment import list_segments, summarize
-from recorder.journal.writer import JournalWriter, WriterOptions
+from recorder.journal.writer import JournalWriter
 from recorder.log import reset_logging
 from recorder.meshsync import CORE_SUBJECT
 from recorder.timeparse import format_time
@@ -430,6 +431,19 @@ def test_checkpoint_twice_with_records_in_between_equals_a_full_compaction(
         )
 
 
+def test_checkpoint_rerun_says_what_this_run_read(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A --checkpoint run with nothing new reads 0 messages, and says the state covers them all."""
+    directory, messages, _ = split_run(tmp_path)
+    first = compact_ok(capsys, directory, "--checkpoint", "--out", tmp_path / "c1.yaml")
+    assert first[0].startswith(f"read {len(messages)} messages")
+    again = compact_ok(capsys, directory, "--checkpoint", "--out", tmp_path / "c2.yaml")
+    last = message_seq(len(messages) - 1)
+    assert again[0] == f"read 0 messages (0 object events), resuming after seq {last}"
+    assert again[1] == f"state: {len(messages)} messages read in all, up to seq {last}"
+
+
 def test_prune_deletes_covered_segments_and_loses_nothing(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -571,15 +585,44 @@ def test_bad_options_exit_2_with_one_line(
 def test_output_into_a_missing_directory_is_refused_before_reading(
     standard: tuple[Path, Simulator], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """--out naming a directory that does not exist exits 2 with one line, for files and meshsync."""
+    """--out inside a directory that does not exist exits 2 with one line, for files and meshsync."""
     journal, _ = standard
     for args in (
         ["--out", tmp_path / "nope" / "s.yaml"],
-        ["--format", "meshsync", "--out", tmp_path / "nope"],
+        ["--format", "meshsync", "--out", tmp_path / "nope" / "snapshots"],
     ):
         code, _, err = run_cli(capsys, journal, *args)
         assert code == 2
         assert human_lines(err) == [f"Error: --out: {tmp_path / 'nope'} is not a directory"]
+    assert not (tmp_path / "nope").exists()
+
+
+def test_meshsync_output_directory_is_created_like_an_output_file(
+    standard: tuple[Path, Simulator], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--format meshsync --out D` makes D when its parent exists, as --out F makes the file F."""
+    journal, _ = standard
+    summary = compact_ok(capsys, journal, "--format", "meshsync", "--out", tmp_path / "snaps")
+    written = sorted(path.name for path in (tmp_path / "snaps").iterdir())
+    assert len(written) == 2 and written[0].endswith("-extended.yaml")
+    assert [line for line in summary if line.startswith("wrote ")] == [
+        f"wrote {tmp_path / 'snaps' / name}" for name in reversed(written)
+    ]
+
+
+def test_meshsync_output_that_is_a_file_is_refused(
+    standard: tuple[Path, Simulator], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--format meshsync --out F` where F is a file exits 2 naming it, and leaves F alone."""
+    journal, _ = standard
+    target = tmp_path / "file"
+    target.write_text("mine\n")
+    code, _, err = run_cli(capsys, journal, "--format", "meshsync", "--out", target)
+    assert code == 2
+    assert human_lines(err) == [
+        f"Error: --out: {target} is not a directory (meshsync writes two files into one)"
+    ]
+    assert target.read_text() == "mine\n"
 
 
 def test_console_script_compacts_to_stdout(standard: tuple[Path, Simulator]) -> None:

@@ -16,8 +16,9 @@ import pytest
 
 from recorder.cli import main
 from recorder.demo.simulator import SimMessage, Simulator
+from recorder.journal.options import WriterOptions
 from recorder.journal.record import Incoming
-from recorder.journal.writer import JournalWriter, WriterOptions
+from recorder.journal.writer import JournalWriter
 from recorder.log import reset_logging
 from recorder.timeparse import format_time
 

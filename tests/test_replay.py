@@ -22,7 +22,7 @@ from recorder.cli.replay_command import parse_speed
 from recorder.compact.run import CompactRequest, run_compaction
 from recorder.demo.simulator import Simulator
 from recorder.errors import BrokerError, PublishError, UsageError
-from recorder.journal.reader import Query
+from recorder.journal.query import Query
 from recorder.journal.record import Headers, Incoming, Message
 from recorder.journal.writer import JournalWriter
 from recorder.log import reset_logging
@@ -603,7 +603,7 @@ def test_dry_run_in_process_prints_count_subjects_and_span(
         "nats://127.0.0.1:1",
     )
     assert code == 0, err
-    assert "would send 6 messages (24 bytes)" in err
+    assert "would send 6 messages (24 B)" in err
     assert "2026-11-18T" in err  # the recorded span
     assert "  p.meshery.meshsync.core: 4" in err
     assert "  p.other.x: 2" in err

@@ -1,9 +1,10 @@
 """The command line: the only place that reads argv, env and files, prints, and sets exit codes."""
 
-from __future__ import annotations
-
+import contextlib
+import errno
 import os
 import sys
+from typing import NoReturn
 
 import typer
 
@@ -13,20 +14,27 @@ from recorder import __version__
 from recorder.cli import (  # noqa: F401
     archive_command,
     compact_command,
+    completion_command,
     config_commands,
     demo_command,
+    diff_command,
     health_command,
+    history_command,
     journal_commands,
     replay_command,
+    report_command,
     run_command,
+    stats_command,
+    tail_command,
 )
 from recorder.cli.app import app
-from recorder.errors import RecorderError
+from recorder.cli.render import examples
+from recorder.errors import OutputClosedError, PathAccessError, RecorderError
 
 __all__ = ["app", "main"]
 
 
-@app.command()
+@app.command(epilog=examples("recorder version", "recorder --version"))
 def version() -> None:
     """Print the recorder's version."""
     typer.echo(f"meshsync-recorder {__version__}")
@@ -49,17 +57,53 @@ def reopen_closed_standard_fds() -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Run the CLI; a RecorderError becomes one `Error:` line and its exit code."""
+    """Run the CLI; a RecorderError or an OSError becomes one `Error:` line and an exit code."""
     reopen_closed_standard_fds()
+    _open_missing_stdout()
     try:
         app(args=argv, prog_name="recorder")  # standalone: usage errors exit 2 by themselves
-    except RecorderError as exc:
-        typer.echo(f"Error: {exc}", err=True)
-        if exc.hint:
-            typer.echo(f"Hint: {exc.hint}", err=True)
-        sys.exit(exc.exit_code)
-    except BrokenPipeError:
-        # The reader of our output went away (`recorder dump | head`): not an error of ours.
-        if sys.stderr is not None:  # None when started with stderr closed
-            sys.stderr.close()
+    except OutputClosedError:
+        _discard_stdout()
         sys.exit(0)
+    except RecorderError as exc:
+        # A file refused by the OS (PathAccessError carries its errno) gets the OSError's hint.
+        refused = exc.errno if isinstance(exc, PathAccessError) else None
+        hint = exc.hint or (_HINTS.get(refused) if refused is not None else None)
+        _fail(str(exc), hint, exc.exit_code)
+    except OSError as exc:
+        # The environment, not a bug: a file this user may not read, a full disk, a path that is
+        # not what it should be. The OS names the file and the reason.
+        where = f"{exc.filename}: " if exc.filename else ""
+        hint = _HINTS.get(exc.errno) if exc.errno is not None else None
+        _fail(f"{where}{exc.strerror or exc}", hint, 1)
+
+
+_HINTS = {
+    errno.EACCES: "run as a user allowed to use that file, or change its owner or mode",
+    errno.ENOSPC: "free space on that filesystem; nothing already written was lost",
+}
+
+
+def _fail(message: str, hint: str | None, code: int) -> NoReturn:
+    typer.echo(f"Error: {message}", err=True)
+    if hint:
+        typer.echo(f"Hint: {hint}", err=True)
+    sys.exit(code)
+
+
+def _open_missing_stdout() -> None:
+    """Give Python a sys.stdout where it started with fd 1 closed and left it None.
+
+    reopen_closed_standard_fds has put /dev/null on the fd by now; the commands write their
+    output through sys.stdout. sys.stderr stays None: the log sink counts the lines it loses.
+    """
+    if sys.stdout is None:
+        sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115 - lives as sys.stdout
+
+
+def _discard_stdout() -> None:
+    """Point stdout at /dev/null, so flushing what is still buffered at exit cannot fail again."""
+    with contextlib.suppress(OSError, ValueError):  # not a real file (a test's capture)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)

@@ -7,23 +7,18 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from recorder.archive.index import Bounds
 from recorder.cli.app import app
+from recorder.cli.options import Endpoint
 from recorder.errors import UsageError
-from recorder.journal.query import Query
 from recorder.timeparse import parse_time
 
-Endpoint = Annotated[
-    str | None,
-    typer.Option(
-        envvar="RECORDER_ARCHIVE_ENDPOINT",
-        help="S3-compatible server URL (credentials come from the provider's chain).",
-    ),
-]
+if TYPE_CHECKING:
+    from recorder.journal.query import Query
+
 JournalName = Annotated[
     str | None, typer.Option("--journal", help="Which journal, when the archive holds several.")
 ]
@@ -52,6 +47,7 @@ def restore(
     endpoint: Endpoint = None,
 ) -> None:
     """Copy an archived journal, or the segments of a time range, to a local journal."""
+    from recorder.archive.index import Bounds
     from recorder.archive.restore import choose_journal, open_archive
     from recorder.archive.restore import restore as copy_back
 
@@ -72,13 +68,18 @@ def local_journal(source: str, endpoint: str | None, query: Query | None = None)
     The index picks the segments `query` may want, so the rest are never fetched; the chosen
     ones are copied whole before the command reads them (streaming them is not done yet).
     """
+    if "://" not in source:  # a directory: the archive package (and obstore) stay unloaded
+        yield Path(source)
+        return
     from recorder.archive.location import is_archive_url
 
     if not is_archive_url(source):
         yield Path(source)
         return
+    from recorder.archive.index import Bounds
     from recorder.archive.restore import choose_journal, open_archive
     from recorder.archive.restore import restore as copy_back
+    from recorder.journal.query import Query
 
     store = open_archive(source, endpoint)
     with tempfile.TemporaryDirectory(prefix="recorder-archive-") as scratch:

@@ -1,25 +1,34 @@
 """`recorder compact`: journals -> a deduplicated snapshot of cluster state."""
 
-from __future__ import annotations
-
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, cast
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import typer
 
-from recorder.archive.location import is_archive_url
 from recorder.cli.app import app
-from recorder.cli.archive_command import Endpoint, local_journal
+from recorder.cli.archive_command import local_journal
 from recorder.cli.journal_commands import report_gaps
-from recorder.compact.run import CompactRequest, Format, run_compaction
+from recorder.cli.options import (
+    AllowGaps,
+    Endpoint,
+    JournalSources,
+    Kinds,
+    Namespaces,
+    Output,
+    Quiet,
+)
+from recorder.cli.progress import wanted
+from recorder.cli.render import examples, print_json, wants_json
 from recorder.errors import UsageError
-from recorder.journal.query import Query
-from recorder.journal.segment import list_segments
 from recorder.timeparse import format_time, parse_time
 
+if TYPE_CHECKING:
+    from recorder.compact.run import CompactRequest, CompactResult
+
 FORMATS = ("yaml", "json", "meshsync")
+ISSUES_SHOWN = 20
 
 
 def parse_until(text: str | None) -> tuple[int | None, int | None]:
@@ -34,17 +43,16 @@ def parse_until(text: str | None) -> tuple[int | None, int | None]:
         raise UsageError(f"--until: {exc}") from None
 
 
-@app.command()
+@app.command(
+    epilog=examples(
+        "recorder compact /var/lib/recorder --out snapshot.yaml",
+        "recorder compact DIR --format json --until 2026-11-18T09:00:00Z --out - | jq .items[0]",
+        "recorder compact DIR --checkpoint --prune --format meshsync --out snapshots/",
+    )
+)
 def compact(
     ctx: typer.Context,
-    journals: Annotated[
-        list[str],
-        typer.Argument(
-            help="Journal directory, or an archive URL (s3://BUCKET/prefix, gs://, az://, "
-            "file://); several (one per cluster or recorder) are merged, newest event winning.",
-            show_default=False,
-        ),
-    ],
+    journals: JournalSources,
     fmt: Annotated[
         str, typer.Option("--format", help="yaml (manifests), json (a v1 List) or meshsync.")
     ] = "yaml",
@@ -57,10 +65,8 @@ def compact(
         typer.Option(help="State as of this seq or time (cut at the first record stamped later)."),
     ] = None,
     cluster: Annotated[str | None, typer.Option(help="Only this cluster id.")] = None,
-    kind: Annotated[list[str] | None, typer.Option(help="Only these kinds, repeatable.")] = None,
-    namespace: Annotated[
-        list[str] | None, typer.Option(help="Only these namespaces, repeatable.")
-    ] = None,
+    kind: Kinds = None,
+    namespace: Namespaces = None,
     checkpoint: Annotated[
         bool, typer.Option("--checkpoint", help="Resume from, and save, the state in DIR.")
     ] = False,
@@ -73,31 +79,20 @@ def compact(
     idle_gap: Annotated[
         float, typer.Option(min=0.0, help="Seconds of quiet that close a re-list.")
     ] = 10.0,
-    allow_gaps: Annotated[
-        bool,
-        typer.Option(
-            "--allow-gaps", help="Exit 0 though records are missing (the snapshot notes them)."
-        ),
-    ] = False,
+    output: Output = "text",
+    quiet: Quiet = False,
+    allow_gaps: AllowGaps = False,
     endpoint: Endpoint = None,
 ) -> None:
     """Turn journals into a snapshot: one object per uid and cluster, DELETED removes, newest wins."""
-    if fmt not in FORMATS:
-        raise UsageError(f"--format: must be one of {', '.join(FORMATS)}, got {fmt!r}")
-    if out is not None and out != "-":
-        # Checked now rather than found out after the whole journal was read.
-        target = Path(out) if fmt == "meshsync" else Path(out).parent
-        if not target.is_dir():
-            raise UsageError(f"--out: {target} is not a directory")
+    from recorder.compact.run import CompactRequest, Format
+
+    as_json = wants_json(output)
+    _check_arguments(fmt, out, as_json=as_json, prune=prune, checkpoint=checkpoint)
     until_seq, until_ns = parse_until(until)
-    if checkpoint and any(map(is_archive_url, journals)):
-        raise UsageError("--checkpoint needs a journal directory, not an archive URL")
-    # An archive is restored (up to --until) to a temporary journal, removed when we are done.
-    wanted = Query(until_ns=until_ns, to_seq=until_seq)
-    directories = [ctx.with_resource(local_journal(j, endpoint, wanted)) for j in journals]
-    directory = directories[0]
+    directories = _local_journals(ctx, journals, endpoint, until_seq, until_ns, checkpoint)
     request = CompactRequest(
-        directory=directory,
+        directory=directories[0],
         format=cast(Format, fmt),
         out=None if out is None or out == "-" else Path(out),
         to_stdout=out == "-",
@@ -112,28 +107,97 @@ def compact(
         idle_ns=int(idle_gap * 1e9),
         allow_gaps=allow_gaps,
     )
-    for each in directories:
-        if not each.is_dir():
-            raise UsageError(f"{each}: not a journal directory (no such directory)")
-    # The library states these as facts; here they are worded as the flags that caused them.
+    result = _run(request, directories, quiet=quiet)
+    _report(request, result, as_json=as_json)
+
+
+def _local_journals(
+    ctx: typer.Context,
+    journals: list[str],
+    endpoint: str | None,
+    until_seq: int | None,
+    until_ns: int | None,
+    checkpoint: bool,
+) -> list[Path]:
+    """Each journal as a readable directory: an archive is restored (up to --until) to a
+    temporary journal, removed when the command is done."""
+    from recorder.archive.location import is_archive_url
+    from recorder.cli.journal_commands import journal_argument
+    from recorder.journal.query import Query
+
+    if checkpoint and any(map(is_archive_url, journals)):
+        raise UsageError("--checkpoint needs a journal directory, not an archive URL")
+    wanted = Query(until_ns=until_ns, to_seq=until_seq)
+    directories = [ctx.with_resource(local_journal(j, endpoint, wanted)) for j in journals]
+    for directory in directories:
+        journal_argument(directory)
+    return directories
+
+
+def _report(request: "CompactRequest", result: "CompactResult", *, as_json: bool) -> None:
+    """The summary on stderr (or the `-o json` document), then the gaps: an error unless allowed."""
+    if as_json:
+        print_json(result_document(result))
+    else:
+        for line in summary(result):
+            typer.echo(line, err=True)
+    hint = "the snapshot records them; --allow-gaps accepts them"
+    if request.checkpoint:
+        hint += " and moves the checkpoint on"
+    report_gaps(request.directory, result.gaps, allow=request.allow_gaps, hint=hint)
+
+
+def _check_arguments(
+    fmt: str, out: str | None, *, as_json: bool, prune: bool, checkpoint: bool
+) -> None:
+    """Refuse what cannot work before the whole journal is read; errors name the flags."""
+    if fmt not in FORMATS:
+        raise UsageError(f"--format: must be one of {', '.join(FORMATS)}, got {fmt!r}")
     if prune and not checkpoint:
         raise UsageError("--prune needs --checkpoint: segments are only deleted once covered")
-    if fmt == "meshsync" and out == "-":
+    if out == "-" and fmt == "meshsync":
         raise UsageError("--format meshsync writes two files; give --out a directory")
+    if out == "-" and as_json:
+        raise UsageError("--output json and --out - would both write to stdout; pick one")
+    if out is None or out == "-":
+        return
+    path = Path(out)
+    if fmt == "meshsync" and path.exists() and not path.is_dir():
+        raise UsageError(f"--out: {path} is not a directory (meshsync writes two files into one)")
+    if not path.parent.is_dir():
+        raise UsageError(f"--out: {path.parent} is not a directory")
+
+
+def _run(request: "CompactRequest", directories: list[Path], *, quiet: bool) -> "CompactResult":
+    """The compaction, with a bar over segments read (and an ETA) for a person watching; several
+    journals are merged instead (no bar: their records are read interleaved)."""
+    from recorder.compact.run import run_compaction
+    from recorder.journal.segment import list_segments
+
     if len(directories) > 1:
         from recorder.compact.merge import run_merged_compaction
 
-        result = run_merged_compaction(request, directories)
-    elif sys.stderr.isatty():
-        total = len(list_segments(directory))
-        with typer.progressbar(length=total, label="compacting", file=sys.stderr) as bar:
-            result = run_compaction(request, progress=lambda _segment: bar.update(1))
-    else:
-        result = run_compaction(request)
+        return run_merged_compaction(request, directories)
+    if not wanted(quiet):
+        return run_compaction(request)
+    total = len(list_segments(request.directory))
+    bar = typer.progressbar(
+        length=total, label="reading segments", show_pos=True, show_eta=True, file=sys.stderr
+    )
+    with bar:
+        return run_compaction(request, progress=lambda _segment: bar.update(1))
+
+
+def summary(result: "CompactResult") -> list[str]:
+    """What was read, kept, skipped and written, for people (on stderr: stdout may be data)."""
     stats = result.stats
-    lines = [
-        f"read {stats.messages} messages ({stats.object_events} object events)"
-        + (f", resuming after seq {result.resumed_from_seq}" if result.resumed_from_seq else ""),
+    read = f"read {result.messages_read} messages ({result.object_events_read} object events)"
+    if result.resumed_from_seq is not None:
+        read += f", resuming after seq {result.resumed_from_seq}"
+    lines = [read]
+    if result.resumed_from_seq is not None:
+        lines.append(f"state: {stats.messages} messages read in all, up to seq {stats.last_seq}")
+    lines += [
         f"objects: {stats.objects} live, {stats.tombstones} tombstones, "
         f"{stats.duplicates} duplicates, {stats.stale} stale, {stats.ghosts_pruned} ghosts pruned",
         f"skipped: {stats.undecodable} undecodable, {stats.no_uid} without uid",
@@ -142,16 +206,51 @@ def compact(
     if result.stopped_at is not None:
         seq, stamp = result.stopped_at
         lines.append(f"--until: stopped before seq {seq}, stamped {format_time(stamp)}")
-    lines += [f"  seq {i.seq} on {i.subject}: {i.reason}" for i in stats.issues[:20]]
-    if len(stats.issues) > 20:
-        lines.append(f"  ... and {len(stats.issues) - 20} more")
+    lines += [f"  seq {i.seq} on {i.subject}: {i.reason}" for i in stats.issues[:ISSUES_SHOWN]]
+    if len(stats.issues) > ISSUES_SHOWN:
+        lines.append(f"  ... and {len(stats.issues) - ISSUES_SHOWN} more")
     lines += [f"wrote {path}" for path in result.outputs]
     if result.checkpoint:
         lines.append(f"checkpoint {result.checkpoint} (seq {stats.last_seq})")
     lines += [f"pruned {name}" for name in result.pruned]
-    for line in lines:
-        typer.echo(line, err=True)
-    hint = "the snapshot records them; --allow-gaps accepts them"
-    if checkpoint:
-        hint += " and moves the checkpoint on"
-    report_gaps(directory, result.gaps, allow=allow_gaps, hint=hint)
+    return lines
+
+
+def result_document(result: "CompactResult") -> dict[str, Any]:
+    """`-o json`: the same facts as the summary, every issue included."""
+    stats = result.stats
+    return {
+        "read": {"messages": result.messages_read, "object_events": result.object_events_read},
+        "resumed_from_seq": result.resumed_from_seq,
+        "stopped_at": _stopped_at(result.stopped_at),
+        "state": {
+            "messages": stats.messages,
+            "object_events": stats.object_events,
+            "first_seq": stats.first_seq,
+            "last_seq": stats.last_seq,
+            "clusters": list(stats.clusters),
+        },
+        "objects": {
+            "live": stats.objects,
+            "tombstones": stats.tombstones,
+            "duplicates": stats.duplicates,
+            "stale": stats.stale,
+            "ghosts_pruned": stats.ghosts_pruned,
+            "written": result.objects_written,
+            "per_kind": stats.per_kind,
+        },
+        "skipped": {"undecodable": stats.undecodable, "no_uid": stats.no_uid},
+        "issues": [{"seq": i.seq, "subject": i.subject, "reason": i.reason} for i in stats.issues],
+        "outputs": [str(path) for path in result.outputs],
+        "checkpoint": str(result.checkpoint) if result.checkpoint else None,
+        "pruned": list(result.pruned),
+        "gaps": [{"gap": gap.describe(), "inside": gap.inside} for gap in result.gaps],
+    }
+
+
+def _stopped_at(stopped_at: tuple[int, int] | None) -> dict[str, Any] | None:
+    """Where `--until TIME` cut the journal: the first record stamped past it."""
+    if stopped_at is None:
+        return None
+    seq, stamp = stopped_at
+    return {"seq": seq, "time": format_time(stamp)}

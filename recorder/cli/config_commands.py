@@ -1,27 +1,24 @@
 """`recorder config show` and `recorder config check`."""
 
-from __future__ import annotations
-
 import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from recorder.cli.app import app
-from recorder.config import (
-    ENV_VARS,
-    LEAVES,
-    Config,
-    check_files,
-    config_to_dict,
-    config_to_yaml,
-    load_config,
-)
+from recorder.cli.app import CliTyper, app
+from recorder.cli.render import examples
 from recorder.errors import UsageError
 from recorder.units import mask_url
 
-config_app = typer.Typer(help="Show or check the effective configuration.", no_args_is_help=True)
+if TYPE_CHECKING:
+    from recorder.config import Config
+
+config_app = CliTyper(
+    help="Show or check the effective configuration.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
 app.add_typer(config_app, name="config")
 
 ConfigFile = Annotated[
@@ -49,20 +46,40 @@ def chosen_config_file(path: Path | None) -> Path | None:
     return path or (Path(env_path) if env_path else None)
 
 
-def load_effective_config(path: Path | None, overrides: dict[str, object] | None = None) -> Config:
+def load_effective_config(
+    path: Path | None, overrides: dict[str, object] | None = None
+) -> "Config":
     """Defaults, then the file (flag or RECORDER_CONFIG), then RECORDER_* variables, then flags."""
+    from recorder.config import load_config
+
     return load_config(chosen_config_file(path), os.environ, overrides or {})
 
 
-@config_app.command("show")
+@config_app.command(
+    "show",
+    epilog=examples(
+        "recorder config show --config /etc/recorder/config.yaml",
+        "RECORDER_NATS_URL=nats://broker:4222 recorder config show",
+    ),
+)
 def show(config: ConfigFile = None) -> None:
     """Print the effective configuration, secrets masked."""
+    from recorder.config import config_to_yaml
+
     typer.echo(config_to_yaml(load_effective_config(config), mask_secrets=True), nl=False)
 
 
-@config_app.command("check")
+@config_app.command(
+    "check",
+    epilog=examples(
+        "recorder config check --config /etc/recorder/config.yaml",
+        "RECORDER_CONFIG=config.yaml recorder config check && systemctl restart recorder",
+    ),
+)
 def check(config: ConfigFile = None) -> None:
     """Validate the configuration and the files it names; exit 2 naming the bad field."""
+    from recorder.config import check_files
+
     cfg = load_effective_config(config)
     check_files(cfg)
     typer.echo("configuration is valid")
@@ -70,6 +87,8 @@ def check(config: ConfigFile = None) -> None:
 
 def reference_table() -> str:
     """Every setting as a Markdown table: key, environment variables, default."""
+    from recorder.config import ENV_VARS, LEAVES, config_to_dict, load_config
+
     defaults = _flatten(config_to_dict(load_config(None, {}, {}), mask_secrets=True))
     variables: dict[str, list[str]] = {}
     for name, key in ENV_VARS.items():
@@ -99,7 +118,13 @@ def _shown(value: Any) -> str:
     return str(value).lower() if isinstance(value, bool) else str(value)
 
 
-@config_app.command("reference")
+@config_app.command(
+    "reference",
+    epilog=examples(
+        "recorder config reference",
+        "recorder config reference > docs/settings.md",
+    ),
+)
 def reference() -> None:
     """Print every setting with its environment variables and default, as a Markdown table."""
     typer.echo(reference_table(), nl=False)

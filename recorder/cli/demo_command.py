@@ -1,7 +1,5 @@
 """`recorder demo`: broker, simulated MeshSync, the real daemon, verify, compact, replay; a report."""
 
-from __future__ import annotations
-
 import os
 import shlex
 import shutil
@@ -10,16 +8,24 @@ import tempfile
 import time
 from pathlib import Path
 from types import FrameType
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from recorder.cli.app import app
-from recorder.cli.render import table
-from recorder.demo.run import MIN_EVENTS, REPLAY_SUBJECT, DemoRequest, DemoStats, run_demo
+from recorder.cli.render import examples, table
+
+if TYPE_CHECKING:
+    from recorder.demo.run import DemoStats
 
 
-@app.command()
+@app.command(
+    epilog=examples(
+        "recorder demo",
+        "recorder demo --events 5000 --seconds 20 --dir ./demo",
+        "recorder demo --no-keep",
+    )
+)
 def demo(
     directory: Annotated[
         Path | None,
@@ -31,7 +37,7 @@ def demo(
         ),
     ] = None,
     events: Annotated[
-        int, typer.Option(min=MIN_EVENTS, help="Simulated MeshSync messages to publish.")
+        int, typer.Option(help="Simulated MeshSync messages to publish (at least 300).")
     ] = 2000,
     seconds: Annotated[
         float, typer.Option(min=0.1, max=300.0, help="Spread publishing over this many seconds.")
@@ -44,6 +50,8 @@ def demo(
     ] = True,
 ) -> None:
     """Show the whole recorder on loopback: record simulated churn, verify, compact, replay, check."""
+    from recorder.demo.run import DemoRequest, run_demo
+
     existed = directory is not None and directory.exists()  # the user's: only emptied by --no-keep
     if directory is None:
         if keep:
@@ -83,8 +91,10 @@ def _interrupt(_signum: int, _frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
-def report(stats: DemoStats) -> list[str]:
+def report(stats: "DemoStats") -> list[str]:
     """The demo's report: what ran, what was counted, the checks, and where the files are."""
+    from recorder.demo.run import REPLAY_SUBJECT
+
     verdict = "every check passed" if stats.ok else "SOME CHECKS FAILED"
     subjects = sorted(stats.published_by_subject.items(), key=lambda item: -item[1])
     by_subject = ", ".join(f"{count} {subject}" for subject, count in subjects)

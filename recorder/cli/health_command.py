@@ -13,21 +13,25 @@ with the listener off. This command reads the effective configuration as `record
   systemd's watchdog, which the daemon pings from its event loop).
 """
 
-from __future__ import annotations
-
 from typing import Annotated
 
 import typer
 
 from recorder.cli.app import app
 from recorder.cli.config_commands import ConfigFile, load_effective_config
+from recorder.cli.render import examples
 from recorder.errors import UnhealthyError, UsageError
 
 # A listener on every address is asked on loopback.
 _WILDCARDS = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}
 
 
-@app.command()
+@app.command(
+    epilog=examples(
+        "recorder health                     # in the container: HEALTHCHECK CMD",
+        "recorder health --config /etc/recorder.yaml --ready",
+    )
+)
 def health(
     config: ConfigFile = None,
     ready: Annotated[
@@ -41,10 +45,6 @@ def health(
     """Exit 0 when the recorder this configuration describes is alive, 1 (naming why) when not.
 
     With http.listen off, a live recorder is one holding the journal directory's LOCK.
-
-    Examples:
-      recorder health                          # in the container: HEALTHCHECK CMD
-      recorder health --config /etc/recorder.yaml --ready
     """
     cfg = load_effective_config(config)
     address = cfg.http.address

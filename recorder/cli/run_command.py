@@ -1,11 +1,9 @@
 """`recorder run`: the recording daemon."""
 
-from __future__ import annotations
-
 import contextlib
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -16,14 +14,21 @@ from recorder.cli.config_commands import (
     load_effective_config,
     urls_from_flag,
 )
-from recorder.config import Config
-from recorder.demo.embedded import EmbeddedBroker
-from recorder.exposure import exposed_secrets
-from recorder.log import configure_logging, get_logger
-from recorder.recording.daemon import SegmentShipper, run_daemon
+from recorder.cli.render import examples
+from recorder.log import get_logger
+
+if TYPE_CHECKING:
+    from recorder.config import Config
+    from recorder.recording.daemon import SegmentShipper
 
 
-@app.command()
+@app.command(
+    epilog=examples(
+        "recorder run --nats-url nats://127.0.0.1:4222 --journal-dir /var/lib/recorder",
+        "recorder run --config /etc/recorder/config.yaml",
+        "recorder run --embedded-broker --journal-dir ./journal --http-listen 127.0.0.1:9464",
+    )
+)
 def run(
     ctx: typer.Context,
     config: ConfigFile = None,
@@ -55,6 +60,10 @@ def run(
     ] = None,
 ) -> None:
     """Record MeshSync traffic from a NATS broker into the journal until stopped."""
+    from recorder.demo.embedded import EmbeddedBroker
+    from recorder.log import configure_logging
+    from recorder.recording.daemon import run_daemon
+
     overrides: dict[str, object] = {
         "nats.urls": urls_from_flag(nats_url),
         "subjects": repeated(subject),
@@ -79,7 +88,7 @@ def run(
     raise typer.Exit(result.exit_code)
 
 
-def _archiver(cfg: Config) -> SegmentShipper | None:
+def _archiver(cfg: "Config") -> "SegmentShipper | None":
     if not cfg.archive.url:
         return None
     from recorder.archive.setup import build_archiver  # obstore loads only when archiving
@@ -93,8 +102,10 @@ def repeated(values: list[str] | None) -> list[str] | None:
     return list(values) if values else None
 
 
-def warn_exposed_secrets(cfg: Config, config_path: Path | None) -> None:
+def warn_exposed_secrets(cfg: "Config", config_path: Path | None) -> None:
     """Warn at start about each secret-holding file the group or the world may read."""
+    from recorder.exposure import exposed_secrets
+
     log = get_logger("config")
     for exposure in exposed_secrets(cfg, config_path):
         log.warning(

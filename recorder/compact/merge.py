@@ -12,7 +12,8 @@ from recorder.compact.model import CompactOptions
 from recorder.compact.run import CompactRequest, CompactResult, write_outputs
 from recorder.compact.state import Compactor
 from recorder.errors import UsageError
-from recorder.journal.reader import JournalReader, Query
+from recorder.journal.query import Query
+from recorder.journal.reader import JournalReader
 from recorder.journal.record import Record
 
 
@@ -40,7 +41,9 @@ def run_merged_compaction(
     if request.until_ns is not None:
         compactor.close_idle_epoch(request.until_ns)
     stats = compactor.stats()
-    result = CompactResult(stats)
+    result = CompactResult(
+        stats, messages_read=stats.messages, object_events_read=stats.object_events
+    )
     result.gaps = [gap for reader in readers for gap in reader.stats.gaps]
     compactor.gaps += [gap.describe() for gap in result.inside_gaps]
     write_outputs(request, compactor, stats, None, result, stdout or sys.stdout.buffer)

@@ -29,7 +29,8 @@ from recorder.errors import EmptyJournalError, SegmentGoneError, UsageError
 from recorder.fsutil import atomic_file, fsync_dir, read_file, write_atomic
 from recorder.journal.directory import journal_segments
 from recorder.journal.gaps import Gap
-from recorder.journal.reader import JournalReader, Query
+from recorder.journal.query import Query
+from recorder.journal.reader import JournalReader
 from recorder.journal.record import Message, Record
 from recorder.journal.segment import remove_segment, summarize
 from recorder.log import get_logger
@@ -67,6 +68,9 @@ class CompactResult:
     outputs: list[Path] = field(default_factory=list)
     objects_written: int = 0
     resumed_from_seq: int | None = None
+    # What this run read; `stats` also counts what the checkpoint it resumed from had read.
+    messages_read: int = 0
+    object_events_read: int = 0
     stopped_at: tuple[int, int] | None = None  # (seq, time_ns) of the first record past until_ns
     checkpoint: Path | None = None
     pruned: list[str] = field(default_factory=list)
@@ -93,7 +97,8 @@ def run_compaction(
     )
     checkpoint_path = request.directory / CHECKPOINT_NAME
     compactor = _resumed_state(request, options, checkpoint_path)
-    resumed = compactor.stats().last_seq if compactor else None
+    before = compactor.stats() if compactor else None
+    resumed = before.last_seq if before else None
     compactor = compactor or Compactor(options)
     # No time bound in the query: a time filter picks records by stamp wherever they are, but
     # the state is a fold in sequence order, and a wall clock that stepped back stamps later
@@ -110,14 +115,20 @@ def run_compaction(
     with contextlib.ExitStack() as stack:
         meshsync_paths = extended = None
         if request.format == "meshsync":
-            meshsync_paths = meshsync_snapshot_paths(
-                request.out or Path.cwd(), datetime.now(UTC).date()
-            )
+            directory = request.out or Path.cwd()
+            directory.mkdir(exist_ok=True)  # like the other formats' files, made when missing
+            meshsync_paths = meshsync_snapshot_paths(directory, datetime.now(UTC).date())
             # Streamed as it is read: the -extended file grows with events, memory must not.
             extended = stack.enter_context(atomic_file(meshsync_paths[1]))
         stopped_at = _feed(compactor, reader, request.until_ns, progress, extended)
         stats = compactor.stats()
-        result = CompactResult(stats, resumed_from_seq=resumed, stopped_at=stopped_at)
+        result = CompactResult(
+            stats,
+            resumed_from_seq=resumed,
+            messages_read=stats.messages - (before.messages if before else 0),
+            object_events_read=stats.object_events - (before.object_events if before else 0),
+            stopped_at=stopped_at,
+        )
         result.gaps = _gaps(reader, resumed)
         compactor.gaps += [gap.describe() for gap in result.inside_gaps]
         _log_damage(reader)
@@ -260,7 +271,12 @@ def _load_checkpoint(path: Path, options: CompactOptions) -> Compactor | None:
         data = read_file(path)
     except FileNotFoundError:
         return None
-    compactor = Compactor.from_bytes(data, options)
+    try:
+        compactor = Compactor.from_bytes(data, options)
+    except UsageError as exc:
+        raise UsageError(f"{path}: {exc}", hint=exc.hint) from None
+    except (KeyError, TypeError, ValueError):  # msgpack, but not in the shape to_bytes writes
+        raise UsageError(f"{path}: the checkpoint is not a compaction state", "delete it") from None
     log.info("checkpoint_loaded", path=str(path), last_seq=compactor.stats().last_seq)
     return compactor
 

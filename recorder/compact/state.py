@@ -104,6 +104,11 @@ class Compactor:
 
     # -- feeding ---------------------------------------------------------------------------
 
+    def extend_until(self, until_seq: int | None, until_ns: int | None) -> None:
+        """Move the stopping point on (None: no bound), so one pass can stop at several points."""
+        self._until_seq = _NEVER if until_seq is None else until_seq
+        self._until_ns = _NEVER if until_ns is None else until_ns
+
     def feed(self, record: Record) -> bool:
         """Apply one record; False once a record lies past `until` (the caller should stop)."""
         return self.feed_many((record,))

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import ctypes
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from recorder.errors import RecorderError
@@ -17,6 +20,27 @@ from recorder.log import get_logger
 log = get_logger("embedded")
 
 _STARTUP_TIMEOUT_S = 10.0
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def die_with_this_process() -> Callable[[], None] | None:
+    """A preexec_fn that has the kernel SIGTERM the child when this process dies, SIGKILL too.
+
+    Without it a recorder killed with SIGKILL leaves its nats-server running, holding the port.
+    Linux only (None elsewhere). The kernel ties it to the thread that forks, so start the child
+    from a thread that lives as long as the process: the main thread.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    prctl = ctypes.CDLL(None, use_errno=True).prctl  # looked up before fork, only called after
+    parent = os.getpid()
+
+    def preexec() -> None:
+        prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent:  # the parent died between fork and prctl: follow it now
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return preexec
 
 
 def find_nats_server() -> str:
@@ -80,6 +104,7 @@ class EmbeddedBroker:
             stdin=subprocess.DEVNULL,
             # Its own session: a terminal's Ctrl-C must reach the recorder, which drains first.
             start_new_session=True,
+            preexec_fn=die_with_this_process(),
         )
         deadline = time.monotonic() + _STARTUP_TIMEOUT_S
         while time.monotonic() < deadline:

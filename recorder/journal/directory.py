@@ -6,9 +6,9 @@ import re
 from pathlib import Path
 from typing import Final
 
-from recorder.errors import JournalError, NotAJournalError
+from recorder.errors import NotAJournalError
 from recorder.journal.lock import LOCK_NAME
-from recorder.journal.segment import SegmentFile, find_gaps, list_segments
+from recorder.journal.segment import SegmentFile, find_gaps, list_segments, require_dir
 
 # Everything besides segments that a journal directory can hold: the lock, compaction's
 # checkpoint, repair's quarantine files, the temporary files of atomic writes, and the
@@ -23,8 +23,7 @@ def journal_segments(directory: Path) -> list[SegmentFile]:
     An empty directory is an empty journal; one holding neither a segment nor a LOCK but other
     files (`/etc`, a snapshot directory) is not, and saying "0 segments: clean" would hide it.
     """
-    if not directory.is_dir():
-        raise JournalError(f"{directory}: not a journal directory (no such directory)")
+    require_dir(directory)
     segments = list_segments(directory)
     for _ in range(_LISTINGS - 1):
         if not find_gaps(segments):

@@ -219,6 +219,7 @@ class VerifyReport:
     problems: list[Problem] = field(default_factory=list)
     in_progress: str | None = None  # the live writer's segment, whose tail may be mid-write
     removed: list[str] = field(default_factory=list)  # by retention, before they were checked
+    gaps: list[tuple[int, int]] = field(default_factory=list)  # missing segment numbers
 
     @property
     def clean(self) -> bool:
@@ -232,8 +233,8 @@ def verify_journal(directory: Path) -> VerifyReport:
     """
     segments = journal_segments(directory)
     locked = is_locked(directory)
-    report = VerifyReport(segments=len(segments))
-    for first, last in find_gaps(segments):
+    report = VerifyReport(segments=len(segments), gaps=find_gaps(segments))
+    for first, last in report.gaps:
         report.problems.append(
             Problem(segment_name(first), None, f"segments {first}..{last} are missing")
         )

@@ -46,7 +46,6 @@ from recorder.journal.segment import (
 from recorder.subjects import matches_any
 
 # Query and ReadStats are part of the reader's interface; they live in `query` for size's sake.
-__all__ = ["Batch", "JournalReader", "Position", "Query", "ReadStats", "iter_messages"]
 
 
 class Position(NamedTuple):
@@ -236,9 +235,8 @@ class JournalReader:
         bounded = query.bounded
         subjects = query.subjects
         take_markers = self.markers
-        records = batch.records
         add_offset = batch.offsets.append
-        add_record = records.append
+        add_record = batch.records.append
         view = memoryview(data)
         try:
             while end - offset >= FRAME_OVERHEAD:
@@ -283,7 +281,7 @@ class JournalReader:
                 offset = following
             return base + offset
         finally:
-            self.stats.records += len(records)
+            self.stats.records += len(batch.records)
 
     def _checked_records(
         self, segment: SegmentFile, data: bytes, base: int

@@ -14,7 +14,7 @@ from typing import Final
 
 import zstandard
 
-from recorder.errors import JournalWriteError, PathAccessError, SegmentGoneError
+from recorder.errors import JournalError, JournalWriteError, PathAccessError, SegmentGoneError
 from recorder.fsutil import (
     PRIVATE_FILE_MODE,
     fsync_dir,
@@ -96,6 +96,21 @@ def list_segments(directory: Path) -> list[SegmentFile]:
     return [found[number] for number in sorted(found)]
 
 
+def require_dir(directory: Path) -> None:
+    """Raise JournalError saying why `directory` cannot be read as a journal directory, if it cannot."""
+    try:
+        mode = directory.stat().st_mode
+    except FileNotFoundError:
+        reason = "no such directory"
+    except OSError as exc:  # a parent that is a file, or that this user may not enter
+        reason = exc.strerror or type(exc).__name__
+    else:
+        if stat.S_ISDIR(mode):
+            return
+        reason = "a file, not a directory" if stat.S_ISREG(mode) else "not a directory"
+    raise JournalError(f"{directory}: not a journal directory ({reason})")
+
+
 def remove_segment(segment: SegmentFile) -> None:
     """Unlink a segment in both its forms; the caller fsyncs the directory.
 
@@ -122,6 +137,8 @@ def ensure_dir(directory: Path) -> None:
 
     Missing parents get 0755 whatever the umask (mkdir would give them 0777 under umask 0).
     """
+    if directory.exists() and not directory.is_dir():
+        require_dir(directory)  # says what is in the way, rather than mkdir's "File exists"
     missing = [parent for parent in reversed(directory.parents) if not parent.exists()]
     for parent in missing:
         parent.mkdir(mode=0o755, exist_ok=True)

@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
-import enum
 import os
-import threading
 import time
 import uuid
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from recorder import __version__
 from recorder.errors import JournalError, JournalWriteError, PathAccessError
 from recorder.fsutil import write_all
-from recorder.journal.active import ActiveSegment, create_segment
+from recorder.journal.active import ActiveSegment, Chunk, create_segment
 from recorder.journal.lock import DirectoryLock
+from recorder.journal.options import Compression, FsyncPolicy, WriterOptions
+from recorder.journal.postseal import PostSeal
 from recorder.journal.record import (
     FOOTER_SIZE,
     Incoming,
@@ -28,37 +26,12 @@ from recorder.journal.record import (
     encode_message_parts,
 )
 from recorder.journal.recovery import Recovery, recover
-from recorder.journal.retention import RetentionPolicy, SteadyNow, enforce_retention
-from recorder.journal.segment import (
-    SegmentFile,
-    compress_segment,
-    ensure_dir,
-    list_segments,
-)
+from recorder.journal.retention import SteadyNow
+from recorder.journal.segment import SegmentFile, ensure_dir, list_segments
+from recorder.journal.unsynced import Unsynced, abandon, records_in
 from recorder.log import get_logger
 
 log = get_logger("journal")
-
-
-class FsyncPolicy(enum.StrEnum):
-    ALWAYS = "always"  # one fsync per appended batch (group commit)
-    INTERVAL = "interval"  # at most one fsync per interval, and on rotation and close
-    NEVER = "never"  # leave it to the kernel, except on rotation and close
-
-
-class Compression(enum.StrEnum):
-    NONE = "none"
-    ZSTD = "zstd"
-
-
-@dataclass(frozen=True, slots=True)
-class WriterOptions:
-    segment_max_bytes: int = 64 * 1024 * 1024
-    segment_max_age_ns: int = 3600 * 10**9
-    fsync: FsyncPolicy = FsyncPolicy.INTERVAL
-    fsync_interval_ns: int = 10**9
-    compression: Compression = Compression.NONE
-    retention: RetentionPolicy = field(default_factory=RetentionPolicy)
 
 
 class JournalWriter:
@@ -93,14 +66,21 @@ class JournalWriter:
         self._lock_held = False
         self._active: ActiveSegment | None = None
         self._next_seq = 1
+        self._unsynced = Unsynced()  # what a failed fsync would lose; see unsynced.py
+        # The last sequence number as durable as the fsync policy makes it (`never`: written).
+        self.durable_seq = 0
         self._dirty = False
         self._last_sync_ns = 0
         self._fsync_observer = fsync_observer
-        self._on_sealed = on_sealed
-        self._may_delete = may_delete
-        self._background = ThreadPoolExecutor(1, thread_name_prefix="journal-post-seal")
-        self._pending: list[Future[None]] = []
-        self._retention_lock = threading.Lock()
+        self._post_seal = PostSeal(
+            directory,
+            self.options.compression is Compression.ZSTD,
+            self.options.retention,
+            self._steady_now,
+            self._active_facts,
+            on_sealed=on_sealed,
+            may_delete=may_delete,
+        )
         self.recovery: Recovery | None = None
 
     # -- lifecycle --------------------------------------------------------------------------
@@ -113,25 +93,15 @@ class JournalWriter:
         try:
             recovery = recover(self.directory)
             self._next_seq = recovery.previous_last_seq + 1
+            self.durable_seq = recovery.previous_last_seq
             self._open_segment(self._next_number())
             if recovery.clean is False:
-                self.append_marker(
-                    MarkerType.STOPPED,
-                    {
-                        "clean": False,
-                        "detected": "at restart",
-                        "last_seq": recovery.previous_last_seq,
-                    },
-                )
-            self.append_marker(
-                MarkerType.STARTED,
-                {
-                    "instance": self.instance_id.hex(),
-                    "pid": os.getpid(),
-                    "version": __version__,
-                    **(started_fields or {}),
-                },
-            )
+                last_seq = recovery.previous_last_seq
+                fields = {"clean": False, "detected": "at restart", "last_seq": last_seq}
+                self.append_marker(MarkerType.STOPPED, fields)
+            instance = {"instance": self.instance_id.hex(), "pid": os.getpid()}
+            fields = {**instance, "version": __version__, **(started_fields or {})}
+            self.append_marker(MarkerType.STARTED, fields)
         except BaseException:
             self._lock_held = False
             self._lock.release()
@@ -144,33 +114,41 @@ class JournalWriter:
         if not self._lock_held:
             return
         try:
+            self._resume_or_give_up()
             if self._active is not None:
                 self._close_active(clean, fields or {})
         finally:
-            self._background.shutdown(wait=True)
+            self._post_seal.shutdown()
             self._lock_held = False
             self._lock.release()
 
     def _close_active(self, clean: bool, fields: dict[str, Any]) -> None:
-        active = self._require_active()
         try:
             self.append_marker(MarkerType.STOPPED, {"clean": clean, **fields})
-        except JournalWriteError as exc:
-            log.warning("stop_marker_not_written", segment=active.file.name, error=str(exc))
-        try:
             self._seal()
+            return
         except JournalWriteError as exc:
-            # Left unsealed: the next writer's recovery seals it; nothing written is lost.
-            log.error("segment_not_sealed", segment=active.file.name, error=str(exc))
-            os.close(active.fd)
-            self._active = None
+            log.error("segment_not_sealed", error=str(exc))
+        # One more try; else the segment stays cut back to its last fsync, for the next recovery.
+        self._resume_or_give_up()
+        if self._active is not None:
+            self._resume_or_give_up(self._seal)
+
+    def _resume_or_give_up(self, then: Callable[[], None] | None = None) -> None:
+        try:
+            self.resume()
+            if then is not None:
+                then()
+        except JournalWriteError as exc:
+            self._unsynced.give_up(exc)
 
     def abandon(self) -> None:
         """Drop the files as a crash would (no marker, no seal, no fsync): for tests and repair."""
-        if self._active is not None:
-            os.close(self._active.fd)
-            self._active = None
-        self._background.shutdown(wait=True)
+        for active in (self._active, self._unsynced.failed):
+            if active is not None:
+                abandon(active)
+        self._active = self._unsynced.failed = None
+        self._post_seal.shutdown()
         self._lock_held = False
         self._lock.release()
 
@@ -181,13 +159,33 @@ class JournalWriter:
         return self._next_seq
 
     @property
+    def fault(self) -> JournalWriteError | None:
+        """The write or fsync error that stopped the writer, until resume() succeeds."""
+        return self._unsynced.fault
+
+    @property
     def active_segment(self) -> SegmentFile | None:
         return self._active.file if self._active else None
 
     def append_messages(self, items: list[Incoming]) -> int:
-        """Append a batch of messages; returns the sequence number of the last one."""
+        """Append a batch of messages; returns the sequence number of the last one.
+
+        On JournalWriteError the first `written` are kept (resume() writes them again if need
+        be); the others were not taken.
+        """
         if not items:
             return self._next_seq - 1
+        first_seq = self._next_seq
+        try:
+            self._append_messages(items)
+        except JournalWriteError as exc:
+            exc.written = self._next_seq - first_seq
+            raise
+        return self._next_seq - 1
+
+    def _append_messages(self, items: list[Incoming]) -> None:
+        if self.fault is not None:
+            self.resume()
         parts = encode_message_parts(self._next_seq, items)
         size = sum(map(len, parts))
         active = self._ensure_active()
@@ -196,26 +194,27 @@ class JournalWriter:
             # no copy into one buffer.
             earliest = min(item.time_ns for item in items)
             latest = max(item.time_ns for item in items)
-            self._append_chunk(active, parts, len(items), earliest, latest, messages=True)
+            self._append_chunk(
+                active, Chunk(parts, self._next_seq, len(items), earliest, latest, True)
+            )
             self._after_write()
         else:
             frames = [parts[index] + parts[index + 1] for index in range(0, len(parts), 2)]
-            self._append_frames(frames, [item.time_ns for item in items], messages=True)
-        return self._next_seq - 1
+            self._append_from(frames, [item.time_ns for item in items], messages=True)
 
     def append_marker(self, marker_type: MarkerType, fields: dict[str, Any] | None = None) -> int:
-        now = self._clock()
-        frame = encode_marker(Marker(self._next_seq, now, marker_type, fields or {}))
-        self._append_frames([frame], [now], messages=False)
-        return self._next_seq - 1
-
-    def _append_frames(self, frames: list[bytes], times: list[int], *, messages: bool) -> None:
+        """Append a marker; on JournalWriteError `written` (0 or 1) says whether it was kept."""
         first_seq = self._next_seq
         try:
-            self._append_from(frames, times, messages=messages)
+            if self.fault is not None:
+                self.resume()
+            now = self._clock()
+            frame = encode_marker(Marker(self._next_seq, now, marker_type, fields or {}))
+            self._append_from([frame], [now], messages=False)
         except JournalWriteError as exc:
             exc.written = self._next_seq - first_seq
             raise
+        return self._next_seq - 1
 
     def _append_from(self, frames: list[bytes], times: list[int], *, messages: bool) -> None:
         limit = self.options.segment_max_bytes - FOOTER_SIZE
@@ -232,60 +231,57 @@ class JournalWriter:
                     self.rotate("size")
                     continue
                 end = start + 1  # a record larger than a whole segment gets one of its own
-            chunk_times = times[start:end]
+            data, seq, ends = b"".join(frames[start:end]), self._next_seq, times[start:end]
             self._append_chunk(
-                active,
-                b"".join(frames[start:end]),
-                end - start,
-                min(chunk_times),
-                max(chunk_times),
-                messages=messages,
+                active, Chunk(data, seq, end - start, min(ends), max(ends), messages)
             )
             start = end
             if start < len(frames):
                 self.rotate("size")
         self._after_write()
 
-    def _append_chunk(
-        self,
-        active: ActiveSegment,
-        data: bytes | list[bytes],
-        count: int,
-        earliest_ns: int,
-        latest_ns: int,
-        *,
-        messages: bool,
-    ) -> None:
-        """Write `count` whole records and account for them in the segment's footer.
-
-        The footer keeps the earliest and latest receive time, not the first and last record's:
-        the wall clock can step back, and time filters and retention must still be right.
-        """
-        self._write(active, data)
-        if not active.records:
-            active.first_seq = self._next_seq
-            active.first_time_ns, active.last_time_ns = earliest_ns, latest_ns
+    def _append_chunk(self, active: ActiveSegment, chunk: Chunk) -> None:
+        """Write whole records, keep them until fsynced, and count them as appended."""
+        size = self._put(active, chunk)
+        self._next_seq += chunk.records
+        if self.options.fsync is FsyncPolicy.NEVER:
+            active.mark_synced()  # the policy promises nothing past the write
+            self.durable_seq = self._next_seq - 1
         else:
-            active.first_time_ns = min(active.first_time_ns, earliest_ns)
-            active.last_time_ns = max(active.last_time_ns, latest_ns)
-        active.records += count
-        active.messages += count if messages else 0
-        self._next_seq += count
-        active.last_seq = self._next_seq - 1
+            self._unsynced.keep(chunk, size)
 
-    def _write(self, active: ActiveSegment, data: bytes | list[bytes]) -> None:
+    def _put(self, active: ActiveSegment, chunk: Chunk) -> int:
+        size = self._write(active, chunk.data)
+        active.account(chunk, size)
+        return size
+
+    def _write(self, active: ActiveSegment, data: bytes | list[bytes]) -> int:
         try:
             size = write_all(active.fd, data)
         except OSError as exc:
-            # Cut back to the last whole record so no torn record stays behind.
-            try:
-                os.ftruncate(active.fd, active.size)
-                os.lseek(active.fd, active.size, os.SEEK_SET)
-            except OSError as undo:
-                log.error("truncate_after_write_error_failed", error=str(undo))
-            raise JournalWriteError(active.file.name, exc.errno, exc.strerror or str(exc)) from exc
-        active.size += size
+            raise self._fail(active, exc, "write") from exc
         self._dirty = True
+        return size
+
+    def _fail(self, active: ActiveSegment, exc: OSError, call: str) -> JournalWriteError:
+        self._active = None
+        return self._unsynced.fail(active, exc, call)
+
+    def resume(self) -> None:
+        """After a fault: seal the failed segment at its last fsync, write the records it lost
+        into a fresh segment and fsync it; raises JournalWriteError while the disk still fails."""
+        unsynced = self._unsynced
+        if unsynced.fault is None:
+            return
+        unsynced.retreat_failed()
+        self._open_segment(self._next_number())
+        active = self._require_active()
+        for chunk in unsynced.chunks:
+            self._put(active, chunk)
+        self._fsync(active)
+        log.info("journal_resumed", segment=active.file.name, rewritten=records_in(unsynced.chunks))
+        unsynced.fault = None
+        self._committed(active)
 
     # -- durability -------------------------------------------------------------------------
 
@@ -297,32 +293,43 @@ class JournalWriter:
             self.sync_if_due()
 
     def sync_if_due(self) -> None:
+        if self.fault is not None:
+            return  # the caller retries resume() on its own schedule
         if self._dirty and self._monotonic() - self._last_sync_ns >= self.options.fsync_interval_ns:
             self.sync()
 
     def sync(self) -> None:
         """Make every appended record durable now."""
+        if self.fault is not None:
+            self.resume()
         active = self._active
         if active is None or not self._dirty:
             return
         self._fsync(active)
+        self._committed(active)
 
     def _fsync(self, active: ActiveSegment) -> None:
         started = time.perf_counter()
         try:
             os.fsync(active.fd)
         except OSError as exc:
-            raise JournalWriteError(active.file.name, exc.errno, f"fsync: {exc.strerror}") from exc
-        self._dirty = False
-        self._last_sync_ns = self._monotonic()
+            raise self._fail(active, exc, "fsync") from exc
         if self._fsync_observer is not None:
             self._fsync_observer(time.perf_counter() - started)
+
+    def _committed(self, active: ActiveSegment) -> None:
+        """An fsync of the active segment succeeded: everything appended so far is durable."""
+        active.mark_synced()
+        self._unsynced.clear()
+        self.durable_seq = self._next_seq - 1
+        self._dirty = False
+        self._last_sync_ns = self._monotonic()
 
     # -- rotation ---------------------------------------------------------------------------
 
     def rotate_if_old(self) -> bool:
         active = self._active
-        if active is None or not active.records:
+        if active is None or not active.records or self.fault is not None:
             return False
         if self._monotonic() - active.opened_ns < self.options.segment_max_age_ns:
             return False
@@ -331,55 +338,36 @@ class JournalWriter:
 
     def rotate(self, reason: str = "demand") -> SegmentFile | None:
         """Seal the active segment and open the next; a segment with no records is kept."""
+        if self.fault is not None:
+            self.resume()
         active = self._require_active()
         if not active.records:
             return None
         number = active.file.number
-        # Held until the next segment is active, so post-seal retention never sees the writer
-        # between segments and takes it for a closed one.
-        with self._retention_lock:
+        with self._post_seal.lock:
             self._seal()
             log.info("segment_rotated", segment=number, reason=reason)
             return self._open_segment(number + 1)
 
     def _seal(self) -> None:
         active = self._require_active()
-        self._write(active, encode_footer(active.footer()))
+        active.size += self._write(active, encode_footer(active.footer()))
         self._fsync(active)
+        self._committed(active)
         os.close(active.fd)
         self._active = None
-        self._pending = [future for future in self._pending if not future.done()]
-        self._pending.append(self._background.submit(self._after_seal, active.file))
+        self._post_seal.submit(active.file)
 
-    def _after_seal(self, sealed: SegmentFile) -> None:
-        try:
-            if self.options.compression is Compression.ZSTD:
-                sealed = compress_segment(sealed)
-                log.info("segment_compressed", segment=sealed.number)
-            if self._on_sealed is not None:
-                self._on_sealed(sealed)
-            self.apply_retention()
-        except Exception as exc:  # noqa: BLE001 - background work must never take the writer down
-            log.error("post_seal_failed", segment=sealed.number, error=repr(exc))
+    def _active_facts(self) -> tuple[int | None, int]:
+        active = self._active
+        return (active.file.number, active.size) if active else (None, 0)
 
     def apply_retention(self) -> list[str]:
         """Delete the oldest sealed segments beyond the retention bounds; never the active one."""
-        if not self.options.retention.enabled:
-            return []
-        with self._retention_lock:
-            active = self._active
-            return enforce_retention(
-                self.directory,
-                self.options.retention,
-                active.file.number if active else None,
-                active.size if active else 0,
-                self._steady_now(),
-                self._may_delete,
-            )
+        return self._post_seal.apply_retention()
 
     def wait_background(self) -> None:
-        for future in list(self._pending):
-            future.result()
+        self._post_seal.wait()
 
     def _open_segment(self, number: int) -> SegmentFile:
         active = create_segment(self.directory, number, self._clock(), self.instance_id)

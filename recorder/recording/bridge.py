@@ -72,6 +72,10 @@ class Bridge:
         )
         self._closing = False
         self._last_error: Exception | None = None
+        # While a first connect is tried, nats-py's own errors are summed up in one
+        # broker_unreachable line per attempt rather than logged each on their own.
+        self._connecting = False
+        self._servers = [mask_url(url) for url in nats_cfg.urls]  # URLs may hold passwords
 
     async def connect(self, *, retry: bool, stop: asyncio.Event | None = None) -> None:
         """Connect, retrying with backoff while `retry` (until `stop` is set); else fail fast."""
@@ -81,6 +85,7 @@ class Bridge:
         rng = random.Random()
         while True:
             self._last_error = None
+            self._connecting = True
             try:
                 # After a failed TLS handshake nats-py's connect() can wait forever for the old
                 # socket to close (nats-io/nats.py#718): bound it, and report what error_cb saw.
@@ -88,6 +93,7 @@ class Bridge:
                     natsclient.connect(**options), self._first_connect_bound()
                 )
             except Exception as exc:  # noqa: BLE001 - nats-py raises many unrelated types
+                self._connecting = False
                 reason = natsclient.describe_error(self._last_error or exc)
                 if _is_auth_error(reason) or not retry:
                     raise BrokerError(
@@ -96,7 +102,12 @@ class Bridge:
                 delay = backoff_delay(
                     attempt, self.cfg.reconnect_wait, self.cfg.max_reconnect_wait, rng
                 )
-                log.warning("broker_unreachable", error=reason, retry_in_s=round(delay, 2))
+                log.warning(
+                    "broker_unreachable",
+                    servers=self._servers,
+                    error=reason,
+                    retry_in_s=round(delay, 2),
+                )
                 attempt += 1
                 if stop is not None:
                     try:
@@ -108,6 +119,7 @@ class Bridge:
                     return
                 await asyncio.sleep(delay)
                 continue
+            self._connecting = False
             self.nc.options["max_reconnect_attempts"] = -1
             self.metrics.connected = True
             log.info("broker_connected", url=_url(self.nc))
@@ -197,16 +209,16 @@ class Bridge:
             self.intake.count_slow_consumer(exc.subject)
             return
         self._last_error = exc
-        log.warning("broker_error", error=natsclient.describe_error(exc))
+        if not self._connecting:
+            log.warning("broker_error", url=_url(self.nc), error=natsclient.describe_error(exc))
 
     async def _on_disconnected(self) -> None:
         self.metrics.connected = False
         self.metrics.disconnects += 1
         if self._closing:
             return
-        log.warning("broker_disconnected")
-        servers = [mask_url(url) for url in self.cfg.urls]  # a URL may carry user:password@
-        self.intake.mark(MarkerType.DISCONNECTED, {"servers": servers})
+        log.warning("broker_disconnected", url=_url(self.nc), servers=self._servers)
+        self.intake.mark(MarkerType.DISCONNECTED, {"servers": self._servers})
 
     async def _on_reconnected(self) -> None:
         self.metrics.connected = True

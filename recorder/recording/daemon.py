@@ -10,18 +10,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
+import os
 import signal
 from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 from recorder import __version__
 from recorder.config import Config
-from recorder.errors import JournalError, RecorderError
+from recorder.errors import JournalError, PathAccessError, RecorderError
+from recorder.journal.options import Compression, FsyncPolicy, WriterOptions
 from recorder.journal.record import MarkerType
 from recorder.journal.retention import RetentionPolicy
 from recorder.journal.segment import SegmentFile, list_segments
-from recorder.journal.writer import Compression, FsyncPolicy, JournalWriter, WriterOptions
+from recorder.journal.writer import JournalWriter
 from recorder.log import get_logger
 from recorder.meshsync import INFORMER_STORE, REQUEST_SUBJECT, RESYNC_DISCOVERY, request_payload
 from recorder.recording.bridge import Bridge
@@ -78,6 +82,21 @@ class RunResult:
     exit_code: int
     messages_written: int
     dropped: int
+
+
+def open_failure(directory: Path, exc: OSError) -> str:
+    """What stopped the journal from opening, naming the file that refused rather than guessing."""
+    reason = exc.strerror or str(exc)
+    culprit = Path(exc.filename) if exc.filename else None
+    if isinstance(exc, PermissionError):
+        # A file that exists refused us (an unreadable LOCK or segment); otherwise the directory
+        # refused a new file.
+        if culprit is not None and culprit != directory and os.path.lexists(culprit):
+            return f"{culprit}: cannot open journal file ({reason})"
+        return f"{directory}: journal directory not writable ({reason})"
+    if isinstance(exc, NotADirectoryError):
+        return f"{directory}: cannot create the journal directory: {reason} (a parent is a file)"
+    return f"{culprit or directory}: cannot open journal: {reason}"
 
 
 class Daemon:
@@ -141,14 +160,16 @@ class Daemon:
         }
         try:
             recovery = await asyncio.to_thread(self.writer.open, started)
-        except PermissionError as exc:
-            raise JournalError(
-                f"{self.cfg.journal.dir}: journal directory not writable ({exc.strerror})"
-            ) from None
         except OSError as exc:
-            raise JournalError(
-                f"{self.cfg.journal.dir}: cannot open journal: {exc.strerror or exc}"
-            ) from None
+            raise JournalError(open_failure(self.cfg.journal.dir, exc)) from None
+        except PathAccessError as exc:
+            if exc.errno in (errno.EACCES, errno.EPERM) and not os.path.lexists(exc.path):
+                # No file refused us: the directory refused a new one (the LOCK, a segment).
+                reason = os.strerror(exc.errno)
+                raise JournalError(
+                    f"{self.cfg.journal.dir}: journal directory not writable ({reason})"
+                ) from None
+            raise
         log.info(
             "journal_opened",
             dir=str(self.cfg.journal.dir),

@@ -67,12 +67,12 @@ class JetStreamIntake:
         self.intake = intake
         self.metrics = metrics
         self.cfg = cfg
-        self.redelivered_skipped = 0
         # Redeliveries come back out of order (after ack_wait or a nak), so a high-water mark
         # cannot tell them apart: remember every journaled sequence above the ack floor.
         self.ack_floor = 0
         self.journaled: set[int] = set()
         self._task: asyncio.Task[None] | None = None
+        self._waiting: asyncio.Future[bool] | None = None  # the barrier of the batch in hand
         self._stopping = False
         self._subscription: Any = None
 
@@ -131,6 +131,11 @@ class JetStreamIntake:
 
     async def stop(self) -> None:
         self._stopping = True
+        if self._waiting is not None:
+            # The writer cannot make the batch durable (a disk fault): nak it now, while the
+            # connection is up, rather than leave it to ack_wait. If the writer still writes it
+            # at close, the next run finds it in the journal and acks the redelivery unwritten.
+            _set_once(self._waiting, False)
         if self._task is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
@@ -155,13 +160,17 @@ class JetStreamIntake:
 
     async def _journal_then_ack(self, messages: list[Msg]) -> None:
         fresh: list[tuple[Msg, int]] = []
+        skipped = 0
         for msg in messages:
             stream_seq = msg.metadata.sequence.stream
             if stream_seq <= self.ack_floor or stream_seq in self.journaled:
-                self.redelivered_skipped += 1
+                skipped += 1
                 await msg.ack()  # already durable in the journal: a redelivery after a crash
                 continue
             fresh.append((msg, stream_seq))
+        if skipped:
+            self.metrics.redeliveries_recognised += skipped
+            log.info("jetstream_redeliveries_acked", count=skipped)
         if not fresh:
             return
         # Handed over, never refused by the byte bound: a refused message would be acked
@@ -184,8 +193,10 @@ class JetStreamIntake:
             self.journaled |= await asyncio.to_thread(
                 journaled_stream_seqs, self.cfg.journal.dir, self.ack_floor
             )
+            log.warning("jetstream_batch_not_durable_nak", count=len(fresh))
             for msg, _stream_seq in fresh:
-                await msg.nak(delay=_RETRY_S)
+                with contextlib.suppress(Exception):  # unacked, it comes back after ack_wait
+                    await msg.nak(delay=_RETRY_S)
             return
         for msg, stream_seq in fresh:
             await msg.ack()
@@ -214,7 +225,11 @@ class JetStreamIntake:
             loop.call_soon_threadsafe(_set_once, done, ok)
 
         self.intake.barrier(resolve)
-        return await done
+        self._waiting = done
+        try:
+            return await done
+        finally:
+            self._waiting = None
 
 
 def _set_once(future: asyncio.Future[bool], value: bool) -> None:

@@ -46,6 +46,7 @@ class Metrics:
     _folded: dict[tuple[str, str], int] = field(default_factory=dict)
     markers: dict[str, int] = field(default_factory=dict)
     write_errors: int = 0
+    redeliveries_recognised: int = 0  # JetStream redeliveries of journaled messages, acked
     disconnects: int = 0
     reconnects: int = 0
     fsync_buckets: list[int] = field(default_factory=lambda: [0] * (len(FSYNC_BUCKETS) + 1))
@@ -59,6 +60,7 @@ class Metrics:
     connected: bool = False
     subscribed: bool = False
     journal_writable: bool = True
+    journal_fault: str = ""  # the write or fsync error the writer has not recovered from
     disk_ok: bool = True
     journal_size: Callable[[], JournalSize] | None = None
     # Families of other parts (the archiver), rendered after ours.
@@ -110,7 +112,8 @@ class Metrics:
         if not self.subscribed:
             reasons.append("not subscribed")
         if not self.journal_writable:
-            reasons.append("journal not writable")
+            fault = self.journal_fault
+            reasons.append(f"journal not writable ({fault})" if fault else "journal not writable")
         if not self.disk_ok:
             reasons.append("free disk below the floor")
         return reasons
@@ -118,6 +121,7 @@ class Metrics:
     # -- exposition -----------------------------------------------------------------------
 
     def render(self) -> str:
+        """The Prometheus text exposition of every family."""
         out: list[str] = []
         received = dict(self.written_msgs)
         for subject, count in list(self.dropped_by_subject.items()):
@@ -142,6 +146,22 @@ class Metrics:
         _simple(out, "gaps_total", "counter", "Capture gaps (broker disconnects).", gaps)
         _simple(out, "reconnects_total", "counter", "Reconnections to the broker.", self.reconnects)
         _simple(out, "write_errors_total", "counter", "Failed journal writes.", self.write_errors)
+        _simple(
+            out,
+            "redeliveries_recognised_total",
+            "counter",
+            "JetStream redeliveries of messages already journaled, acked without a second copy.",
+            self.redeliveries_recognised,
+        )
+        self._render_fsync_histogram(out)
+        self._render_gauges(out)
+        _simple(out, "connected", "gauge", "1 while connected to the broker.", int(self.connected))
+        _simple(
+            out, "ready", "gauge", "1 while /readyz answers 200.", int(not self.not_ready_reasons())
+        )
+        return "\n".join(out) + "\n" + self._render_extra()
+
+    def _render_fsync_histogram(self, out: list[str]) -> None:
         _family(out, "fsync_seconds", "histogram", "Latency of journal fsyncs.")
         cumulative = 0
         for bound, count in zip((*FSYNC_BUCKETS, float("inf")), self.fsync_buckets, strict=True):
@@ -150,6 +170,8 @@ class Metrics:
             out.append(f'meshsync_recorder_fsync_seconds_bucket{{le="{label}"}} {cumulative}')
         out.append(f"meshsync_recorder_fsync_seconds_sum {self.fsync_sum}")
         out.append(f"meshsync_recorder_fsync_seconds_count {self.fsync_count}")
+
+    def _render_gauges(self, out: list[str]) -> None:
         if self.journal_size is not None:
             size = self.journal_size()
             _simple(out, "journal_segments", "gauge", "Segment files.", size.segments)
@@ -187,11 +209,10 @@ class Metrics:
             "Seconds since the newest message was journaled (-1: none yet).",
             round(age, 3),
         )
-        _simple(out, "connected", "gauge", "1 while connected to the broker.", int(self.connected))
-        _simple(
-            out, "ready", "gauge", "1 while /readyz answers 200.", int(not self.not_ready_reasons())
-        )
-        return "\n".join(out) + "\n" + "".join(render() for render in self.extra)
+
+    def _render_extra(self) -> str:
+        # Families of other parts (the archiver's), each already in exposition format.
+        return "".join(render() for render in self.extra)
 
 
 def _family(out: list[str], name: str, kind: str, help_text: str) -> None:

@@ -1,7 +1,9 @@
 """The writer thread: moves the intake into the journal in batches, off the event loop.
 
 It owns the JournalWriter: appends, fsync policy, rotation by age or on demand, and the
-recovery from write errors (cut back, count, mark not ready, retry with backoff).
+recovery from write and fsync errors (mark not ready, retry the writer's resume with backoff).
+A message counts as written only once an fsync covers it: after a failed fsync the writer keeps
+it and writes it again, and until then it is neither written nor dropped.
 """
 
 from __future__ import annotations
@@ -10,13 +12,14 @@ import operator
 import shutil
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass
 
 from recorder.errors import JournalError, JournalWriteError
 from recorder.journal.record import Incoming, MarkerType
 from recorder.journal.writer import JournalWriter
 from recorder.log import get_logger
-from recorder.recording.intake import Control, Intake
+from recorder.recording.intake import Intake
 from recorder.recording.metrics import Metrics
 from recorder.units import MiB
 
@@ -34,8 +37,8 @@ class PumpOptions:
     batch_max: int = 1024
     batch_max_bytes: int = 4 * MiB
     min_free_bytes: int = 0
-    # Core NATS cannot redeliver, so what could not be written is dropped (and counted);
-    # JetStream leaves it unacknowledged for redelivery instead.
+    # Core NATS cannot redeliver, so what the writer could not take is dropped (and counted);
+    # JetStream puts it back at the head of the queue, to be written once the disk recovers.
     drop_on_write_error: bool = True
 
 
@@ -60,7 +63,8 @@ class Pump(threading.Thread):
         self._dequeued = 0
         self._dropped_marked = 0
         self._write_failed = 0
-        self._unwritten_before_barrier = False
+        # Batches the writer took but no fsync covers yet: (last seq, batch).
+        self._not_durable: deque[tuple[int, list[Incoming]]] = deque()
         self._retry_at = 0.0
         self._backoff = _BACKOFF_START_S
         self._last_housekeeping = 0.0
@@ -113,22 +117,43 @@ class Pump(threading.Thread):
             log.error("messages_not_written_at_stop", count=lost)
         clean = lost == 0 and self.metrics.journal_writable
         self.writer.close(clean=clean, fields={"dropped_total": self.metrics.dropped_total()})
+        self._count_durable()
+        # The disk failed to the end: the writer cut these out of the journal, never durable.
+        unsynced = [item for _seq, batch in self._not_durable for item in batch]
+        if unsynced:
+            log.error("messages_not_durable_at_stop", count=len(unsynced))
+            if self.options.drop_on_write_error:
+                self.metrics.count_dropped(unsynced, "write_error")
+        while self.intake.controls:
+            control = self.intake.controls.popleft()
+            if control.done is not None:
+                control.done(False)
+
+    def _count_durable(self) -> None:
+        durable, pending = self.writer.durable_seq, self._not_durable
+        while pending and pending[0][0] <= durable:
+            self.metrics.count_written(pending.popleft()[1])
 
     def _step(self, now: float) -> bool:
         if now < self._retry_at:
             return False
         try:
+            if self.writer.fault is not None:
+                self.writer.resume()
+                self._recovered()
             if self._pending_drops():
                 self._write_drop_marker()
                 # The marker reached the disk: writable again even if no message follows.
                 self._recovered()
             if self.intake.controls and self.intake.controls[0].after <= self._dequeued:
-                self._run_control(self.intake.controls.popleft())
+                self._run_control()
                 return True
             return self._write_messages()
         except JournalWriteError as exc:
             self._on_write_error(exc, now)
             return False
+        finally:
+            self._count_durable()
 
     def _write_messages(self) -> bool:
         intake = self.intake
@@ -140,22 +165,24 @@ class Pump(threading.Thread):
             return False
         batch, nbytes = self._take(count)
         try:
-            self.writer.append_messages(batch)
+            last_seq = self.writer.append_messages(batch)
         except JournalWriteError as exc:
-            written, lost = batch[: exc.written], batch[exc.written :]
-            if written:
-                self.metrics.count_written(written)
-            if self.options.drop_on_write_error:
+            taken, lost = batch[: exc.written], batch[exc.written :]
+            if taken:
+                self._not_durable.append((self.writer.next_seq - 1, taken))
+            if lost and self.options.drop_on_write_error:
                 self._write_failed += len(lost)
                 self.metrics.count_dropped(lost, "write_error")
-            else:
-                self._unwritten_before_barrier = True
+            elif lost:
+                self.intake.items.extendleft(reversed(lost))
+                self._dequeued -= len(lost)
+                nbytes -= sum(len(item.payload) for item in lost)
             raise
         finally:
-            # Written or not, the batch is gone from memory with this frame: the intake may
-            # take as many bytes again.
+            # Written or not, the batch is gone from the intake with this frame (what is queued
+            # again stays counted): the intake may take as many bytes again.
             intake.release(nbytes)
-        self.metrics.count_written(batch)
+        self._not_durable.append((last_seq, batch))
         self._recovered()
         return True
 
@@ -181,19 +208,29 @@ class Pump(threading.Thread):
         self._dequeued += len(batch)
         return batch, nbytes
 
-    def _run_control(self, control: Control) -> None:
-        if control.marker is not None:
-            self.writer.append_marker(control.marker, control.fields)
-            self.metrics.count_marker(control.marker)
-        if control.done is not None:
-            # A barrier succeeds only if every message since the last one reached the disk.
-            failed, self._unwritten_before_barrier = self._unwritten_before_barrier, False
+    def _run_control(self) -> None:
+        """Run the first control; it stays queued (to be retried) if the writer did not take it."""
+        controls = self.intake.controls
+        control = controls[0]
+        marker = control.marker
+        if marker is not None:
             try:
-                self.writer.sync()
-            except JournalWriteError:
-                control.done(False)
+                self.writer.append_marker(marker, control.fields)
+            except JournalWriteError as exc:
+                if exc.written:  # kept by the writer, to be written again: not a second time
+                    self._marker_done(marker)
                 raise
-            control.done(not failed)
+            self._marker_done(marker)
+        if control.done is not None:
+            # Every message before the barrier was taken by the writer (what it could not take
+            # went back to the queue, ahead of the barrier): durable once this fsync succeeds.
+            self.writer.sync()
+            controls.popleft()
+            control.done(True)
+
+    def _marker_done(self, marker: MarkerType) -> None:
+        self.intake.controls.popleft()
+        self.metrics.count_marker(marker)
 
     def _pending_drops(self) -> int:
         intake = self.intake
@@ -203,15 +240,24 @@ class Pump(threading.Thread):
     def _write_drop_marker(self) -> None:
         intake = self.intake
         count = self._pending_drops()
-        self.writer.append_marker(
-            MarkerType.DROPPED,
-            {
-                "count": count,
-                "queue_full_total": intake.dropped,
-                "slow_consumer_total": intake.slow_consumer_dropped,
-                "write_error_total": self._write_failed,
-            },
-        )
+        try:
+            self.writer.append_marker(
+                MarkerType.DROPPED,
+                {
+                    "count": count,
+                    "queue_full_total": intake.dropped,
+                    "slow_consumer_total": intake.slow_consumer_dropped,
+                    "write_error_total": self._write_failed,
+                },
+            )
+        except JournalWriteError as exc:
+            if exc.written:  # kept by the writer, to be written again: marked all the same
+                self._drops_marked(count)
+            raise
+        self._drops_marked(count)
+
+    def _drops_marked(self, count: int) -> None:
+        intake = self.intake
         self._dropped_marked += count
         self.metrics.fold_drops("queue_full", intake.dropped_by_subject)
         self.metrics.fold_drops("slow_consumer", intake.slow_consumer_by_subject)
@@ -221,6 +267,7 @@ class Pump(threading.Thread):
     def _on_write_error(self, exc: JournalWriteError, now: float) -> None:
         self.metrics.write_errors += 1
         self.metrics.journal_writable = False
+        self.metrics.journal_fault = str(exc)
         log.error("journal_write_failed", error=str(exc), errno=exc.errno, retry_in_s=self._backoff)
         self._retry_at = now + self._backoff
         self._backoff = min(self._backoff * 2, _BACKOFF_MAX_S)
@@ -229,6 +276,7 @@ class Pump(threading.Thread):
         if not self.metrics.journal_writable:
             log.info("journal_writable_again")
         self.metrics.journal_writable = True
+        self.metrics.journal_fault = ""
         self._backoff = _BACKOFF_START_S
 
     def _housekeeping(self, now: float) -> None:
@@ -242,6 +290,9 @@ class Pump(threading.Thread):
             self.writer.sync_if_due()
         except (JournalError, OSError) as exc:
             log.error("journal_housekeeping_failed", error=str(exc))
+            if self.writer.fault is not None and isinstance(exc, JournalWriteError):
+                self._on_write_error(exc, now)
+        self._count_durable()
         self._update_gauges()
 
     def _update_gauges(self) -> None:

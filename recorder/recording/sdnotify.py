@@ -25,6 +25,9 @@ class Notifier:
             return False
         message = "\n".join(f"{key.upper()}={value}" for key, value in state.items())
         with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+            # Called on the event loop: a receiver that stopped reading (its queue full) must
+            # cost this datagram, never block recording.
+            sock.setblocking(False)
             try:
                 sock.connect(self.address)
                 sock.sendall(message.encode())

@@ -25,7 +25,8 @@ from recorder.config import NatsConfig
 from recorder.errors import BrokerError, PublishError, SegmentGoneError
 from recorder.journal.directory import journal_segments
 from recorder.journal.gaps import Gap, listing_gaps
-from recorder.journal.reader import JournalReader, Query
+from recorder.journal.query import Query
+from recorder.journal.reader import JournalReader
 from recorder.journal.record import Message
 from recorder.journal.segment import list_segments, summarize
 from recorder.manifest import added_envelope

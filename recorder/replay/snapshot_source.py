@@ -8,12 +8,16 @@ from typing import Any
 import yaml
 
 from recorder.errors import UsageError
+from recorder.manifest import is_meshsync_form
 
 _Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def load_snapshot(path: Path) -> list[dict[str, Any]]:
-    """The manifests of a YAML (multi-document) or JSON (`v1` `List`) snapshot."""
+    """The objects of a YAML (multi-document) or JSON (`v1` `List`) snapshot.
+
+    Kubernetes manifests, or MeshSync objects as `compact --format meshsync` writes them.
+    """
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
@@ -36,13 +40,24 @@ def load_snapshot(path: Path) -> list[dict[str, Any]]:
         and documents[0].get("kind") == "List"
     ):
         documents = list(documents[0].get("items") or [])
-    bad = [
-        i
-        for i, doc in enumerate(documents)
-        if not isinstance(doc, dict)
-        or "kind" not in doc
-        or not isinstance(doc.get("metadata", {}), dict)
-    ]
-    if bad:
-        raise UsageError(f"snapshot {path}: document {bad[0] + 1} is not a Kubernetes object")
+    for index, doc in enumerate(documents, start=1):
+        problem = _not_an_object(doc)
+        if problem:
+            raise UsageError(f"snapshot {path}: document {index} {problem}")
     return documents
+
+
+def _not_an_object(doc: Any) -> str | None:
+    """Why `doc` is neither a Kubernetes manifest nor a MeshSync object, or None when it is one."""
+    if not isinstance(doc, dict) or "kind" not in doc:
+        return "is not a Kubernetes object"
+    meta = doc.get("metadata", {})
+    if not isinstance(meta, dict):
+        return "is not a Kubernetes object (metadata is not a map)"
+    # MeshSync ships labels and annotations as lists of key/value pairs, manifests as maps.
+    expected: type = list if is_meshsync_form(doc) else dict
+    shape = "list" if expected is list else "map"
+    for key in ("labels", "annotations"):
+        if meta.get(key) is not None and not isinstance(meta[key], expected):
+            return f"has metadata.{key} that is not a {shape}"
+    return None

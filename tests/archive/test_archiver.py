@@ -13,10 +13,11 @@ from structlog.testing import capture_logs
 
 from recorder.archive.setup import build_archiver
 from recorder.archive.uploader import Archiver
+from recorder.journal.options import Compression, WriterOptions
 from recorder.journal.record import Incoming
 from recorder.journal.retention import RetentionPolicy
 from recorder.journal.segment import SegmentFile, list_segments, segment_bytes
-from recorder.journal.writer import Compression, JournalWriter, WriterOptions
+from recorder.journal.writer import JournalWriter
 
 T0 = 1_700_000_000_000_000_000
 NAME = "j1"

@@ -60,7 +60,9 @@ def written(model: Model) -> set[bytes]:
     every: set[bytes] = set()
     for inode, names in model.history.items():
         if names[0].endswith(SEGMENT_SUFFIX):
-            every.update(frames(names[0], bytes(model.inodes[inode].issued)).values())
+            node = model.inodes[inode]
+            for content in (*node.shed, bytes(node.issued)):
+                every.update(frames(names[0], content).values())
     return every
 
 

@@ -20,6 +20,8 @@ WORKLOADS = {
     "daemon": "`recorder run` killed, repaired, restarted, stopped; compact with checkpoint and prune",
     "writer-always": "journal writer, fsync `always`, rotation, zstd, retention; compact and prune",
     "writer-interval": "journal writer, fsync `interval`, rotation, zstd, retention; compact and prune",
+    "writer-fsync-EIO": "journal writer whose fsyncs fail (EIO) for a while: cut back, rewritten",
+    "writer-writev-ENOSPC": "journal writer whose writes fail (ENOSPC) for a while: cut back, rewritten",
 }
 
 

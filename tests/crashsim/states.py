@@ -26,6 +26,9 @@ class Inode:
     durable: bytearray = field(default_factory=bytearray)
     pending: list[tuple[int, bytes | None]] = field(default_factory=list)  # (offset, data|size)
     issued: bytearray = field(default_factory=bytearray)
+    # The content before each truncation that cut bytes away: what was written stays written
+    # (a crash may keep it), even after the writer cut it back after a write or fsync error.
+    shed: list[bytes] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +148,8 @@ class Model:
     def _data(self, inode: int, offset: int, data: bytes | None) -> None:
         node = self.inodes[inode]
         node.pending.append((offset, data))
+        if data is None and offset < len(node.issued):
+            node.shed.append(bytes(node.issued))
         apply_data(node.issued, offset, data)
 
     def _sync(self, key: tuple[int, int], covered: int) -> None:

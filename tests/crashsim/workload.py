@@ -8,9 +8,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from recorder.journal.options import Compression, FsyncPolicy, WriterOptions
 from recorder.journal.record import Incoming
 from recorder.journal.retention import RetentionPolicy
-from recorder.journal.writer import Compression, FsyncPolicy, JournalWriter, WriterOptions
+from recorder.journal.writer import JournalWriter
 
 
 def main(directory: Path, count: int, policy: str) -> None:

@@ -17,11 +17,11 @@ from recorder.journal.record import SYNC, TAIL_MAGIC
 # Cases run per fuzz target in this session (printed by conftest's terminal summary).
 FUZZ_CASES: Counter[str] = Counter()
 
-# A per-case time bound: far above what any case needs, low enough that a hang fails the test.
-CASE_DEADLINE_MS = 5_000
+# No per-case deadline (the "recorder" profile's deadline=None applies): a case's time is not a
+# correctness property, and on a loaded machine a 5 s bound failed cases that were only slow.
+# A hang still fails the test through pytest-timeout.
 LONG_TIMEOUT_S = 3_600  # the long variants run thousands of cases; the default timeout is 300 s
 _SETTINGS = {
-    "deadline": CASE_DEADLINE_MS,
     "suppress_health_check": [HealthCheck.too_slow, HealthCheck.data_too_large],
     "database": None,  # no .hypothesis directory in the tree; failures print their example
 }

@@ -24,7 +24,8 @@ from hypothesis import strategies as st
 from recorder.errors import CorruptionError, JournalError
 from recorder.journal.frames import walk_frames
 from recorder.journal.maintenance import inspect_journal, verify_journal
-from recorder.journal.reader import JournalReader, Query
+from recorder.journal.query import Query
+from recorder.journal.reader import JournalReader
 from recorder.journal.record import (
     FOOTER_SIZE,
     HEADER_SIZE,

@@ -35,9 +35,10 @@ from run_helpers import (
 from recorder.errors import PathAccessError
 from recorder.fsutil import atomic_file
 from recorder.journal.maintenance import verify_journal
+from recorder.journal.options import WriterOptions
 from recorder.journal.record import Incoming, MarkerType
 from recorder.journal.segment import list_segments
-from recorder.journal.writer import JournalWriter, WriterOptions
+from recorder.journal.writer import JournalWriter
 from recorder.meshsync import CORE_SUBJECT
 
 NOBODY = 65534

@@ -22,7 +22,8 @@ from run_helpers import BackgroundPublisher, RecorderProcess, recorders_for, run
 from test_replay_support import Collector, sent_count
 
 from recorder.cli.journal_commands import record_to_json
-from recorder.journal.reader import JournalReader, Query
+from recorder.journal.query import Query
+from recorder.journal.reader import JournalReader
 from recorder.journal.segment import SegmentFile, list_segments, segment_name
 
 SUBJECT = "meshery.meshsync.core"

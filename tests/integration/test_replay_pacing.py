@@ -140,7 +140,7 @@ def test_rate_caps_flat_out_and_bursts_after_a_quiet_stretch(
 def test_a_terminal_gets_a_progress_line_redrawn_in_place(
     nats_server: Broker, tmp_path: Path
 ) -> None:
-    """On a terminal, replay redraws `sent N (seq S)` in place (at most ten times a second) and ends the line before its summary; off a terminal there is no progress line."""
+    """On a terminal, replay redraws `sent N of T (seq S), ...` in place (at most ten times a second) and ends the line before its summary; off a terminal there is no progress line."""
     directory = tmp_path / "journal"
     seqs = build_journal(directory, [(T0 + i * MS, "tty.x", b"%d" % i) for i in range(30)])
     args = [str(directory), "--nats-url", nats_server.url, "--rate", "40"]  # about 0.75 s
@@ -162,7 +162,7 @@ def test_a_terminal_gets_a_progress_line_redrawn_in_place(
     finally:
         os.close(controller)
     text = output.decode()
-    draws = re.findall(r"\rsent (\d+) \(seq (\d+)\)", text)
+    draws = re.findall(r"\rsent (\d+) of 30 \(seq (\d+)\)", text)
     assert 3 <= len(draws) <= 12, text  # 0.75 s at most ten a second, and not once only
     assert all(int(seq) in seqs for _, seq in draws)
     assert [int(sent) for sent, _ in draws] == sorted(int(sent) for sent, _ in draws)

@@ -97,16 +97,19 @@ def header_facts(path: Path) -> dict[str, str]:
     return {key: facts[key] for key in ("clusters", "objects", "kinds")}
 
 
-@pytest.mark.parametrize("fmt", ["yaml", "json"])
+@pytest.mark.parametrize("fmt", ["yaml", "json", "meshsync"])
 def test_snapshot_replay_is_compacted_back_into_the_same_snapshot(
     nats_server: Broker, recorders: Recorders, tmp_path: Path, fmt: str
 ) -> None:
-    """A snapshot of K objects replays as K ADDED messages that `compact` turns back into the same snapshot."""
+    """A snapshot of K objects (in any format compact writes) replays as K ADDED messages that `compact` turns back into the same snapshot."""
     source = tmp_path / "source"
     build_journal(source, [(m.time_ns, m.subject, m.payload) for m in Simulator(4).events(800)])
-    snapshot = tmp_path / f"snapshot.{fmt}"
+    out = tmp_path / "meshsync" if fmt == "meshsync" else tmp_path / f"snapshot.{fmt}"
+    if fmt == "meshsync":
+        out.mkdir()
     expected = tmp_path / "expected.yaml"
-    run_compaction(CompactRequest(source, format=fmt, out=snapshot))  # type: ignore[arg-type]
+    written = run_compaction(CompactRequest(source, format=fmt, out=out))  # type: ignore[arg-type]
+    snapshot = written.outputs[0]  # MeshSync's main file; its -extended sibling is outputs[1]
     objects = run_compaction(CompactRequest(source, out=expected)).objects_written
     assert objects > 50
 

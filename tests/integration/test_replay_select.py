@@ -213,7 +213,7 @@ def test_dry_run_prints_count_subjects_and_span_without_connecting(
     assert result.returncode == 0, result.stderr
     lines = result.stderr.splitlines()
     assert re.fullmatch(
-        r"would send 11 messages \(\d+ bytes\), recorded "
+        r"would send 11 messages \(\d+\.\d KiB\), recorded "
         r"2026-01-01T00:00:01\.000000000Z \.\. 2026-01-01T00:00:11\.000000000Z",
         lines[0],
     ), lines[0]
@@ -239,12 +239,12 @@ def test_dry_run_of_a_snapshot_counts_its_objects(tmp_path: Path) -> None:
     )
     assert out.returncode == 0, out.stderr
     assert out.stderr.splitlines()[:2] == [
-        f"would send 2 messages ({sent_bytes(out.stderr)} bytes)",
+        f"would send 2 messages ({sent_bytes(out.stderr)} B)",
         f"  {CORE_SUBJECT}: 2",
     ]
 
 
 def sent_bytes(stderr: str) -> int:
-    match = re.search(r"\((\d+) bytes\)", stderr)
+    match = re.search(r"\((\d+) B\)", stderr)
     assert match, stderr
     return int(match[1])

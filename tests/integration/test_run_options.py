@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
 import re
+import signal
 import socket
 import threading
 from pathlib import Path
@@ -103,6 +106,49 @@ def test_embedded_broker_records_what_is_published_to_it(
     assert len(messages_of(read_records(journal))) == 30
     port = int(found.group(1).rsplit(":", 1)[1])
     wait_until(lambda: not _listening(port), 5, "the embedded broker to stop")
+
+
+def test_embedded_broker_dies_with_a_killed_recorder(recorders: Recorders, tmp_path: Path) -> None:
+    """A recorder killed with SIGKILL, which runs no cleanup, still takes its nats-server along."""
+    recorder = recorders.start(
+        tmp_path / "journal", None, subjects=[CORE_SUBJECT], args=["--embedded-broker"]
+    )
+    recorder.wait_ready()
+    found = re.search(r"embedded broker listening on nats://127\.0\.0\.1:(\d+)", recorder.stderr())
+    assert found, recorder.stderr()
+    brokers = wait_until(
+        lambda: _children_named(recorder.proc.pid, "nats-server"), 10, "its nats-server child"
+    )
+    try:
+        recorder.kill()
+        wait_until(lambda: _gone(brokers[0]), 10, "the orphaned nats-server to exit")
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(brokers[0], signal.SIGKILL)  # only if the test failed: leave no server
+    assert not _listening(int(found.group(1)))
+
+
+def _children_named(pid: int, name: str) -> list[int]:
+    """Child processes of `pid` (from every one of its threads) whose command is `name`."""
+    children: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError):
+            children += [int(child) for child in (task / "children").read_text().split()]
+    named = []
+    for child in children:
+        with contextlib.suppress(OSError):
+            if Path(f"/proc/{child}/comm").read_text().strip() == name:
+                named.append(child)
+    return named
+
+
+def _gone(pid: int) -> bool:
+    """Exited: no longer in /proc, or a zombie nobody has reaped yet."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] in ("Z", "X")
 
 
 def _listening(port: int) -> bool:

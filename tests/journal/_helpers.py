@@ -7,10 +7,12 @@ import shutil
 from collections.abc import Iterable
 from pathlib import Path
 
-from recorder.journal.reader import JournalReader, Position, Query, ReadStats
+from recorder.journal.options import WriterOptions
+from recorder.journal.query import Query, ReadStats
+from recorder.journal.reader import JournalReader, Position
 from recorder.journal.record import Headers, Incoming, Marker, Message, Record
 from recorder.journal.segment import list_segments
-from recorder.journal.writer import JournalWriter, WriterOptions
+from recorder.journal.writer import JournalWriter
 
 INSTANCE = bytes(range(16))
 T0 = 1_700_000_000 * 10**9

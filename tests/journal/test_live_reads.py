@@ -10,7 +10,8 @@ import pytest
 from recorder.errors import NotAJournalError
 from recorder.journal.gaps import MISSING, REMOVED, Bounds, Gap, GapTracker, listing_gaps
 from recorder.journal.maintenance import inspect_journal, verify_journal
-from recorder.journal.reader import JournalReader, Query
+from recorder.journal.query import Query
+from recorder.journal.reader import JournalReader
 from recorder.journal.record import Message, encode_message
 from recorder.journal.retention import RetentionPolicy, enforce_retention
 from recorder.journal.segment import SegmentFile, compress_segment, list_segments, segment_name

@@ -18,7 +18,9 @@ from hypothesis import strategies as st
 from recorder.errors import CorruptionError, JournalError, RecorderError
 from recorder.journal.frames import Damage
 from recorder.journal.maintenance import inspect_journal, verify_journal
-from recorder.journal.reader import Batch, JournalReader, Position, Query
+from recorder.journal.options import Compression
+from recorder.journal.query import Query
+from recorder.journal.reader import Batch, JournalReader, Position
 from recorder.journal.record import (
     FOOTER_SIZE,
     HEADER_SIZE,
@@ -35,7 +37,7 @@ from recorder.journal.record import (
 )
 from recorder.journal.repair import repair_journal
 from recorder.journal.segment import SegmentFile, list_segments, segment_bytes, segment_name
-from recorder.journal.writer import Compression, JournalWriter
+from recorder.journal.writer import JournalWriter
 from recorder.subjects import matches_any
 
 from ._helpers import (

@@ -18,7 +18,7 @@ from structlog.testing import capture_logs
 
 from recorder.cli import main
 from recorder.journal.maintenance import verify_journal
-from recorder.journal.reader import Query
+from recorder.journal.query import Query
 from recorder.journal.record import Message, Record
 from recorder.journal.segment import list_segments, summarize
 from recorder.log import reset_logging

@@ -22,7 +22,9 @@ from hypothesis import strategies as st
 from recorder.errors import CorruptionError, JournalError
 from recorder.journal import reader as reader_module
 from recorder.journal.frames import Damage
-from recorder.journal.reader import JournalReader, Position, Query
+from recorder.journal.options import FsyncPolicy
+from recorder.journal.query import Query
+from recorder.journal.reader import JournalReader, Position
 from recorder.journal.record import (
     FRAME_OVERHEAD,
     HEADER_SIZE,
@@ -37,7 +39,6 @@ from recorder.journal.record import (
     read_frame,
 )
 from recorder.journal.segment import SegmentFile, compress_segment, list_segments, segment_bytes
-from recorder.journal.writer import FsyncPolicy
 from recorder.subjects import matches_any
 
 from ._helpers import T0, FakeClock, copy_journal, open_writer

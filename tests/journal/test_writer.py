@@ -21,7 +21,9 @@ from structlog.testing import capture_logs
 
 from recorder.errors import JournalError, JournalWriteError, LockedError, RecorderError
 from recorder.journal.maintenance import inspect_journal, verify_journal
-from recorder.journal.reader import JournalReader, Query
+from recorder.journal.options import Compression, FsyncPolicy, WriterOptions
+from recorder.journal.query import Query
+from recorder.journal.reader import JournalReader
 from recorder.journal.record import (
     FOOTER_SIZE,
     Headers,
@@ -33,12 +35,7 @@ from recorder.journal.record import (
 )
 from recorder.journal.retention import RetentionPolicy
 from recorder.journal.segment import list_segments, segment_name, summarize
-from recorder.journal.writer import (
-    Compression,
-    FsyncPolicy,
-    JournalWriter,
-    WriterOptions,
-)
+from recorder.journal.writer import JournalWriter
 
 from ._helpers import (
     INSTANCE,
@@ -708,14 +705,18 @@ def test_restart_continues_after_compressed_segments(tmp_path: Path) -> None:
 def test_write_error_cuts_back_and_the_writer_carries_on(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A write that fails after a partial write raises JournalWriteError, leaves no torn bytes,
-    and later appends continue the sequence without a gap."""
+    """A write that fails after a partial write raises JournalWriteError and cuts the segment
+    back to its last fsync (no torn bytes, nothing unsynced); the next append writes the kept
+    unsynced records again, and the sequence goes on without a gap or a repeat."""
     directory = tmp_path / "j"
     writer = open_writer(directory)
     writer.append_messages(items(3, subject="before"))
+    writer.sync()
     active = writer.active_segment
     assert active is not None
-    size_before, next_before = active.path.stat().st_size, writer.next_seq
+    size_before = active.path.stat().st_size
+    writer.append_messages(items(2, subject="unsynced"))
+    next_before = writer.next_seq
     real_write = os.write
     failures = {"partial": 1, "fail": 1}
     target_fd = writer._active.fd  # type: ignore[union-attr]
@@ -740,14 +741,17 @@ def test_write_error_cuts_back_and_the_writer_carries_on(
     assert caught.value.segment == active.name
     assert "No space left on device" in str(caught.value)
     assert failures == {"partial": 0, "fail": 0}
+    assert caught.value.written == 0
     assert active.path.stat().st_size == size_before
     assert writer.next_seq == next_before
+    assert writer.durable_seq == next_before - 3
 
     assert writer.append_messages(items(2, subject="after")) == next_before + 1
     writer.close()
     records = records_of(directory)
     assert _contiguous(seqs(records))
-    assert [m.subject for m in messages(records)] == ["before"] * 3 + ["after"] * 2
+    subjects = [m.subject for m in messages(records)]
+    assert subjects == ["before"] * 3 + ["unsynced"] * 2 + ["after"] * 2
     assert verify_journal(directory).clean
 
 
@@ -763,6 +767,7 @@ _FSIZE_CHILD = textwrap.dedent(
     writer = JournalWriter(Path(sys.argv[1]))
     writer.open()
     writer.append_messages([Incoming(1, "before", "", None, b"x" * 100, None)] * 3)
+    writer.sync()  # a failed write cuts the segment back to its last fsync
     path = writer.active_segment.path
     facts = {"size_before": path.stat().st_size, "seq_before": writer.next_seq}
     soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
@@ -782,7 +787,7 @@ _FSIZE_CHILD = textwrap.dedent(
 
 
 def test_file_size_limit_in_a_child_process_is_a_clean_write_error(tmp_path: Path) -> None:
-    """Hitting RLIMIT_FSIZE mid-batch raises JournalWriteError(EFBIG) and leaves a clean journal."""
+    """Hitting RLIMIT_FSIZE mid-batch raises JournalWriteError(EFBIG), cuts back to the last fsync and leaves a clean journal."""
     directory = tmp_path / "j"
     result = subprocess.run(
         [sys.executable, "-c", _FSIZE_CHILD, str(directory)],

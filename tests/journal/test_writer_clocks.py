@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from recorder.journal.maintenance import verify_journal
+from recorder.journal.options import FsyncPolicy, WriterOptions
 from recorder.journal.record import MarkerType
 from recorder.journal.retention import RetentionPolicy, SteadyNow
 from recorder.journal.segment import list_segments, summarize
-from recorder.journal.writer import FsyncPolicy, JournalWriter, WriterOptions
+from recorder.journal.writer import JournalWriter
 
 from ._helpers import INSTANCE, FakeClock, items, markers, open_writer, records_of
 

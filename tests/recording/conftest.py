@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from recorder.journal.writer import FsyncPolicy, JournalWriter, WriterOptions
+from recorder.journal.options import FsyncPolicy, WriterOptions
+from recorder.journal.writer import JournalWriter
 from recorder.recording.intake import Intake
 from recorder.recording.metrics import Metrics
 from recorder.recording.pump import Pump, PumpOptions

@@ -5,8 +5,9 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from recorder.journal.options import WriterOptions
 from recorder.journal.record import Incoming
-from recorder.journal.writer import JournalWriter, WriterOptions
+from recorder.journal.writer import JournalWriter
 from recorder.recording.intake import Intake
 from recorder.recording.metrics import OTHER_SUBJECTS, SUBJECT_SERIES_MAX, Metrics
 from recorder.recording.pump import Pump, PumpOptions

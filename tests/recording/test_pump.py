@@ -7,9 +7,9 @@ from collections.abc import Callable
 from polling import wait_until
 
 from recorder.journal.maintenance import verify_journal
+from recorder.journal.options import FsyncPolicy
 from recorder.journal.record import Marker, MarkerType, Message, Record
 from recorder.journal.segment import list_segments
-from recorder.journal.writer import FsyncPolicy
 from recorder.recording.pump import PumpOptions
 
 from ._helpers import Rig, incoming, payloads, records
