@@ -69,7 +69,7 @@ OptionalJournalSource = Annotated[
 JournalSources = Annotated[
     list[str],
     typer.Argument(
-        metavar="DIR...",
+        metavar="DIR",
         help="Journal directory, or an archive URL (s3://BUCKET/prefix, gs://, az://, file://); "
         "several (one per cluster or recorder) are merged, newest event winning.",
         show_default=False,

@@ -116,7 +116,10 @@ def test_a_recorder_killed_between_seal_and_upload_uploads_after_restart(
     first.send(signal.SIGHUP)
     failure = first.wait_event("archive_upload_failed", timeout=30)
     assert failure["kind"] == "unavailable", failure
-    assert first.metrics()["meshsync_recorder_archive_waiting_segments"] >= 1
+    # The failure may be the start's index read, logged before the segment was even queued:
+    # wait for the sealed segment to be counted as waiting rather than assume the order.
+    waiting = "meshsync_recorder_archive_waiting_segments"
+    wait_until(lambda: first.metrics()[waiting] >= 1, 30, "the sealed segment counted as waiting")
     first.kill()
     assert s3.keys(bucket) == []
 
