@@ -13,6 +13,7 @@ import typer
 
 from recorder.cli.app import app
 from recorder.cli.options import Endpoint
+from recorder.cli.render import examples
 from recorder.errors import UsageError
 from recorder.timeparse import parse_time
 
@@ -33,12 +34,21 @@ def _time(option: str, text: str | None) -> int | None:
         raise UsageError(f"{option}: {exc}") from None
 
 
-@app.command()
+@app.command(
+    epilog=examples(
+        "recorder restore s3://backups/recorder ./journal",
+        "recorder restore s3://backups/recorder DIR --since -2h --journal cluster-a",
+        "recorder restore s3://bucket/prefix DIR --endpoint http://127.0.0.1:9000",
+    )
+)
 def restore(
     url: Annotated[
-        str, typer.Argument(help="Archive URL: s3://BUCKET/prefix, gs://, az://, file://")
+        str,
+        typer.Argument(
+            metavar="URL", help="Archive URL: s3://BUCKET/prefix, gs://, az://, file://"
+        ),
     ],
-    directory: Annotated[Path, typer.Argument(help="New local journal directory.")],
+    directory: Annotated[Path, typer.Argument(metavar="DIR", help="New local journal directory.")],
     since: Annotated[str | None, typer.Option(help="Only segments with records from then.")] = None,
     until: Annotated[
         str | None, typer.Option(help="Only segments with records until then.")
