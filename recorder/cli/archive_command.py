@@ -70,6 +70,15 @@ def restore(
     )
 
 
+def names_archive(source: str) -> bool:
+    """True for an archive URL rather than a journal directory."""
+    if "://" not in source:  # a directory: the archive package (and obstore) stay unloaded
+        return False
+    from recorder.archive.location import is_archive_url
+
+    return is_archive_url(source)
+
+
 @contextlib.contextmanager
 def local_journal(source: str, endpoint: str | None, query: Query | None = None) -> Iterator[Path]:
     """A journal directory for `source`: itself, or an archive's segments restored to a
@@ -78,12 +87,7 @@ def local_journal(source: str, endpoint: str | None, query: Query | None = None)
     The index picks the segments `query` may want, so the rest are never fetched; the chosen
     ones are copied whole before the command reads them (streaming them is not done yet).
     """
-    if "://" not in source:  # a directory: the archive package (and obstore) stay unloaded
-        yield Path(source)
-        return
-    from recorder.archive.location import is_archive_url
-
-    if not is_archive_url(source):
+    if not names_archive(source):
         yield Path(source)
         return
     from recorder.archive.index import Bounds

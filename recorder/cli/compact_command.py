@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any, cast
 import typer
 
 from recorder.cli.app import app
-from recorder.cli.archive_command import local_journal
+from recorder.cli.archive_command import local_journal, names_archive
 from recorder.cli.journal_commands import report_gaps
 from recorder.cli.options import (
     AllowGaps,
@@ -121,11 +121,10 @@ def _local_journals(
 ) -> list[Path]:
     """Each journal as a readable directory: an archive is restored (up to --until) to a
     temporary journal, removed when the command is done."""
-    from recorder.archive.location import is_archive_url
     from recorder.cli.journal_commands import journal_argument
     from recorder.journal.query import Query
 
-    if checkpoint and any(map(is_archive_url, journals)):
+    if checkpoint and any(map(names_archive, journals)):
         raise UsageError("--checkpoint needs a journal directory, not an archive URL")
     wanted = Query(until_ns=until_ns, to_seq=until_seq)
     directories = [ctx.with_resource(local_journal(j, endpoint, wanted)) for j in journals]
