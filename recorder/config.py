@@ -2,29 +2,42 @@
 
 Nothing here reads argv or os.environ: the CLI passes the file path, the environment mapping and
 its flag values to `load_config`, which names the dotted field and its source in every error.
-The value parsers live in `recorder.units` and the layering in `recorder.config_load`; import
-them from there.
+The value parsers live in `recorder.units`, the per-field checks in `recorder.config_checks` and
+the layering in `recorder.config_load`; import them from there.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
-import json
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Literal
-from urllib.parse import urlsplit
 
 import yaml
 
+from recorder.config_checks import (
+    at_least,
+    check_archive_name,
+    check_archive_url,
+    check_endpoint,
+    check_listen,
+    check_name,
+    check_queue_group,
+    check_reply_subject,
+    check_subjects,
+    check_urls,
+    non_empty,
+    positive,
+    quoted,
+    split_listen,
+)
+from recorder.config_checks import check_subject as check_subject  # tests and callers use it here
 from recorder.config_load import (
     DURATION,
     LISTEN,
     SIZE,
-    Check,
     Leaf,
     Schema,
     build,
@@ -33,7 +46,6 @@ from recorder.config_load import (
     setting,
 )
 from recorder.errors import ConfigError
-from recorder.subjects import is_valid_subject
 from recorder.units import (
     MASK,
     KiB,
@@ -45,119 +57,6 @@ from recorder.units import (
 
 ENV_PREFIX: Final = "RECORDER_"
 ENV_CONFIG_PATH: Final = "RECORDER_CONFIG"  # read by the CLI, not a setting
-# Joining Meshery's or MeshSync's own queue groups would take messages away from them.
-RESERVED_QUEUE_GROUPS: Final = frozenset({"meshery", "meshsync-request-stream"})
-_SUBJECT_RULES: Final = (
-    'tokens separated by "." must be non-empty and without spaces, '
-    'with "*" or ">" only as whole tokens and ">" only as the last one'
-)
-_CONCRETE_SUBJECT_RULES: Final = (
-    'tokens separated by "." must be non-empty and without spaces or wildcards ("*", ">")'
-)
-
-
-def _quoted(value: str) -> str:
-    """A value in double quotes with control characters escaped, so an error stays one line."""
-    return json.dumps(value, ensure_ascii=False)
-
-
-def check_subject(subject: str, *, wildcards: bool = True) -> str | None:
-    """Return why `subject` is not a valid NATS subject (or filter), or None when it is."""
-    if is_valid_subject(subject, wildcards=wildcards):
-        return None
-    if not subject:
-        return "must not be empty"
-    if wildcards:
-        return f"{_quoted(subject)} is not a valid NATS subject: {_SUBJECT_RULES}"
-    return f"{_quoted(subject)} is not a concrete NATS subject: {_CONCRETE_SUBJECT_RULES}"
-
-
-# -- per-field checks: each returns why a converted value is bad, or None ------------------------
-
-
-def _at_least(minimum: int, shown: str | None = None) -> Check:
-    return lambda v: None if v >= minimum else f"must be at least {shown or minimum}"
-
-
-def _positive(value: float) -> str | None:
-    return None if value > 0 else "must be greater than 0"
-
-
-def _non_empty(value: str) -> str | None:
-    return None if value.strip() else "must not be empty"
-
-
-def _check_urls(urls: tuple[str, ...]) -> str | None:
-    if not urls:
-        return "must list at least one server URL"
-    for url in urls:
-        try:  # urlsplit itself rejects a malformed [IPv6] host, .port a bad port
-            parts = urlsplit(url if "://" in url else f"nats://{url}")
-            port_ok = parts.port is None or parts.port > 0
-        except ValueError:
-            parts, port_ok = None, False
-        if (
-            parts is None
-            or parts.scheme not in ("nats", "tls", "ws", "wss")
-            or not parts.hostname
-            or not port_ok
-        ):
-            return f"{_quoted(mask_url(url))} is not a server URL like nats://host:4222"
-    return None
-
-
-def _check_subjects(subjects: tuple[str, ...]) -> str | None:
-    if not subjects:
-        return "must list at least one subject"
-    for subject in subjects:
-        if reason := check_subject(subject):
-            return reason
-    duplicates = sorted({s for s in subjects if subjects.count(s) > 1})
-    return f"{_quoted(duplicates[0])} is listed twice" if duplicates else None
-
-
-def _check_reply_subject(subject: str) -> str | None:
-    return check_subject(subject, wildcards=False)
-
-
-def _check_name(name: str) -> str | None:
-    # JetStream stream and consumer names become file names on the server.
-    if not name or re.search(r"[\s.*>/\\]", name) or not name.isprintable():
-        return f'{_quoted(name)} must be non-empty without spaces, ".", "*", ">", "/" or "\\"'
-    return None
-
-
-def _check_queue_group(group: str) -> str | None:
-    if group in RESERVED_QUEUE_GROUPS:
-        return (
-            f"{_quoted(group)} belongs to Meshery/MeshSync; joining it would steal their messages"
-        )
-    if group and re.search(r"[\s*>]", group):
-        return f"{_quoted(group)} must not contain spaces or wildcards"
-    return None
-
-
-def _split_listen(listen: str) -> tuple[str, int] | None:
-    host, sep, port = listen.rpartition(":")
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    if (
-        not sep
-        or not host
-        or not (port.isascii() and port.isdigit())  # "²".isdigit(), but int("²") fails
-        or int(port) > 65535
-        or re.search(r"[\s\[\]]", host)
-    ):
-        return None
-    return host, int(port)
-
-
-def _check_listen(listen: str) -> str | None:
-    if listen in ("", "off") or _split_listen(listen):
-        return None
-    return f'{_quoted(listen)} must be HOST:PORT (like 127.0.0.1:9464), or "off"'
-
-
 # -- the schema ----------------------------------------------------------------------------------
 
 
@@ -175,10 +74,10 @@ class JournalConfig:
     """Where and how records are written."""
 
     dir: Path = Path("journal")
-    segment_max_bytes: int = setting(64 * MiB, kind=SIZE, check=_at_least(KiB, "1KiB"))
-    segment_max_age: float = setting(3600.0, kind=DURATION, check=_positive)
+    segment_max_bytes: int = setting(64 * MiB, kind=SIZE, check=at_least(KiB, "1KiB"))
+    segment_max_age: float = setting(3600.0, kind=DURATION, check=positive)
     fsync: Literal["interval", "always", "never"] = "interval"
-    fsync_interval: float = setting(1.0, kind=DURATION, check=_positive)
+    fsync_interval: float = setting(1.0, kind=DURATION, check=positive)
     compression: Literal["none", "zstd"] = "none"
     retention: RetentionConfig = field(default_factory=RetentionConfig)
     min_free_bytes: int = setting(256 * MiB, kind=SIZE)
@@ -197,8 +96,8 @@ class TlsConfig:
 class NatsConfig:
     """How to reach and authenticate to the broker."""
 
-    urls: tuple[str, ...] = setting(("nats://127.0.0.1:4222",), check=_check_urls)
-    name: str = setting("meshsync-recorder", check=_non_empty)
+    urls: tuple[str, ...] = setting(("nats://127.0.0.1:4222",), check=check_urls)
+    name: str = setting("meshsync-recorder", check=non_empty)
     user: str | None = None
     password: str | None = setting(None, secret=True)
     password_file: Path | None = None
@@ -207,33 +106,33 @@ class NatsConfig:
     nkey_seed_file: Path | None = None
     creds_file: Path | None = None
     tls: TlsConfig = field(default_factory=TlsConfig)
-    connect_timeout: float = setting(5.0, kind=DURATION, check=_positive)
+    connect_timeout: float = setting(5.0, kind=DURATION, check=positive)
     retry_on_start: bool = True
-    reconnect_wait: float = setting(2.0, kind=DURATION, check=_positive)
-    max_reconnect_wait: float = setting(30.0, kind=DURATION, check=_positive)
+    reconnect_wait: float = setting(2.0, kind=DURATION, check=positive)
+    max_reconnect_wait: float = setting(30.0, kind=DURATION, check=positive)
 
 
 @dataclass(frozen=True)
 class JetStreamConfig:
     """The durable pull consumer used in `mode: jetstream`."""
 
-    stream: str = setting("MESHSYNC", check=_check_name)
-    consumer: str = setting("meshsync-recorder", check=_check_name)
-    batch: int = setting(256, check=_at_least(1))
+    stream: str = setting("MESHSYNC", check=check_name)
+    consumer: str = setting("meshsync-recorder", check=check_name)
+    batch: int = setting(256, check=at_least(1))
     create_stream: bool = False
-    ack_wait: float = setting(30.0, kind=DURATION, check=_positive)
+    ack_wait: float = setting(30.0, kind=DURATION, check=positive)
 
 
 @dataclass(frozen=True)
 class HttpConfig:
     """The /metrics, /healthz and /readyz listener."""
 
-    listen: str = setting("127.0.0.1:9464", kind=LISTEN, check=_check_listen)
+    listen: str = setting("127.0.0.1:9464", kind=LISTEN, check=check_listen)
 
     @property
     def address(self) -> tuple[str, int] | None:
         """Return (host, port) to bind, or None when the listener is disabled."""
-        return None if self.listen in ("", "off") else _split_listen(self.listen)
+        return None if self.listen in ("", "off") else split_listen(self.listen)
 
 
 @dataclass(frozen=True)
@@ -245,26 +144,39 @@ class LogConfig:
 
 
 @dataclass(frozen=True)
+class ArchiveConfig:
+    """Off-host archive of sealed segments; credentials come from the provider's own chain."""
+
+    url: str = setting("", check=check_archive_url)
+    # An S3-compatible server; plain http:// allowed (a loopback server).
+    endpoint: str = setting("", check=check_endpoint)
+    # The journal's name under the prefix; default: an id kept in the journal directory.
+    name: str = setting("", check=check_archive_name)
+    concurrency: int = setting(2, check=at_least(1))
+
+
+@dataclass(frozen=True)
 class Config:
     """Everything `recorder run` needs, already validated."""
 
     journal: JournalConfig = field(default_factory=JournalConfig)
     nats: NatsConfig = field(default_factory=NatsConfig)
     subjects: tuple[str, ...] = setting(
-        ("meshery.meshsync.request", "meshery.meshsync.core"), check=_check_subjects
+        ("meshery.meshsync.request", "meshery.meshsync.core"), check=check_subjects
     )
-    queue_group: str = setting("", check=_check_queue_group)
+    queue_group: str = setting("", check=check_queue_group)
     mode: Literal["core", "jetstream"] = "core"
     jetstream: JetStreamConfig = field(default_factory=JetStreamConfig)
-    queue_max_messages: int = setting(100_000, check=_at_least(1))
+    queue_max_messages: int = setting(100_000, check=at_least(1))
     # Payload bytes; with the interpreter and nats-py's buffers the daemon then stays under
     # 256 MiB (a container limit) in a flood of 1 MiB messages (tests/reliability).
-    queue_max_bytes: int = setting(64 * MiB, kind=SIZE, check=_at_least(MiB, "1MiB"))
+    queue_max_bytes: int = setting(64 * MiB, kind=SIZE, check=at_least(MiB, "1MiB"))
     baseline: Literal["none", "informer-store", "resync"] = "none"
-    baseline_reply_subject: str = setting("meshsync-recorder.store", check=_check_reply_subject)
+    baseline_reply_subject: str = setting("meshsync-recorder.store", check=check_reply_subject)
     http: HttpConfig = field(default_factory=HttpConfig)
     log: LogConfig = field(default_factory=LogConfig)
     embedded_broker: bool = False
+    archive: ArchiveConfig = field(default_factory=ArchiveConfig)
 
 
 SCHEMA: Final = Schema.of(
@@ -390,7 +302,7 @@ def check_files(cfg: Config) -> None:
     for path in LEAVES:
         value = get_value(cfg, path)
         if isinstance(value, Path) and path.endswith("_file"):
-            shown = str(value) if str(value).isprintable() else _quoted(str(value))
+            shown = str(value) if str(value).isprintable() else quoted(str(value))
             try:
                 with value.open("rb"):
                     pass

@@ -159,6 +159,16 @@ class PublishError(BrokerError):
     """A message that cannot be put on the wire, or a connection that can no longer take any."""
 
 
+class ArchiveError(RecorderError):
+    """The object store refused or failed an archive operation; `kind` classifies why."""
+
+    def __init__(self, location: str, kind: str, reason: str) -> None:
+        super().__init__(f"{location}: {reason}")
+        self.location = location
+        self.kind = kind  # not_found, no_bucket, denied, unavailable, mismatch, bad_url, other
+        self.reason = reason
+
+
 class ObjectNotFoundError(RecorderError):
     """No event in the journal (within the range asked) matches the object asked for."""
 

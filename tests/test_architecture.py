@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "recorder"
-CAPABILITIES = ("recording", "compact", "replay", "investigate")
+CAPABILITIES = ("recording", "compact", "replay", "investigate", "archive")
 # The applications tie capabilities together; nothing imports them but the CLI.
 APPLICATIONS = ("cli", "demo")
 

@@ -27,6 +27,7 @@ COMMANDS = [
     ["inspect"],
     ["repair"],
     ["replay"],
+    ["restore"],
     ["run"],
     ["verify"],
     ["version"],

@@ -14,7 +14,7 @@ import pytest
 from test_cli import make_journal
 
 # What no command needs just to parse its arguments: the NATS client, rich, structlog, YAML,
-# asyncio, and every capability package (the demo and its simulator included).
+# asyncio, obstore, and every capability package (the demo and its simulator included).
 HEAVY = (
     "nats",
     "rich",
@@ -28,6 +28,9 @@ HEAVY = (
     "recorder.recording",
     "recorder.compact",
     "recorder.replay",
+    "recorder.investigate",
+    "recorder.archive",
+    "obstore",
 )
 # Reading a journal needs the journal package, and nothing above it.
 HEAVY_FOR_INSPECT = tuple(name for name in HEAVY if name != "importlib.metadata")

@@ -267,6 +267,10 @@ BAD_VALUES: list[tuple[str, object, str]] = [
     ("log.level", "loud", "must be one of debug"),
     ("log.format", "xml", "must be one of auto, json, console"),
     ("embedded_broker", 1, "must be true or false"),
+    ("archive.url", "ftp://host/x", "must be s3://BUCKET/prefix"),
+    ("archive.endpoint", "minio:9000", "must be http(s)://HOST[:PORT]"),
+    ("archive.name", "a/b", "must be letters, digits"),
+    ("archive.concurrency", 0, "at least 1"),
 ]
 
 

@@ -12,6 +12,7 @@ from recorder import __version__
 
 # Importing the command modules registers their commands on `app`.
 from recorder.cli import (  # noqa: F401
+    archive_command,
     compact_command,
     completion_command,
     config_commands,

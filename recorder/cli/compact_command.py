@@ -8,8 +8,17 @@ from typing import TYPE_CHECKING, Annotated, Any, cast
 import typer
 
 from recorder.cli.app import app
+from recorder.cli.archive_command import local_journal, names_archive
 from recorder.cli.journal_commands import report_gaps
-from recorder.cli.options import AllowGaps, JournalDir, Kinds, Namespaces, Output, Quiet
+from recorder.cli.options import (
+    AllowGaps,
+    Endpoint,
+    JournalSources,
+    Kinds,
+    Namespaces,
+    Output,
+    Quiet,
+)
 from recorder.cli.progress import wanted
 from recorder.cli.render import examples, print_json, wants_json
 from recorder.errors import UsageError
@@ -42,7 +51,8 @@ def parse_until(text: str | None) -> tuple[int | None, int | None]:
     )
 )
 def compact(
-    directory: JournalDir,
+    ctx: typer.Context,
+    journals: JournalSources,
     fmt: Annotated[
         str, typer.Option("--format", help="yaml (manifests), json (a v1 List) or meshsync.")
     ] = "yaml",
@@ -72,15 +82,17 @@ def compact(
     output: Output = "text",
     quiet: Quiet = False,
     allow_gaps: AllowGaps = False,
+    endpoint: Endpoint = None,
 ) -> None:
     """Turn journals into a snapshot: one object per uid and cluster, DELETED removes, newest wins."""
     from recorder.compact.run import CompactRequest, Format
 
     as_json = wants_json(output)
-    _check_arguments(directory, fmt, out, as_json=as_json, prune=prune, checkpoint=checkpoint)
+    _check_arguments(fmt, out, as_json=as_json, prune=prune, checkpoint=checkpoint)
     until_seq, until_ns = parse_until(until)
+    directories = _local_journals(ctx, journals, endpoint, until_seq, until_ns, checkpoint)
     request = CompactRequest(
-        directory=directory,
+        directory=directories[0],
         format=cast(Format, fmt),
         out=None if out is None or out == "-" else Path(out),
         to_stdout=out == "-",
@@ -95,8 +107,30 @@ def compact(
         idle_ns=int(idle_gap * 1e9),
         allow_gaps=allow_gaps,
     )
-    result = _run_with_progress(request, quiet=quiet)
+    result = _run(request, directories, quiet=quiet)
     _report(request, result, as_json=as_json)
+
+
+def _local_journals(
+    ctx: typer.Context,
+    journals: list[str],
+    endpoint: str | None,
+    until_seq: int | None,
+    until_ns: int | None,
+    checkpoint: bool,
+) -> list[Path]:
+    """Each journal as a readable directory: an archive is restored (up to --until) to a
+    temporary journal, removed when the command is done."""
+    from recorder.cli.journal_commands import journal_argument
+    from recorder.journal.query import Query
+
+    if checkpoint and any(map(names_archive, journals)):
+        raise UsageError("--checkpoint needs a journal directory, not an archive URL")
+    wanted = Query(until_ns=until_ns, to_seq=until_seq)
+    directories = [ctx.with_resource(local_journal(j, endpoint, wanted)) for j in journals]
+    for directory in directories:
+        journal_argument(directory)
+    return directories
 
 
 def _report(request: "CompactRequest", result: "CompactResult", *, as_json: bool) -> None:
@@ -113,14 +147,11 @@ def _report(request: "CompactRequest", result: "CompactResult", *, as_json: bool
 
 
 def _check_arguments(
-    directory: Path, fmt: str, out: str | None, *, as_json: bool, prune: bool, checkpoint: bool
+    fmt: str, out: str | None, *, as_json: bool, prune: bool, checkpoint: bool
 ) -> None:
     """Refuse what cannot work before the whole journal is read; errors name the flags."""
-    from recorder.cli.journal_commands import journal_argument
-
     if fmt not in FORMATS:
         raise UsageError(f"--format: must be one of {', '.join(FORMATS)}, got {fmt!r}")
-    journal_argument(directory)
     if prune and not checkpoint:
         raise UsageError("--prune needs --checkpoint: segments are only deleted once covered")
     if out == "-" and fmt == "meshsync":
@@ -136,11 +167,16 @@ def _check_arguments(
         raise UsageError(f"--out: {path.parent} is not a directory")
 
 
-def _run_with_progress(request: "CompactRequest", *, quiet: bool) -> "CompactResult":
-    """The compaction, with a bar over segments read (and an ETA) for a person watching."""
+def _run(request: "CompactRequest", directories: list[Path], *, quiet: bool) -> "CompactResult":
+    """The compaction, with a bar over segments read (and an ETA) for a person watching; several
+    journals are merged instead (no bar: their records are read interleaved)."""
     from recorder.compact.run import run_compaction
     from recorder.journal.segment import list_segments
 
+    if len(directories) > 1:
+        from recorder.compact.merge import run_merged_compaction
+
+        return run_merged_compaction(request, directories)
     if not wanted(quiet):
         return run_compaction(request)
     total = len(list_segments(request.directory))

@@ -10,6 +10,7 @@ from typing import IO, TYPE_CHECKING, Annotated, Any
 import typer
 
 from recorder.cli.app import app
+from recorder.cli.archive_command import local_journal
 from recorder.cli.investigate_options import (
     ClusterOpt,
     EventTypeOpt,
@@ -19,7 +20,17 @@ from recorder.cli.investigate_options import (
     event_filter,
     output_format,
 )
-from recorder.cli.options import FromSeq, JournalDir, Output, Since, Subjects, ToSeq, Until
+from recorder.cli.options import (
+    Endpoint,
+    FromSeq,
+    JournalDir,
+    JournalSource,
+    Output,
+    Since,
+    Subjects,
+    ToSeq,
+    Until,
+)
 from recorder.cli.render import examples, print_json, table, wants_json
 from recorder.errors import GapError, UsageError
 from recorder.timeparse import format_time, parse_time
@@ -63,17 +74,19 @@ def _time_or_dash(time_ns: int | None) -> str:
     )
 )
 def inspect(
-    directory: JournalDir,
+    ctx: typer.Context,
+    journal: JournalSource,
     as_json: Annotated[
         bool, typer.Option("--json", help="One JSON object per segment (JSON lines).")
     ] = False,
     output: Output = "text",
+    endpoint: Endpoint = None,
 ) -> None:
     """List segments: state, records, bytes, first/last sequence and time, and totals."""
     from recorder.journal.maintenance import inspect_journal
 
     document = wants_json(output)
-    infos = inspect_journal(directory)
+    infos = inspect_journal(ctx.with_resource(local_journal(journal, endpoint)))
     if document:
         print_json({"segments": [_segment_fields(i) for i in infos], "totals": _totals(infos)})
     elif as_json:
@@ -146,12 +159,14 @@ def _inspect_table(infos: "list[SegmentInfo]") -> str:
         "recorder verify DIR || recorder repair DIR",
     )
 )
-def verify(directory: JournalDir, output: Output = "text") -> None:
+def verify(
+    ctx: typer.Context, journal: JournalSource, output: Output = "text", endpoint: Endpoint = None
+) -> None:
     """Check every record; exit 0 when clean, 1 with a report of every damaged position."""
     from recorder.journal.maintenance import verify_journal
 
     document = wants_json(output)
-    report = verify_journal(directory)
+    report = verify_journal(ctx.with_resource(local_journal(journal, endpoint)))
     if document:
         print_json(
             {
@@ -280,7 +295,8 @@ def _headers_map(message: "Message") -> dict[str, list[str]]:
     )
 )
 def dump(
-    directory: JournalDir,
+    ctx: typer.Context,
+    journal: JournalSource,
     since: Since = None,
     until: Until = None,
     from_seq: FromSeq = None,
@@ -301,6 +317,7 @@ def dump(
     name: NameOpt = None,
     cluster: ClusterOpt = None,
     event_type: EventTypeOpt = None,
+    endpoint: Endpoint = None,
 ) -> None:
     """Print records as JSON lines: seq, time, subject, reply, headers, payload (or payload_b64).
 
@@ -312,6 +329,7 @@ def dump(
 
     fmt = output_format(output, ("json", "table"))
     query = build_query(since, until, from_seq, to_seq, subject)
+    directory = ctx.with_resource(local_journal(journal, endpoint, query))
     objects = event_filter(kind, namespace, name, cluster, event_type)
     reader = JournalReader(directory, query=query, markers=markers, salvage=salvage)
     out = sys.stdout.buffer

@@ -42,3 +42,36 @@ Namespaces = Annotated[
     list[str] | None,
     typer.Option("--namespace", help="Only MeshSync objects in this namespace, repeatable."),
 ]
+JournalSource = Annotated[
+    str,
+    typer.Argument(
+        metavar="DIR",
+        help="Journal directory, or an archive URL (s3://BUCKET/prefix, gs://, az://, file://).",
+        show_default=False,
+    ),
+]
+Endpoint = Annotated[
+    str | None,
+    typer.Option(
+        envvar="RECORDER_ARCHIVE_ENDPOINT",
+        help="S3-compatible server URL (credentials come from the provider's chain).",
+    ),
+]
+# For a command that also takes --snapshot FILE instead.
+OptionalJournalSource = Annotated[
+    str | None,
+    typer.Argument(
+        metavar="DIR",
+        help="Journal directory, or an archive URL (s3://BUCKET/prefix, gs://, az://, file://).",
+        show_default=False,
+    ),
+]
+JournalSources = Annotated[
+    list[str],
+    typer.Argument(
+        metavar="DIR",
+        help="Journal directory, or an archive URL (s3://BUCKET/prefix, gs://, az://, file://); "
+        "several (one per cluster or recorder) are merged, newest event winning.",
+        show_default=False,
+    ),
+]

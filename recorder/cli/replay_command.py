@@ -9,13 +9,16 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from recorder.cli.app import app
+from recorder.cli.archive_command import local_journal
 from recorder.cli.config_commands import ConfigFile, load_effective_config, urls_from_flag
 from recorder.cli.journal_commands import build_query, journal_argument, report_gaps
 from recorder.cli.options import (
     AllowGaps,
+    Endpoint,
     FromSeq,
     Kinds,
     Namespaces,
+    OptionalJournalSource,
     Output,
     Quiet,
     Since,
@@ -77,9 +80,8 @@ def check_prefix(prefix: str) -> None:
     ),
 )
 def replay_command(
-    directory: Annotated[
-        Path | None, typer.Argument(metavar="DIR", help="Journal directory.", show_default=False)
-    ] = None,
+    ctx: typer.Context,
+    journal: OptionalJournalSource = None,
     snapshot: Annotated[
         Path | None,
         typer.Option(help="Replay a compact snapshot (any --format) as ADDED events instead."),
@@ -114,14 +116,16 @@ def replay_command(
     output: Output = "text",
     quiet: Quiet = False,
     allow_gaps: AllowGaps = False,
+    endpoint: Endpoint = None,
 ) -> None:
     """Republish journaled messages to NATS at the recorded pace, faster, or flat out."""
     from recorder.replay.run import ReplayStats
 
     as_json = wants_json(output)
-    pacer, maps = _check_arguments(directory, snapshot, speed, rate, subject_prefix, subject_map)
+    pacer, maps = _check_arguments(journal, snapshot, speed, rate, subject_prefix, subject_map)
     urls = urls_from_flag(nats_url)  # refused even for a dry run: the secret is already exposed
     selection = _selection(since, until, from_seq, to_seq, subject, kind, namespace)
+    directory = _journal_directory(ctx, journal, endpoint, selection)
     stats = ReplayStats()
     batches = _messages(
         directory, snapshot, selection, maps, subject_prefix, msg_id, stats, allow_gaps=allow_gaps
@@ -134,6 +138,16 @@ def replay_command(
         progress = _progress(batches, directory, selection, pacer) if wanted(quiet) else None
         stats = _send(batches, cfg.nats, pacer, stats, progress)
     _report(stats, directory, allow_gaps=allow_gaps, dry_run=dry_run, as_json=as_json)
+
+
+def _journal_directory(
+    ctx: typer.Context, journal: str | None, endpoint: str | None, selection: "Selection"
+) -> Path | None:
+    """The journal as a directory: an archive's segments that the selection wants are restored
+    to a temporary journal, removed when the command is done."""
+    if journal is None:
+        return None
+    return ctx.with_resource(local_journal(journal, endpoint, selection.query))
 
 
 def _progress(
@@ -198,7 +212,7 @@ def _selection(
 
 
 def _check_arguments(
-    directory: Path | None,
+    journal: str | None,
     snapshot: Path | None,
     speed: str,
     rate: float | None,
@@ -208,7 +222,7 @@ def _check_arguments(
     """Refuse what cannot work before anything is read or sent; errors name the flags."""
     from recorder.replay.run import Pacer
 
-    if (directory is None) == (snapshot is None):
+    if (journal is None) == (snapshot is None):
         raise UsageError("give a journal directory or --snapshot FILE (one of them)")
     pacer = Pacer(parse_speed(speed), check_rate(rate))
     check_prefix(prefix)

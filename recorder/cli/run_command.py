@@ -19,6 +19,7 @@ from recorder.log import get_logger
 
 if TYPE_CHECKING:
     from recorder.config import Config
+    from recorder.recording.daemon import SegmentShipper
 
 
 @app.command(
@@ -83,8 +84,17 @@ def run(
             overrides["jetstream.create_stream"] = True if cfg.mode == "jetstream" else None
             cfg = load_effective_config(config, overrides)
             typer.echo(f"embedded broker listening on {broker.url}", err=True)
-        result = run_daemon(cfg, os.environ)
+        result = run_daemon(cfg, os.environ, _archiver(cfg))
     raise typer.Exit(result.exit_code)
+
+
+def _archiver(cfg: "Config") -> "SegmentShipper | None":
+    if not cfg.archive.url:
+        return None
+    from recorder.archive.setup import build_archiver  # obstore loads only when archiving
+
+    a = cfg.archive
+    return build_archiver(a.url, a.endpoint, a.name, cfg.journal.dir, a.concurrency)
 
 
 def repeated(values: list[str] | None) -> list[str] | None:

@@ -133,7 +133,7 @@ def run_compaction(
         compactor.gaps += [gap.describe() for gap in result.inside_gaps]
         _log_damage(reader)
         stdout = stdout or sys.stdout.buffer
-        _write_outputs(request, compactor, stats, meshsync_paths, result, stdout)
+        write_outputs(request, compactor, stats, meshsync_paths, result, stdout)
     if request.checkpoint and (request.allow_gaps or not result.inside_gaps):
         # Never past a gap unasked: the next compaction would start after it, none the wiser.
         write_atomic(checkpoint_path, [compactor.to_bytes()])
@@ -281,7 +281,7 @@ def _load_checkpoint(path: Path, options: CompactOptions) -> Compactor | None:
     return compactor
 
 
-def _write_outputs(
+def write_outputs(
     request: CompactRequest,
     compactor: Compactor,
     stats: CompactStats,

@@ -11,8 +11,9 @@ from recorder.journal.lock import LOCK_NAME
 from recorder.journal.segment import SegmentFile, find_gaps, list_segments, require_dir
 
 # Everything besides segments that a journal directory can hold: the lock, compaction's
-# checkpoint, repair's quarantine files and the temporary files of atomic writes.
-_JOURNAL_FILE: Final = re.compile(r"^(?:LOCK|checkpoint.*|.*\.quarantine|\..*\.tmp)$")
+# checkpoint, repair's quarantine files, the temporary files of atomic writes, and the
+# journal's name in an archive.
+_JOURNAL_FILE: Final = re.compile(r"^(?:LOCK|checkpoint.*|.*\.quarantine|\..*\.tmp|archive\.id)$")
 _LISTINGS: Final = 3
 
 

@@ -1,4 +1,5 @@
-"""Work on a segment once it is sealed, off the writer's thread: zstd compression, retention."""
+"""Work on a segment once it is sealed, off the writer's thread: zstd compression, the
+`on_sealed` hook (an archive's upload), retention (sparing what `may_delete` refuses)."""
 
 from __future__ import annotations
 
@@ -27,12 +28,17 @@ class PostSeal:
         retention: RetentionPolicy,
         clock: Callable[[], int],
         active: ActiveFacts,
+        *,
+        on_sealed: Callable[[SegmentFile], None] | None = None,
+        may_delete: Callable[[SegmentFile], bool] | None = None,
     ) -> None:
         self.directory = directory
         self.compress = compress
         self.retention = retention
         self._clock = clock
         self._active = active
+        self._on_sealed = on_sealed
+        self._may_delete = may_delete
         # The writer holds it from sealing a segment until the next is active, so retention
         # never sees the writer between segments and takes it for a closed one.
         self.lock = threading.Lock()
@@ -46,8 +52,10 @@ class PostSeal:
     def _after_seal(self, sealed: SegmentFile) -> None:
         try:
             if self.compress:
-                compress_segment(sealed)
+                sealed = compress_segment(sealed)
                 log.info("segment_compressed", segment=sealed.number)
+            if self._on_sealed is not None:
+                self._on_sealed(sealed)  # the compressed file, as it will stay
             self.apply_retention()
         except Exception as exc:  # noqa: BLE001 - background work must never take the writer down
             log.error("post_seal_failed", segment=sealed.number, error=repr(exc))
@@ -58,7 +66,9 @@ class PostSeal:
             return []
         with self.lock:
             number, size = self._active()
-            return enforce_retention(self.directory, self.retention, number, size, self._clock())
+            return enforce_retention(
+                self.directory, self.retention, number, size, self._clock(), self._may_delete
+            )
 
     def wait(self) -> None:
         for future in list(self._pending):

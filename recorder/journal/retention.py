@@ -7,7 +7,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from recorder.fsutil import fsync_dir
-from recorder.journal.segment import SegmentSummary, list_segments, remove_segment, summarize
+from recorder.journal.segment import (
+    SegmentFile,
+    SegmentSummary,
+    list_segments,
+    remove_segment,
+    summarize,
+)
 from recorder.log import get_logger
 
 log = get_logger("journal")
@@ -95,8 +101,14 @@ def enforce_retention(
     active_number: int | None,
     active_size: int,
     now_ns: int,
+    may_delete: Callable[[SegmentFile], bool] | None = None,
 ) -> list[str]:
-    """Delete what `plan_retention` says, logging each deletion; returns the names deleted."""
+    """Delete what `plan_retention` says, logging each deletion; returns the names deleted.
+
+    Oldest first, stopping at the first segment `may_delete` refuses: a held segment (not yet
+    archived) keeps every newer one too, so the journal never gets a gap. A disk that fills
+    meanwhile is the free-space floor's to report, not a reason to delete unarchived data.
+    """
     segments = list_segments(directory)
     if active_number is None and segments:
         # Closed: the newest segment is what a restarted writer continues the sequence from,
@@ -106,6 +118,13 @@ def enforce_retention(
     sealed = [summary for summary in sealed if summary.footer is not None]
     deleted = []
     for deletion in plan_retention(sealed, active_size, policy, now_ns):
+        if may_delete is not None and not may_delete(deletion.summary.file):
+            log.warning(
+                "retention_waiting_for_archive",
+                segment=deletion.summary.file.number,
+                reason=deletion.reason,
+            )
+            break
         remove_segment(deletion.summary.file)
         # Oldest first, each durable before the next: a power loss never leaves a gap.
         fsync_dir(directory)

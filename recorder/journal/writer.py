@@ -51,7 +51,11 @@ class JournalWriter:
         monotonic: Callable[[], int] = time.monotonic_ns,
         instance_id: bytes | None = None,
         fsync_observer: Callable[[float], None] | None = None,
+        on_sealed: Callable[[SegmentFile], None] | None = None,
+        may_delete: Callable[[SegmentFile], bool] | None = None,
     ) -> None:
+        """`on_sealed` gets each segment once sealed (and compressed); retention deletes only
+        segments `may_delete` allows (an archive's: only what is archived)."""
         self.directory = directory
         self.options = options or WriterOptions()
         self.instance_id = instance_id or uuid.uuid4().bytes
@@ -74,6 +78,8 @@ class JournalWriter:
             self.options.retention,
             self._steady_now,
             self._active_facts,
+            on_sealed=on_sealed,
+            may_delete=may_delete,
         )
         self.recovery: Recovery | None = None
 

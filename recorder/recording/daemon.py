@@ -16,7 +16,7 @@ import signal
 from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from recorder import __version__
 from recorder.config import Config
@@ -24,7 +24,7 @@ from recorder.errors import JournalError, PathAccessError, RecorderError
 from recorder.journal.options import Compression, FsyncPolicy, WriterOptions
 from recorder.journal.record import MarkerType
 from recorder.journal.retention import RetentionPolicy
-from recorder.journal.segment import list_segments
+from recorder.journal.segment import SegmentFile, list_segments
 from recorder.journal.writer import JournalWriter
 from recorder.log import get_logger
 from recorder.meshsync import INFORMER_STORE, REQUEST_SUBJECT, RESYNC_DISCOVERY, request_payload
@@ -67,6 +67,16 @@ def writer_options(cfg: Config) -> WriterOptions:
     )
 
 
+class SegmentShipper(Protocol):
+    """What the daemon needs of an off-host archiver; the CLI builds one and hands it in."""
+
+    def start(self) -> None: ...
+    def stop(self) -> None: ...
+    def segment_sealed(self, segment: SegmentFile) -> None: ...
+    def may_delete(self, segment: SegmentFile) -> bool: ...
+    def render_metrics(self) -> str: ...
+
+
 @dataclass(frozen=True, slots=True)
 class RunResult:
     exit_code: int
@@ -92,14 +102,23 @@ def open_failure(directory: Path, exc: OSError) -> str:
 class Daemon:
     """One recorder process: journal writer thread, NATS bridge, HTTP listener, signals."""
 
-    def __init__(self, cfg: Config, env: Mapping[str, str]) -> None:
+    def __init__(
+        self, cfg: Config, env: Mapping[str, str], shipper: SegmentShipper | None = None
+    ) -> None:
         self.cfg = cfg
         self.metrics = Metrics()
         self.intake = Intake(cfg.queue_max_messages, cfg.queue_max_bytes)
         self.notifier = Notifier(env)
+        self.shipper = shipper
         self.writer = JournalWriter(
-            cfg.journal.dir, writer_options(cfg), fsync_observer=self.metrics.observe_fsync
+            cfg.journal.dir,
+            writer_options(cfg),
+            fsync_observer=self.metrics.observe_fsync,
+            on_sealed=shipper.segment_sealed if shipper else None,
+            may_delete=shipper.may_delete if shipper else None,
         )
+        if shipper is not None:
+            self.metrics.extra.append(shipper.render_metrics)
         self.metrics.journal_size = self._journal_size
         self.pump = Pump(
             self.writer,
@@ -163,6 +182,8 @@ class Daemon:
             self.metrics.count_marker(MarkerType.STOPPED)
         self.metrics.count_marker(MarkerType.STARTED)
         self.pump.start()
+        if self.shipper is not None:
+            self.shipper.start()
 
     async def _start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -253,6 +274,9 @@ class Daemon:
         await self._stop_intake()
         self.pump.stop()
         await asyncio.to_thread(self.pump.join)
+        if self.shipper is not None:
+            # After the writer closed: its last sealed segment gets its chance to go too.
+            await asyncio.to_thread(self.shipper.stop)
         if self.http is not None:
             await self.http.close()
         log.info(
@@ -310,11 +334,13 @@ def _retrieve(task: asyncio.Future[Any]) -> None:
         log.warning("shutdown_step_failed", error=repr(task.exception()))
 
 
-def run_daemon(cfg: Config, env: Mapping[str, str]) -> RunResult:
+def run_daemon(
+    cfg: Config, env: Mapping[str, str], shipper: SegmentShipper | None = None
+) -> RunResult:
     """Run the daemon on a fresh event loop, and leave in bounded time even if nats-py lingers."""
     loop = asyncio.new_event_loop()
     try:
-        return loop.run_until_complete(Daemon(cfg, env).run())
+        return loop.run_until_complete(Daemon(cfg, env, shipper).run())
     finally:
         pending = asyncio.all_tasks(loop)
         for task in pending:

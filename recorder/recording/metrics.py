@@ -63,6 +63,8 @@ class Metrics:
     journal_fault: str = ""  # the write or fsync error the writer has not recovered from
     disk_ok: bool = True
     journal_size: Callable[[], JournalSize] | None = None
+    # Families of other parts (the archiver), rendered after ours.
+    extra: list[Callable[[], str]] = field(default_factory=list)
 
     # -- updates (writer thread) ----------------------------------------------------------
 
@@ -157,7 +159,7 @@ class Metrics:
         _simple(
             out, "ready", "gauge", "1 while /readyz answers 200.", int(not self.not_ready_reasons())
         )
-        return "\n".join(out) + "\n"
+        return "\n".join(out) + "\n" + self._render_extra()
 
     def _render_fsync_histogram(self, out: list[str]) -> None:
         _family(out, "fsync_seconds", "histogram", "Latency of journal fsyncs.")
@@ -207,6 +209,10 @@ class Metrics:
             "Seconds since the newest message was journaled (-1: none yet).",
             round(age, 3),
         )
+
+    def _render_extra(self) -> str:
+        # Families of other parts (the archiver's), each already in exposition format.
+        return "".join(render() for render in self.extra)
 
 
 def _family(out: list[str], name: str, kind: str, help_text: str) -> None:
