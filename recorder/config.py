@@ -33,7 +33,6 @@ from recorder.config_checks import (
     quoted,
     split_listen,
 )
-from recorder.config_checks import check_subject as check_subject  # tests and callers use it here
 from recorder.config_load import (
     DURATION,
     LISTEN,

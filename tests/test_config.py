@@ -17,13 +17,13 @@ from recorder.config import (
     HttpConfig,
     NatsConfig,
     check_files,
-    check_subject,
     config_to_dict,
     config_to_yaml,
     load_config,
     nats_password,
     nats_token,
 )
+from recorder.config_checks import check_subject
 from recorder.errors import ConfigError
 from recorder.subjects import is_valid_subject
 from recorder.units import MiB
