@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import orjson
@@ -11,6 +10,7 @@ import typer
 from recorder.cli.app import app
 from recorder.cli.compact_command import parse_until
 from recorder.cli.investigate_options import output_format
+from recorder.cli.options import JournalDir
 from recorder.errors import RecorderError, UsageError
 
 if TYPE_CHECKING:
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 @app.command()
 def diff(
-    directory: Annotated[Path, typer.Argument(help="Journal directory.", show_default=False)],
+    directory: JournalDir,
     from_: Annotated[
         str, typer.Option("--from", help="The earlier point: a seq or a time.", show_default=False)
     ],

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import orjson
@@ -11,6 +10,7 @@ import typer
 from recorder.cli.app import app
 from recorder.cli.investigate_options import output_format
 from recorder.cli.journal_commands import build_query
+from recorder.cli.options import JournalDir, Since, Until
 from recorder.errors import ObjectNotFoundError, UsageError
 from recorder.timeparse import format_time
 
@@ -20,15 +20,15 @@ if TYPE_CHECKING:
 
 @app.command()
 def history(
-    directory: Annotated[Path, typer.Argument(help="Journal directory.", show_default=False)],
+    directory: JournalDir,
     target: Annotated[
         str | None, typer.Argument(help="KIND/NAME, e.g. Deployment/web.", show_default=False)
     ] = None,
     namespace: Annotated[str | None, typer.Option("--namespace", "-n", help="Namespace.")] = None,
     cluster: Annotated[str | None, typer.Option(help="Cluster id (or prefix).")] = None,
     uid: Annotated[str | None, typer.Option(help="The object's metadata.uid.")] = None,
-    since: Annotated[str | None, typer.Option(help="RFC 3339 time or relative like -15m.")] = None,
-    until: Annotated[str | None, typer.Option(help="RFC 3339 time or relative like -5m.")] = None,
+    since: Since = None,
+    until: Until = None,
     output: Annotated[
         str | None, typer.Option("--output", "-o", help="text (the default) or json.")
     ] = None,

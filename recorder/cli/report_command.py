@@ -9,15 +9,16 @@ import typer
 
 from recorder.cli.app import app
 from recorder.cli.journal_commands import build_query
+from recorder.cli.options import JournalDir, Since, Until
 from recorder.errors import UsageError
 
 
 @app.command()
 def report(
-    directory: Annotated[Path, typer.Argument(help="Journal directory.", show_default=False)],
+    directory: JournalDir,
     out: Annotated[Path, typer.Option("--out", help="The HTML file to write.", show_default=False)],
-    since: Annotated[str | None, typer.Option(help="RFC 3339 time or relative like -15m.")] = None,
-    until: Annotated[str | None, typer.Option(help="RFC 3339 time or relative like -5m.")] = None,
+    since: Since = None,
+    until: Until = None,
 ) -> None:
     """A timeline per kind with gaps and re-lists, most-changed objects and per-kind tables."""
     from recorder.fsutil import write_atomic

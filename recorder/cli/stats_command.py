@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections import Counter
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import orjson
@@ -12,6 +11,7 @@ import typer
 from recorder.cli.app import app
 from recorder.cli.investigate_options import output_format
 from recorder.cli.journal_commands import build_query
+from recorder.cli.options import JournalDir, Since, Until
 from recorder.cli.render import human_duration, table
 from recorder.timeparse import format_time
 
@@ -21,9 +21,9 @@ if TYPE_CHECKING:
 
 @app.command()
 def stats(
-    directory: Annotated[Path, typer.Argument(help="Journal directory.", show_default=False)],
-    since: Annotated[str | None, typer.Option(help="RFC 3339 time or relative like -15m.")] = None,
-    until: Annotated[str | None, typer.Option(help="RFC 3339 time or relative like -5m.")] = None,
+    directory: JournalDir,
+    since: Since = None,
+    until: Until = None,
     output: Annotated[
         str | None, typer.Option("--output", "-o", help="text (the default) or json.")
     ] = None,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import signal
 import sys
-from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Annotated
 
@@ -22,6 +21,7 @@ from recorder.cli.investigate_options import (
     output_format,
 )
 from recorder.cli.journal_commands import build_query
+from recorder.cli.options import JournalDir
 from recorder.errors import UsageError
 
 if TYPE_CHECKING:
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 @app.command()
 def tail(
-    directory: Annotated[Path, typer.Argument(help="Journal directory.", show_default=False)],
+    directory: JournalDir,
     lines: Annotated[int, typer.Option("--lines", "-n", min=0, help="How many to show.")] = 10,
     follow: Annotated[
         bool, typer.Option("--follow", "-f", help="Keep showing events as they are written.")

@@ -71,6 +71,8 @@ class Metrics:
     def count_written(self, batch: list[Incoming]) -> None:
         msgs, sizes = self.written_msgs, self.written_bytes
         for item in batch:
+            # count_subject's cap, inline: this loop runs once per message on the writer thread,
+            # and the bytes share the messages' choice of series.
             subject = item.subject
             if subject not in msgs and len(msgs) >= SUBJECT_SERIES_MAX:
                 subject = OTHER_SUBJECTS
