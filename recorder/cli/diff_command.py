@@ -10,7 +10,7 @@ import typer
 from recorder.cli.app import app
 from recorder.cli.compact_command import parse_until
 from recorder.cli.investigate_options import output_format
-from recorder.cli.options import JournalDir
+from recorder.cli.options import JournalDir, Output
 from recorder.errors import RecorderError, UsageError
 
 if TYPE_CHECKING:
@@ -34,9 +34,7 @@ def diff(
     prune_ghosts: Annotated[
         bool, typer.Option("--prune-ghosts", help="Drop objects missing from a complete re-list.")
     ] = False,
-    output: Annotated[
-        str | None, typer.Option("--output", "-o", help="text (the default) or json.")
-    ] = None,
+    output: Output = "text",
 ) -> None:
     """Objects added, deleted and changed between two points (exit 0: none, 1: some), like diff(1)."""
     from recorder.compact.diff import diff_json, diff_states

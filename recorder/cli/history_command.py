@@ -10,7 +10,7 @@ import typer
 from recorder.cli.app import app
 from recorder.cli.investigate_options import output_format
 from recorder.cli.journal_commands import build_query
-from recorder.cli.options import JournalDir, Since, Until
+from recorder.cli.options import JournalDir, Output, Since, Until
 from recorder.errors import ObjectNotFoundError, UsageError
 from recorder.timeparse import format_time
 
@@ -29,9 +29,7 @@ def history(
     uid: Annotated[str | None, typer.Option(help="The object's metadata.uid.")] = None,
     since: Since = None,
     until: Until = None,
-    output: Annotated[
-        str | None, typer.Option("--output", "-o", help="text (the default) or json.")
-    ] = None,
+    output: Output = "text",
 ) -> None:
     """Every version of one object in order, with a unified diff of its manifest between versions."""
     from recorder.compact.snapshot import to_yaml

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING
 
 import orjson
 import typer
@@ -11,7 +11,7 @@ import typer
 from recorder.cli.app import app
 from recorder.cli.investigate_options import output_format
 from recorder.cli.journal_commands import build_query
-from recorder.cli.options import JournalDir, Since, Until
+from recorder.cli.options import JournalDir, Output, Since, Until
 from recorder.cli.render import human_duration, table
 from recorder.timeparse import format_time
 
@@ -24,9 +24,7 @@ def stats(
     directory: JournalDir,
     since: Since = None,
     until: Until = None,
-    output: Annotated[
-        str | None, typer.Option("--output", "-o", help="text (the default) or json.")
-    ] = None,
+    output: Output = "text",
 ) -> None:
     """Events per subject, cluster, kind and EventType; rates; every gap; re-lists; time covered."""
     from recorder.investigate.stats import journal_stats

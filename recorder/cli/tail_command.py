@@ -21,7 +21,7 @@ from recorder.cli.investigate_options import (
     output_format,
 )
 from recorder.cli.journal_commands import build_query
-from recorder.cli.options import JournalDir
+from recorder.cli.options import JournalDir, Output
 from recorder.errors import UsageError
 
 if TYPE_CHECKING:
@@ -43,9 +43,7 @@ def tail(
     name: NameOpt = None,
     cluster: ClusterOpt = None,
     event_type: EventTypeOpt = None,
-    output: Annotated[
-        str | None, typer.Option("--output", "-o", help="text (the default) or json.")
-    ] = None,
+    output: Output = "text",
 ) -> None:
     """The last N events (time, cluster, EventType, kind, namespace/name, resourceVersion)."""
     from recorder.investigate.tail import TailRequest, last_items
