@@ -60,3 +60,14 @@ def test_no_reports_is_an_error_not_an_empty_table(tmp_path: Path) -> None:
 def test_the_readme_has_the_markers() -> None:
     text = (rr.ROOT / "README.md").read_text(encoding="utf-8")
     assert text.count(rr.BEGIN) == 1 and text.count(rr.END) == 1
+
+
+def test_the_daemon_report_lists_each_cases_own_figures() -> None:
+    """Cases measured by different tests share no columns: each row lists its own figures."""
+    daemon = {
+        "sigkill storm [default]": {"kills": 20, "published": 42560, "seed": 20260101},
+        "soak": {"rss_max_mib": 39.5, "verify_clean": True},
+    }
+    block = rr.render({"daemon": daemon}, "today")
+    assert "| sigkill storm [default] | kills 20, published 42,560, seed 20260101 |" in block
+    assert "| soak | rss max mib 39.5, verify clean yes |" in block

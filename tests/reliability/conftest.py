@@ -1,4 +1,6 @@
-"""Fixtures of the reliability suite, and a summary of the figures each test measured."""
+"""Fixtures of the reliability suite, and the figures each test measured: printed in the terminal
+summary and merged into build/reliability/daemon.json, which tests/render_reliability.py turns into
+the README's table."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "integration"))
 
 # The `recorders` fixture has its one home in tests/integration/conftest.py; importing it here
 # offers it to this directory's tests as well (tests/ itself is on sys.path, hence the package).
+from faults import case_name, report_figures
 from integration.conftest import recorders as recorders
 
 _FIGURES = pytest.StashKey[list[tuple[str, dict[str, Any]]]]()
@@ -26,6 +29,7 @@ def figures(request: pytest.FixtureRequest) -> Callable[..., None]:
 
     def record(**values: Any) -> None:
         request.config.stash.setdefault(_FIGURES, []).append((request.node.nodeid, values))
+        report_figures("daemon", case_name(request.node.name), values)
 
     return record
 

@@ -384,6 +384,13 @@ REPORT_DIR = Path(
 )
 
 
+def case_name(test_name: str) -> str:
+    """`test_sigkill_storm_keeps_x[20]` -> `sigkill storm keeps x [20]`: a row of the table."""
+    name, _, parameters = test_name.removeprefix("test_").partition("[")
+    label = name.replace("_", " ")
+    return f"{label} [{parameters}" if parameters else label
+
+
 def report_figures(report: str, case: str, values: dict[str, Any]) -> Path:
     """Merge one case's figures into REPORT_DIR/`report`.json, keeping the other cases'."""
     return merge_case(REPORT_DIR / f"{report}.json", case, values)

@@ -14,7 +14,6 @@ import json
 import os
 import struct
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -147,7 +146,6 @@ def test_wall_clock_steps_change_neither_fsyncs_nor_rotations_nor_retention(
     nats_server: NatsServer,
     recorders: Recorders,
     tmp_path: Path,
-    figures: Callable[..., None],
 ) -> None:
     """While `recorder run` records from a real broker, its wall clock steps back an hour and then forward a day: interval fsyncs and age rotations go on at their pace (no stall, no storm), retention deletes nothing, each message is stamped with the stepped clock, and every published message is journaled exactly once."""
     library = _build_shim(tmp_path)
@@ -200,7 +198,6 @@ def test_wall_clock_steps_change_neither_fsyncs_nor_rotations_nor_retention(
         "verify_clean": verify.returncode == 0,
     }
     _report(phases, results)
-    figures(**results, phases=[asdict(phase) for phase in phases])
 
     assert sorted(payloads) == list(range(sent))
     assert deleted == [] and numbers == list(range(1, len(numbers) + 1))

@@ -287,6 +287,7 @@ def test_a_crash_at_any_point_of_startup_or_rotation_leaves_a_marked_gap(
     recorders: Recorders,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
+    figures: Callable[..., None],
     target: str,
     call: int,
 ) -> None:
@@ -324,3 +325,11 @@ def test_a_crash_at_any_point_of_startup_or_rotation_leaves_a_marked_gap(
     assert counters[:100] == list(range(100))
     assert counters[-20:] == list(range(1000, 1020))
     _assert_every_gap_marked(records)
+    unclean = [m for m in markers_of(records, MarkerType.STOPPED) if not m.fields["clean"]]
+    figures(
+        crashed_at=target.rsplit(":", 1)[1],
+        call=call,
+        recorded=len(counters),
+        unclean_stops_marked=len(unclean),
+        verify_clean=True,
+    )
