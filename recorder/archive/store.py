@@ -19,6 +19,11 @@ from recorder.errors import ArchiveError
 # one failure class is logged once, and a stop never waits on a three-minute retry budget.
 _RETRY = {"max_retries": 2, "backoff": {"init_backoff": timedelta(milliseconds=100)}}
 _TIMEOUTS = {"connect_timeout": "5s", "timeout": "60s"}
+# One PUT up to S3's limit for it, rather than obstore's multipart above 5 MiB: a single put's
+# entity tag is the object's MD5, so the uploader checks it without reading the object back
+# (a multipart tag is not, and cost a whole GET per segment), and a killed upload leaves no
+# hidden parts behind.
+_SINGLE_PUT_MAX = 5 << 30
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +45,9 @@ class ArchiveStore:
         import obstore
 
         try:
-            result = obstore.put(self._store, key, data)
+            result = obstore.put(
+                self._store, key, data, use_multipart=len(data) > _SINGLE_PUT_MAX
+            )
         except Exception as exc:  # noqa: BLE001 - obstore raises builtins and its own types
             raise classify(self._where(key), exc) from None
         tag = result.get("e_tag")
