@@ -45,9 +45,7 @@ class ArchiveStore:
         import obstore
 
         try:
-            result = obstore.put(
-                self._store, key, data, use_multipart=len(data) > _SINGLE_PUT_MAX
-            )
+            result = obstore.put(self._store, key, data, use_multipart=len(data) > _SINGLE_PUT_MAX)
         except Exception as exc:  # noqa: BLE001 - obstore raises builtins and its own types
             raise classify(self._where(key), exc) from None
         tag = result.get("e_tag")
@@ -100,13 +98,20 @@ def _open(location: ArchiveLocation, endpoint: str | None) -> Any:
             return GCSStore(location.bucket, prefix=prefix, **options)
         return AzureStore(location.bucket, prefix=prefix, **options)
     except Exception as exc:  # noqa: BLE001 - a bad endpoint or missing credential config
-        raise ArchiveError(location.url, "bad_config", f"cannot open the store: {exc}") from None
+        # obstore's text goes on with a multi-line debug dump of its source; one line is enough.
+        reason = _first_line(exc)
+        raise ArchiveError(location.url, "bad_config", f"cannot open the store: {reason}") from None
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc)
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def classify(where: str, exc: Exception) -> ArchiveError:
     """An obstore failure as an ArchiveError whose kind says what an operator should fix."""
     text = str(exc)
-    first = text.splitlines()[0] if text else type(exc).__name__
+    first = _first_line(exc)
     if "NoSuchBucket" in text or "bucket does not exist" in text.lower():
         return ArchiveError(where, "no_bucket", "the bucket does not exist")
     if isinstance(exc, PermissionError) or any(
