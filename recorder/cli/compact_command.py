@@ -91,10 +91,8 @@ def compact(
 
     as_json = wants_json(output)
     _check_arguments(fmt, out, as_json=as_json, prune=prune, checkpoint=checkpoint)
-    until_seq, until_ns = parse_until(until)
-    directories = _local_journals(
-        ctx, journals, endpoint, journal_name, until_seq, until_ns, checkpoint
-    )
+    until_seq, until_ns = cut = parse_until(until)
+    directories = _local_journals(ctx, journals, endpoint, journal_name, cut, checkpoint)
     request = CompactRequest(
         directory=directories[0],
         format=cast(Format, fmt),
@@ -120,8 +118,7 @@ def _local_journals(
     journals: list[str],
     endpoint: str | None,
     journal_name: str | None,
-    until_seq: int | None,
-    until_ns: int | None,
+    cut: tuple[int | None, int | None],
     checkpoint: bool,
 ) -> list[Path]:
     """Each journal as a readable directory: an archive's segments (up to --until) are read in
@@ -134,7 +131,7 @@ def _local_journals(
         raise UsageError("--checkpoint needs a journal directory, not an archive URL")
     if journal_name is not None and not any(archives):
         raise UsageError("--journal: names a journal of an archive URL, and none is given")
-    wanted = Query(until_ns=until_ns, to_seq=until_seq)
+    wanted = Query(to_seq=cut[0], until_ns=cut[1])  # cut: parse_until's (seq, time)
     directories = [
         ctx.with_resource(
             local_journal(journal, endpoint, wanted, journal_name if archive else None)

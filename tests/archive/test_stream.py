@@ -137,14 +137,17 @@ def _events(stderr: bytes, name: str) -> list[dict[str, object]]:
         ("verify",),
         ("inspect", "-o", "json"),
         ("compact", "--format", "json", "--out", "-", "-q"),
+        ("stats", "-o", "json"),
+        ("history", "Pod/nginx-7c5ddbdf54-x8b2q", "-n", "default"),
+        ("diff", "--from", "4", "--to", "40"),
     ],
     ids=lambda command: "-".join(command[:2]),
 )
 def test_commands_read_the_archive_as_the_local_journal_two_segments_at_a_time(
     s3: S3Server, archived: Archived, command: tuple[str, ...]
 ) -> None:
-    """dump, verify, inspect and compact of the archive print what they print for the local
-    journal, and every fetch the process logs found at most two segments on disk."""
+    """Every reading command prints for the archive what it prints for the local journal, and
+    every fetch the process logs found at most two segments on disk."""
     journal, _other, url, sealed = archived
     name, *args = command
     local = run_cli(name, str(journal), *args)
@@ -159,7 +162,8 @@ def test_commands_read_the_archive_as_the_local_journal_two_segments_at_a_time(
         "cluster-a",
         *args,
     )
-    assert (remote.returncode, local.returncode) == (0, 0), remote.stderr.decode()
+    expected = 1 if name == "diff" else 0  # diff(1)'s: something changed
+    assert (remote.returncode, local.returncode) == (expected, expected), remote.stderr.decode()
     if name == "compact":  # where and when it was made differ; the objects may not
         documents = [json.loads(out.stdout) for out in (local, remote)]
         assert documents[0]["items"]
@@ -170,7 +174,10 @@ def test_commands_read_the_archive_as_the_local_journal_two_segments_at_a_time(
     if name == "inspect":
         assert fetches == []  # the index's footers answer it
         return
-    assert len(fetches) == sealed
+    if name == "diff":  # it reads up to --to only: the later segments stay in the archive
+        assert len(fetches) < sealed
+    else:
+        assert len(fetches) == sealed
     assert max(int(str(event["on_disk"])) for event in fetches) <= BOUND
 
 
@@ -208,3 +215,24 @@ def test_a_segment_that_differs_from_the_index_is_one_error_naming_the_object(
     error = result.stderr.decode()
     assert error.startswith(f"Error: {url}/cluster-a/segments/00000002: object does not match")
     assert "Traceback" not in error
+
+
+def test_report_of_an_archive_is_titled_by_its_url(
+    s3: S3Server, archived: Archived, tmp_path: Path
+) -> None:
+    """`report` reads an archive like a directory and names the archive, not a scratch path."""
+    page = tmp_path / "report.html"
+    result = run_cli(
+        "report",
+        archived.url,
+        "--endpoint",
+        s3.endpoint,
+        "--journal",
+        "cluster-a",
+        "--out",
+        str(page),
+    )
+    assert result.returncode == 0, result.stderr.decode()
+    html = page.read_text()
+    assert f"Journal {archived.url}" in html
+    assert "recorder-archive-" not in html
