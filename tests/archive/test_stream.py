@@ -110,7 +110,8 @@ def test_a_read_holds_at_most_two_segments_on_disk_and_returns_every_record(
 def test_a_read_stopping_early_fetches_no_more_than_one_segment_ahead(
     s3: S3Server, archived: Archived
 ) -> None:
-    """A reader that stops after the first segment leaves the rest of the archive unfetched."""
+    """A reader that stops after the first segment leaves the rest of the archive unfetched,
+    and a read begun again afterwards still holds at most two segments."""
     url = archived.url
     store = open_archive(url, s3.endpoint)
     entries = load_index(store, "cluster-a").select(Bounds())
@@ -119,9 +120,16 @@ def test_a_read_stopping_early_fetches_no_more_than_one_segment_ahead(
         streamed_journal(store, "cluster-a", entries, Path(scratch)) as stream,
     ):
         reader = JournalReader(Path(scratch))
-        first = next(iter(reader.batches()))
+        batches = reader.batches()
+        first = next(batches)
         assert first.segment == entries[0].number
-    assert stream.fetched <= BOUND
+        batches.close()
+        assert stream.fetched <= BOUND
+        # A second read from the start: the fetch left ahead of the first is dropped, not kept.
+        again = [record for _position, record in JournalReader(Path(scratch), markers=True)]
+        assert len(list_segments(Path(scratch))) == 0
+    assert again == [record for _position, record in JournalReader(archived.journal, markers=True)]
+    assert stream.peak_on_disk <= BOUND
 
 
 def _events(stderr: bytes, name: str) -> list[dict[str, object]]:
