@@ -10,11 +10,13 @@ repeat, in alternating order, uploads its sealed segments to a fresh bucket two 
             concurrency), with nothing else: the baseline
   archiver  recorder.archive's Archiver from start to the index naming every segment: reading,
             its MD5, the entity-tag check and the index puts included
+  single    obstore.put with use_multipart=False (one PUT per segment, as the archiver makes
+            them): for information only, the archiver's own overhead; the target stays on bare
 
 and compacts it two ways, each a real `recorder compact --format json` subprocess:
 
   local     from the journal directory
-  archive   from the archive URL (the segments fetched to a temporary journal first)
+  archive   from the archive URL (each segment fetched as the reader reaches it)
 
 Medians over the repeats. Targets: archiver at least 80% of bare's MB/s; compact from the
 archive at least 50% of the local rate. Exits 1 on a FAIL. moto (the `test` extra) runs in its own process.
@@ -64,14 +66,21 @@ def write_journal(directory: Path, megabytes: int, segment_mib: int) -> int:
     return sum(path.stat().st_size for path in directory.glob("*.seg"))
 
 
-def bare_put(endpoint: str, bucket: str, files: list[Path]) -> float:
+def bare_put(endpoint: str, bucket: str, files: list[Path], *, single: bool = False) -> float:
     from obstore import put
     from obstore.store import S3Store
 
     store = S3Store(bucket, endpoint=endpoint, client_options={"allow_http": True})
+    options = {"use_multipart": False} if single else {}
+    prefix = "single" if single else "bare"
     started = time.perf_counter()
     with ThreadPoolExecutor(2) as pool:
-        list(pool.map(lambda path: put(store, f"bare/{path.name}", path.read_bytes()), files))
+        list(
+            pool.map(
+                lambda path: put(store, f"{prefix}/{path.name}", path.read_bytes(), **options),
+                files,
+            )
+        )
     return time.perf_counter() - started
 
 
@@ -126,7 +135,13 @@ def main() -> int:
 
     server, endpoint = start_moto()
     client = boto3.client("s3", endpoint_url=endpoint)
-    runs: dict[str, list[float]] = {"bare": [], "archiver": [], "local": [], "archive": []}
+    runs: dict[str, list[float]] = {
+        "bare": [],
+        "single": [],
+        "archiver": [],
+        "local": [],
+        "archive": [],
+    }
     try:
         with scratch_dir("archive") as base:
             journal = base / "journal"
@@ -137,10 +152,10 @@ def main() -> int:
                 bucket = f"bench-{repeat}"
                 client.create_bucket(Bucket=bucket)
                 (journal / "archive.id").unlink(missing_ok=True)
-                order = ["bare", "archiver"] if repeat % 2 == 0 else ["archiver", "bare"]
-                for way in order:
-                    if way == "bare":
-                        runs["bare"].append(bare_put(endpoint, bucket, files))
+                order = ["bare", "single", "archiver"]
+                for way in order if repeat % 2 == 0 else reversed(order):
+                    if way != "archiver":
+                        runs[way].append(bare_put(endpoint, bucket, files, single=way == "single"))
                     else:
                         runs["archiver"].append(
                             archiver_upload(endpoint, bucket, journal, len(files))
@@ -161,6 +176,8 @@ def main() -> int:
         f"upload   bare {total / 1e6 / medians['bare']:.1f} MB/s  archiver "
         f"{total / 1e6 / medians['archiver']:.1f} MB/s  ratio {upload_ratio:.2f} (>= 0.80) "
         f"{verdict(checks['upload'])}",
+        f"         single-PUT baseline {total / 1e6 / medians['single']:.1f} MB/s  archiver/single "
+        f"{medians['single'] / medians['archiver']:.2f} (information: the archiver's own cost)",
         f"compact  local {medians['local']:.2f} s  archive {medians['archive']:.2f} s  "
         f"ratio {compact_ratio:.2f} (>= 0.50) {verdict(checks['compact'])}",
     ]
@@ -169,6 +186,7 @@ def main() -> int:
         "segments": len(files),
         "seconds": runs,
         "upload_ratio": round(upload_ratio, 3),
+        "upload_ratio_to_single_put": round(medians["single"] / medians["archiver"], 3),
         "compact_ratio": round(compact_ratio, 3),
         "passed": checks,
     }

@@ -35,6 +35,7 @@ class IndexEntry:
     first_time_ns: int
     last_time_ns: int
     records: int
+    messages: int | None = None  # None in an index written before it kept message counts
 
     def overlaps(self, bounds: Bounds) -> bool:
         """Whether any record may fall in the bounds; a segment without records never does."""
@@ -94,6 +95,9 @@ def _entry(raw: Any) -> IndexEntry:
     if not isinstance(raw, dict):
         raise TypeError("segment entry is not a mapping")
     entry = IndexEntry(**raw)
-    if not all(isinstance(getattr(entry, name), int) for name in ("number", "size", "last_seq")):
+    checked = [entry.number, entry.size, entry.last_seq]
+    if entry.messages is not None:
+        checked.append(entry.messages)
+    if not all(isinstance(value, int) for value in checked):
         raise TypeError(f"segment entry {raw!r} has non-integer fields")
     return entry

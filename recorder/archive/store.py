@@ -19,6 +19,11 @@ from recorder.errors import ArchiveError
 # one failure class is logged once, and a stop never waits on a three-minute retry budget.
 _RETRY = {"max_retries": 2, "backoff": {"init_backoff": timedelta(milliseconds=100)}}
 _TIMEOUTS = {"connect_timeout": "5s", "timeout": "60s"}
+# One PUT up to S3's limit for it, rather than obstore's multipart above 5 MiB: a single put's
+# entity tag is the object's MD5, so the uploader checks it without reading the object back
+# (a multipart tag is not, and cost a whole GET per segment), and a killed upload leaves no
+# hidden parts behind.
+_SINGLE_PUT_MAX = 5 << 30
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +45,7 @@ class ArchiveStore:
         import obstore
 
         try:
-            result = obstore.put(self._store, key, data)
+            result = obstore.put(self._store, key, data, use_multipart=len(data) > _SINGLE_PUT_MAX)
         except Exception as exc:  # noqa: BLE001 - obstore raises builtins and its own types
             raise classify(self._where(key), exc) from None
         tag = result.get("e_tag")
@@ -93,13 +98,20 @@ def _open(location: ArchiveLocation, endpoint: str | None) -> Any:
             return GCSStore(location.bucket, prefix=prefix, **options)
         return AzureStore(location.bucket, prefix=prefix, **options)
     except Exception as exc:  # noqa: BLE001 - a bad endpoint or missing credential config
-        raise ArchiveError(location.url, "bad_config", f"cannot open the store: {exc}") from None
+        # obstore's text goes on with a multi-line debug dump of its source; one line is enough.
+        reason = _first_line(exc)
+        raise ArchiveError(location.url, "bad_config", f"cannot open the store: {reason}") from None
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc)
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def classify(where: str, exc: Exception) -> ArchiveError:
     """An obstore failure as an ArchiveError whose kind says what an operator should fix."""
     text = str(exc)
-    first = text.splitlines()[0] if text else type(exc).__name__
+    first = _first_line(exc)
     if "NoSuchBucket" in text or "bucket does not exist" in text.lower():
         return ArchiveError(where, "no_bucket", "the bucket does not exist")
     if isinstance(exc, PermissionError) or any(

@@ -277,6 +277,7 @@ class Archiver:
             first_time_ns=footer.first_time_ns,
             last_time_ns=footer.last_time_ns,
             records=footer.records,
+            messages=footer.messages,
         )
         self._store_index(entry)
         return True

@@ -12,17 +12,13 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from recorder.cli.app import app
-from recorder.cli.options import Endpoint
+from recorder.cli.options import ArchiveJournal, Endpoint
 from recorder.cli.render import examples
 from recorder.errors import UsageError
 from recorder.timeparse import parse_time
 
 if TYPE_CHECKING:
     from recorder.journal.query import Query
-
-JournalName = Annotated[
-    str | None, typer.Option("--journal", help="Which journal, when the archive holds several.")
-]
 
 
 def _time(option: str, text: str | None) -> int | None:
@@ -53,7 +49,7 @@ def restore(
     until: Annotated[
         str | None, typer.Option(help="Only segments with records until then.")
     ] = None,
-    journal: JournalName = None,
+    journal: ArchiveJournal = None,
     endpoint: Endpoint = None,
 ) -> None:
     """Copy an archived journal, or the segments of a time range, to a local journal."""
@@ -80,25 +76,32 @@ def names_archive(source: str) -> bool:
 
 
 @contextlib.contextmanager
-def local_journal(source: str, endpoint: str | None, query: Query | None = None) -> Iterator[Path]:
-    """A journal directory for `source`: itself, or an archive's segments restored to a
-    temporary directory (removed afterwards) for the commands that read a directory.
+def local_journal(
+    source: str, endpoint: str | None, query: Query | None = None, journal: str | None = None
+) -> Iterator[Path]:
+    """A journal directory for `source`: itself, or an archived journal read in place.
 
     The index picks the segments `query` may want, so the rest are never fetched; the chosen
-    ones are copied whole before the command reads them (streaming them is not done yet).
+    ones are fetched one at a time as the command reads them, into a temporary directory that
+    holds at most the segment being read and the next (removed afterwards).
     """
     if not names_archive(source):
+        if journal is not None:
+            raise UsageError(f"--journal: names a journal of an archive URL, and {source} is none")
         yield Path(source)
         return
     from recorder.archive.index import Bounds
-    from recorder.archive.restore import choose_journal, open_archive
-    from recorder.archive.restore import restore as copy_back
+    from recorder.archive.restore import choose_journal, load_index, open_archive
+    from recorder.archive.stream import streamed_journal
     from recorder.journal.query import Query
 
     store = open_archive(source, endpoint)
-    with tempfile.TemporaryDirectory(prefix="recorder-archive-") as scratch:
-        target = Path(scratch) / "journal"
-        wanted = query or Query()
-        bounds = Bounds(wanted.since_ns, wanted.until_ns, wanted.from_seq, wanted.to_seq)
-        copy_back(store, choose_journal(store, None), target, bounds)
-        yield target
+    name = choose_journal(store, journal)
+    wanted = query or Query()
+    bounds = Bounds(wanted.since_ns, wanted.until_ns, wanted.from_seq, wanted.to_seq)
+    entries = load_index(store, name).select(bounds)
+    with (
+        tempfile.TemporaryDirectory(prefix="recorder-archive-") as scratch,
+        streamed_journal(store, name, entries, Path(scratch)),
+    ):
+        yield Path(scratch)

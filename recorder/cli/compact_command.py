@@ -12,6 +12,7 @@ from recorder.cli.archive_command import local_journal, names_archive
 from recorder.cli.journal_commands import report_gaps
 from recorder.cli.options import (
     AllowGaps,
+    ArchiveJournal,
     Endpoint,
     JournalSources,
     Kinds,
@@ -83,14 +84,15 @@ def compact(
     quiet: Quiet = False,
     allow_gaps: AllowGaps = False,
     endpoint: Endpoint = None,
+    journal_name: ArchiveJournal = None,
 ) -> None:
     """Turn journals into a snapshot: one object per uid and cluster, DELETED removes, newest wins."""
     from recorder.compact.run import CompactRequest, Format
 
     as_json = wants_json(output)
     _check_arguments(fmt, out, as_json=as_json, prune=prune, checkpoint=checkpoint)
-    until_seq, until_ns = parse_until(until)
-    directories = _local_journals(ctx, journals, endpoint, until_seq, until_ns, checkpoint)
+    until_seq, until_ns = cut = parse_until(until)
+    directories = _local_journals(ctx, journals, endpoint, journal_name, cut, checkpoint)
     request = CompactRequest(
         directory=directories[0],
         format=cast(Format, fmt),
@@ -115,19 +117,27 @@ def _local_journals(
     ctx: typer.Context,
     journals: list[str],
     endpoint: str | None,
-    until_seq: int | None,
-    until_ns: int | None,
+    journal_name: str | None,
+    cut: tuple[int | None, int | None],
     checkpoint: bool,
 ) -> list[Path]:
-    """Each journal as a readable directory: an archive is restored (up to --until) to a
-    temporary journal, removed when the command is done."""
+    """Each journal as a readable directory: an archive's segments (up to --until) are read in
+    place, fetched one at a time; `journal_name` picks the journal of every archive URL."""
     from recorder.cli.journal_commands import journal_argument
     from recorder.journal.query import Query
 
-    if checkpoint and any(map(names_archive, journals)):
+    archives = [names_archive(journal) for journal in journals]
+    if checkpoint and any(archives):
         raise UsageError("--checkpoint needs a journal directory, not an archive URL")
-    wanted = Query(until_ns=until_ns, to_seq=until_seq)
-    directories = [ctx.with_resource(local_journal(j, endpoint, wanted)) for j in journals]
+    if journal_name is not None and not any(archives):
+        raise UsageError("--journal: names a journal of an archive URL, and none is given")
+    wanted = Query(to_seq=cut[0], until_ns=cut[1])  # cut: parse_until's (seq, time)
+    directories = [
+        ctx.with_resource(
+            local_journal(journal, endpoint, wanted, journal_name if archive else None)
+        )
+        for journal, archive in zip(journals, archives, strict=True)
+    ]
     for directory in directories:
         journal_argument(directory)
     return directories
@@ -171,7 +181,7 @@ def _run(request: "CompactRequest", directories: list[Path], *, quiet: bool) -> 
     """The compaction, with a bar over segments read (and an ETA) for a person watching; several
     journals are merged instead (no bar: their records are read interleaved)."""
     from recorder.compact.run import run_compaction
-    from recorder.journal.segment import list_segments
+    from recorder.journal.directory import journal_segments
 
     if len(directories) > 1:
         from recorder.compact.merge import run_merged_compaction
@@ -179,7 +189,7 @@ def _run(request: "CompactRequest", directories: list[Path], *, quiet: bool) -> 
         return run_merged_compaction(request, directories)
     if not wanted(quiet):
         return run_compaction(request)
-    total = len(list_segments(request.directory))
+    total = len(journal_segments(request.directory))
     bar = typer.progressbar(
         length=total, label="reading segments", show_pos=True, show_eta=True, file=sys.stderr
     )

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import orjson
 import typer
 
 from recorder.cli.app import app
+from recorder.cli.archive_command import local_journal, names_archive
 from recorder.cli.compact_command import parse_until
 from recorder.cli.investigate_options import output_format
-from recorder.cli.options import JournalDir, Output
+from recorder.cli.options import ArchiveJournal, Endpoint, JournalSource, Output
 from recorder.errors import RecorderError, UsageError
 
 if TYPE_CHECKING:
@@ -20,7 +22,8 @@ if TYPE_CHECKING:
 
 @app.command()
 def diff(
-    directory: JournalDir,
+    ctx: typer.Context,
+    journal: JournalSource,
     from_: Annotated[
         str, typer.Option("--from", help="The earlier point: a seq or a time.", show_default=False)
     ],
@@ -35,6 +38,8 @@ def diff(
         bool, typer.Option("--prune-ghosts", help="Drop objects missing from a complete re-list.")
     ] = False,
     output: Output = "text",
+    endpoint: Endpoint = None,
+    journal_name: ArchiveJournal = None,
 ) -> None:
     """Objects added, deleted and changed between two points (exit 0: none, 1: some), like diff(1)."""
     from recorder.compact.diff import diff_json, diff_states
@@ -42,9 +47,10 @@ def diff(
 
     fmt = output_format(output, ("text", "json"))
     start, end = _point("--from", from_), _point("--to", to)
-    if not directory.is_dir():
-        raise UsageError(f"{directory}: not a journal directory (no such directory)")
+    if not names_archive(journal) and not Path(journal).is_dir():
+        raise UsageError(f"{journal}: not a journal directory (no such directory)")
     try:
+        directory = ctx.with_resource(local_journal(journal, endpoint, None, journal_name))
         result = diff_states(
             directory,
             start,

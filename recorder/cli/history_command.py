@@ -8,9 +8,10 @@ import orjson
 import typer
 
 from recorder.cli.app import app
+from recorder.cli.archive_command import local_journal
 from recorder.cli.investigate_options import output_format
 from recorder.cli.journal_commands import build_query
-from recorder.cli.options import JournalDir, Output, Since, Until
+from recorder.cli.options import ArchiveJournal, Endpoint, JournalSource, Output, Since, Until
 from recorder.errors import ObjectNotFoundError, UsageError
 from recorder.timeparse import format_time
 
@@ -20,7 +21,8 @@ if TYPE_CHECKING:
 
 @app.command()
 def history(
-    directory: JournalDir,
+    ctx: typer.Context,
+    journal: JournalSource,
     target: Annotated[
         str | None, typer.Argument(help="KIND/NAME, e.g. Deployment/web.", show_default=False)
     ] = None,
@@ -30,6 +32,8 @@ def history(
     since: Since = None,
     until: Until = None,
     output: Output = "text",
+    endpoint: Endpoint = None,
+    journal_name: ArchiveJournal = None,
 ) -> None:
     """Every version of one object in order, with a unified diff of its manifest between versions."""
     from recorder.compact.snapshot import to_yaml
@@ -38,9 +42,10 @@ def history(
     fmt = output_format(output, ("text", "json"))
     selector = _selector(target, namespace, cluster, uid)
     query = build_query(since, until, None, None, None)
+    directory = ctx.with_resource(local_journal(journal, endpoint, query, journal_name))
     lives = object_history(directory, selector, lambda doc: to_yaml(doc).decode(), query)
     if not lives:
-        raise ObjectNotFoundError(str(directory), selector.describe())
+        raise ObjectNotFoundError(journal, selector.describe())
     if fmt == "json":
         typer.echo(orjson.dumps(history_json(selector, lives), option=orjson.OPT_INDENT_2).decode())
         return

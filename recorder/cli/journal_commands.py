@@ -21,6 +21,7 @@ from recorder.cli.investigate_options import (
     output_format,
 )
 from recorder.cli.options import (
+    ArchiveJournal,
     Endpoint,
     FromSeq,
     JournalDir,
@@ -81,12 +82,13 @@ def inspect(
     ] = False,
     output: Output = "text",
     endpoint: Endpoint = None,
+    journal_name: ArchiveJournal = None,
 ) -> None:
     """List segments: state, records, bytes, first/last sequence and time, and totals."""
     from recorder.journal.maintenance import inspect_journal
 
     document = wants_json(output)
-    infos = inspect_journal(ctx.with_resource(local_journal(journal, endpoint)))
+    infos = inspect_journal(ctx.with_resource(local_journal(journal, endpoint, None, journal_name)))
     if document:
         print_json({"segments": [_segment_fields(i) for i in infos], "totals": _totals(infos)})
     elif as_json:
@@ -160,13 +162,17 @@ def _inspect_table(infos: "list[SegmentInfo]") -> str:
     )
 )
 def verify(
-    ctx: typer.Context, journal: JournalSource, output: Output = "text", endpoint: Endpoint = None
+    ctx: typer.Context,
+    journal: JournalSource,
+    output: Output = "text",
+    endpoint: Endpoint = None,
+    journal_name: ArchiveJournal = None,
 ) -> None:
     """Check every record; exit 0 when clean, 1 with a report of every damaged position."""
     from recorder.journal.maintenance import verify_journal
 
     document = wants_json(output)
-    report = verify_journal(ctx.with_resource(local_journal(journal, endpoint)))
+    report = verify_journal(ctx.with_resource(local_journal(journal, endpoint, None, journal_name)))
     if document:
         print_json(
             {
@@ -318,6 +324,7 @@ def dump(
     cluster: ClusterOpt = None,
     event_type: EventTypeOpt = None,
     endpoint: Endpoint = None,
+    journal_name: ArchiveJournal = None,
 ) -> None:
     """Print records as JSON lines: seq, time, subject, reply, headers, payload (or payload_b64).
 
@@ -329,7 +336,7 @@ def dump(
 
     fmt = output_format(output, ("json", "table"))
     query = build_query(since, until, from_seq, to_seq, subject)
-    directory = ctx.with_resource(local_journal(journal, endpoint, query))
+    directory = ctx.with_resource(local_journal(journal, endpoint, query, journal_name))
     objects = event_filter(kind, namespace, name, cluster, event_type)
     reader = JournalReader(directory, query=query, markers=markers, salvage=salvage)
     out = sys.stdout.buffer

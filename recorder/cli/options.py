@@ -57,6 +57,14 @@ Endpoint = Annotated[
         help="S3-compatible server URL (credentials come from the provider's chain).",
     ),
 ]
+ArchiveJournal = Annotated[
+    str | None,
+    typer.Option(
+        "--journal",
+        metavar="NAME",
+        help="Which journal of an archive URL, when it holds several (one per recorder).",
+    ),
+]
 # For a command that also takes --snapshot FILE instead.
 OptionalJournalSource = Annotated[
     str | None,

@@ -14,6 +14,7 @@ from recorder.cli.config_commands import ConfigFile, load_effective_config, urls
 from recorder.cli.journal_commands import build_query, journal_argument, report_gaps
 from recorder.cli.options import (
     AllowGaps,
+    ArchiveJournal,
     Endpoint,
     FromSeq,
     Kinds,
@@ -117,6 +118,7 @@ def replay_command(
     quiet: Quiet = False,
     allow_gaps: AllowGaps = False,
     endpoint: Endpoint = None,
+    journal_name: ArchiveJournal = None,
 ) -> None:
     """Republish journaled messages to NATS at the recorded pace, faster, or flat out."""
     from recorder.replay.run import ReplayStats
@@ -125,7 +127,7 @@ def replay_command(
     pacer, maps = _check_arguments(journal, snapshot, speed, rate, subject_prefix, subject_map)
     urls = urls_from_flag(nats_url)  # refused even for a dry run: the secret is already exposed
     selection = _selection(since, until, from_seq, to_seq, subject, kind, namespace)
-    directory = _journal_directory(ctx, journal, endpoint, selection)
+    directory = _journal_directory(ctx, journal, endpoint, journal_name, selection)
     stats = ReplayStats()
     batches = _messages(
         directory, snapshot, selection, maps, subject_prefix, msg_id, stats, allow_gaps=allow_gaps
@@ -141,13 +143,19 @@ def replay_command(
 
 
 def _journal_directory(
-    ctx: typer.Context, journal: str | None, endpoint: str | None, selection: "Selection"
+    ctx: typer.Context,
+    journal: str | None,
+    endpoint: str | None,
+    journal_name: str | None,
+    selection: "Selection",
 ) -> Path | None:
-    """The journal as a directory: an archive's segments that the selection wants are restored
-    to a temporary journal, removed when the command is done."""
+    """The journal as a directory: an archive's segments that the selection wants are read
+    in place, fetched one at a time."""
     if journal is None:
+        if journal_name is not None:
+            raise UsageError("--journal: names a journal of an archive URL; --snapshot has none")
         return None
-    return ctx.with_resource(local_journal(journal, endpoint, selection.query))
+    return ctx.with_resource(local_journal(journal, endpoint, selection.query, journal_name))
 
 
 def _progress(

@@ -9,9 +9,10 @@ import orjson
 import typer
 
 from recorder.cli.app import app
+from recorder.cli.archive_command import local_journal
 from recorder.cli.investigate_options import output_format
 from recorder.cli.journal_commands import build_query
-from recorder.cli.options import JournalDir, Output, Since, Until
+from recorder.cli.options import ArchiveJournal, Endpoint, JournalSource, Output, Since, Until
 from recorder.cli.render import human_duration, table
 from recorder.timeparse import format_time
 
@@ -21,16 +22,21 @@ if TYPE_CHECKING:
 
 @app.command()
 def stats(
-    directory: JournalDir,
+    ctx: typer.Context,
+    journal: JournalSource,
     since: Since = None,
     until: Until = None,
     output: Output = "text",
+    endpoint: Endpoint = None,
+    journal_name: ArchiveJournal = None,
 ) -> None:
     """Events per subject, cluster, kind and EventType; rates; every gap; re-lists; time covered."""
     from recorder.investigate.stats import journal_stats
 
     fmt = output_format(output, ("text", "json"))
-    result = journal_stats(directory, build_query(since, until, None, None, None))
+    query = build_query(since, until, None, None, None)
+    directory = ctx.with_resource(local_journal(journal, endpoint, query, journal_name))
+    result = journal_stats(directory, query)
     if fmt == "json":
         typer.echo(orjson.dumps(result.as_json(), option=orjson.OPT_INDENT_2).decode())
         return

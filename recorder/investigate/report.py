@@ -67,7 +67,9 @@ def gather_report(directory: Path, query: Query | None = None) -> ReportData:
     for _position, record in JournalReader(directory, query=query):
         if type(record) is not Message:
             continue
-        index = min(BUCKETS - 1, (record.time_ns - start) // bucket_ns)
+        # Clamped at both ends: after a wall clock stepped back, a record can be stamped before
+        # the first one (a negative index would count it elsewhere, or past the list's start).
+        index = min(BUCKETS - 1, max(0, (record.time_ns - start) // bucket_ns))
         for event in events_of(decode(record.payload, record.subject)):
             counts = series.get(event.kind)
             if counts is None:

@@ -11,10 +11,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
+from recorder.journal.directory import journal_segments
 from recorder.journal.query import Query
 from recorder.journal.reader import JournalReader
 from recorder.journal.record import Marker, MarkerType, Message
-from recorder.journal.segment import find_gaps, list_segments, summarize
+from recorder.journal.segment import find_gaps
+from recorder.journal.source import listed_footer
 from recorder.meshsync import Boundary, DumpBatch, NotState, ObjectEvent, decode
 
 MINUTE_NS: Final = 60 * 1_000_000_000
@@ -227,7 +229,7 @@ def _count_message(stats: JournalStats, message: Message) -> None:
 
 def _missing_segments(directory: Path, times: dict[int, tuple[int, int]]) -> list[Gap]:
     """Gaps in the segment numbering, timed by the records (or footers) on either side."""
-    segments = {segment.number: segment for segment in list_segments(directory)}
+    segments = {segment.number: segment for segment in journal_segments(directory)}
     found = []
     for low, high in find_gaps(list(segments.values())):
         if times and low - 1 not in times and high + 1 not in times:
@@ -244,7 +246,7 @@ def _missing_segments(directory: Path, times: dict[int, tuple[int, int]]) -> lis
 def _span(segment: Any, times: dict[int, tuple[int, int]]) -> tuple[int, int] | None:
     if segment.number in times:
         return times[segment.number]
-    footer = summarize(segment).footer
+    footer = listed_footer(segment)
     if footer is None or footer.records == 0:
         return None
     return footer.first_time_ns, footer.last_time_ns

@@ -9,6 +9,7 @@ from typing import Final
 from recorder.errors import NotAJournalError
 from recorder.journal.lock import LOCK_NAME
 from recorder.journal.segment import SegmentFile, find_gaps, list_segments, require_dir
+from recorder.journal.source import source_of
 
 # Everything besides segments that a journal directory can hold: the lock, compaction's
 # checkpoint, repair's quarantine files, the temporary files of atomic writes, and the
@@ -22,8 +23,12 @@ def journal_segments(directory: Path) -> list[SegmentFile]:
 
     An empty directory is an empty journal; one holding neither a segment nor a LOCK but other
     files (`/etc`, a snapshot directory) is not, and saying "0 segments: clean" would hide it.
+    A directory with a segment source attached lists what the source will bring in.
     """
     require_dir(directory)
+    source = source_of(directory)
+    if source is not None:
+        return source.listing()
     segments = list_segments(directory)
     for _ in range(_LISTINGS - 1):
         if not find_gaps(segments):

@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 from typing import Literal, NamedTuple
 
 from recorder.errors import SegmentGoneError
-from recorder.journal.segment import SegmentFile, summarize
+from recorder.journal.segment import SegmentFile
+from recorder.journal.source import listed_footer
 
 Where = Literal["start", "middle", "end"]
 
@@ -114,7 +115,7 @@ def numbering_gap(before: SegmentFile, after: SegmentFile, bounds: Bounds) -> Ga
     if after.number == before.number + 1:
         return None
     try:
-        previous, following = summarize(before).footer, summarize(after).footer
+        previous, following = listed_footer(before), listed_footer(after)
     except SegmentGoneError:
         previous = following = None
     previous = previous if previous is not None and previous.records else None

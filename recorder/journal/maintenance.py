@@ -29,6 +29,7 @@ from recorder.journal.segment import (
     segment_name,
     summarize,
 )
+from recorder.journal.source import present, source_of
 from recorder.log import get_logger
 
 log = get_logger("journal")
@@ -150,9 +151,14 @@ def inspect_journal(directory: Path) -> list[SegmentInfo]:
     """
     segments = journal_segments(directory)
     locked = is_locked(directory)
+    source = source_of(directory)
     infos = []
     for index, segment in enumerate(segments):
-        with contextlib.suppress(SegmentGoneError):
+        known = source.footer(segment) if source is not None else None
+        if known is not None:  # a brought-in journal's footers are known without fetching
+            infos.append(_info(segment, "sealed", *known))
+            continue
+        with contextlib.suppress(SegmentGoneError), present(directory, segment):
             infos.append(_inspect_one(segment, live=locked and index == len(segments) - 1))
     return infos
 
@@ -242,8 +248,9 @@ def verify_journal(directory: Path) -> VerifyReport:
     for index, segment in enumerate(segments):
         live = locked and index == len(segments) - 1
         try:
-            scan = scan_segment(segment)
-            report.problems += _segment_problems(segment, scan, live=live)
+            with present(directory, segment):
+                scan = scan_segment(segment)
+                report.problems += _segment_problems(segment, scan, live=live)
         except SegmentGoneError:
             report.removed.append(segment.name)
             continue

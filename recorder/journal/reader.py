@@ -43,6 +43,7 @@ from recorder.journal.segment import (
     open_segment,
     summarize_open,
 )
+from recorder.journal.source import present
 from recorder.subjects import matches_any
 
 # Query and ReadStats are part of the reader's interface; they live in `query` for size's sake.
@@ -104,26 +105,27 @@ class JournalReader:
         segments = self.segments()
         tracker = GapTracker(query.bounds, self.stats.gaps)
         for index, listed in enumerate(segments):
-            try:
-                segment, handle = open_segment(listed)
-            except SegmentGoneError:
-                tracker.removed(listed)
-                continue
-            with handle:
-                if query.bounded:
-                    footer = summarize_open(segment, handle).footer
-                    if footer is not None and query.excludes_segment(footer):
-                        before = query.before_segment(footer)
-                        tracker.reached(listed, read=False, before_range=before)
-                        self.stats.segments_skipped += 1
-                        continue
-                tracker.reached(listed, read=True)
-                self.stats.segments_read += 1
-                known = len(self.stats.damages)
-                for batch in self._segment_batches(segment, handle):
-                    if self.stats.first_seq is None:
-                        self.stats.first_seq = batch.records[0].seq
-                    yield batch
+            with present(self.directory, listed):
+                try:
+                    segment, handle = open_segment(listed)
+                except SegmentGoneError:
+                    tracker.removed(listed)
+                    continue
+                with handle:
+                    if query.bounded:
+                        footer = summarize_open(segment, handle).footer
+                        if footer is not None and query.excludes_segment(footer):
+                            before = query.before_segment(footer)
+                            tracker.reached(listed, read=False, before_range=before)
+                            self.stats.segments_skipped += 1
+                            continue
+                    tracker.reached(listed, read=True)
+                    self.stats.segments_read += 1
+                    known = len(self.stats.damages)
+                    for batch in self._segment_batches(segment, handle):
+                        if self.stats.first_seq is None:
+                            self.stats.first_seq = batch.records[0].seq
+                        yield batch
             if query.to_seq is not None and self._past_end:
                 return
             self._check_torn(segment, known, newest=index == len(segments) - 1)

@@ -181,3 +181,25 @@ def test_a_missing_bucket_is_one_clear_error(s3: S3Server, journal: Path) -> Non
     assert [log["kind"] for log in failures] == ["no_bucket"]
     assert "bucket does not exist" in failures[0]["error"]
     assert len(list_segments(journal)) == 2
+
+
+def test_a_segment_larger_than_a_multipart_chunk_is_one_put_checked_by_its_entity_tag(
+    s3: S3Server, bucket: str, journal: Path
+) -> None:
+    """A 6 MiB segment is stored by one PUT, so its entity tag is its MD5 (no read-back needed)."""
+    archiver = _archiver(journal, f"s3://{bucket}", s3.endpoint)
+    writer = _writer(journal, archiver)
+    writer.open()
+    archiver.start()
+    payload = b"y" * (768 << 10)
+    writer.append_messages(
+        [Incoming(T0 + n, "meshery.meshsync.core", "", None, payload, None) for n in range(8)]
+    )
+    writer.rotate()
+    wait_until(lambda: archiver.status().archived_segments == 1, 30, "the segment archived")
+    writer.close()
+    archiver.stop()
+    entry = _index(s3, bucket)["segments"][0]  # type: ignore[index]
+    assert entry["size"] > 6 << 20
+    head = s3.client().head_object(Bucket=bucket, Key=f"{NAME}/segments/00000001")  # type: ignore[attr-defined]
+    assert head["ETag"].strip('"') == entry["md5"]  # a multipart tag would end in -N

@@ -111,3 +111,19 @@ def test_gaps_are_shaded(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     text = (tmp_path / "r.html").read_text()
     assert text.count('<rect class="gap" data-kind="dropped"') == 1
     assert '<table id="gaps">' in text
+
+
+def test_a_record_stamped_before_the_first_counts_in_the_first_bucket(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """After the wall clock stepped back, an earlier-stamped record is drawn, not a crash."""
+    writer = JournalWriter(tmp_path / "j", WriterOptions())
+    writer.open()
+    payload = (Path(__file__).parents[1] / "data/meshsync-samples/core-added-pod.json").read_bytes()
+    late, early = 2_000_000_000_000_000_000, 1_000_000_000_000_000_000
+    writer.append_messages([Incoming(late, CORE_SUBJECT, "", None, payload, None)])
+    writer.append_messages([Incoming(early, CORE_SUBJECT, "", None, payload, None)])
+    writer.close()
+    code, _out, err = cli(capsys, "report", tmp_path / "j", "--out", tmp_path / "r.html")
+    assert code == 0, err
+    assert (tmp_path / "r.html").read_text().count("Pod") >= 1
