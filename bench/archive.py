@@ -7,11 +7,13 @@ One journal of MeshSync sample messages is written once, in segments of `--segme
 repeat, in alternating order, uploads its sealed segments to a fresh bucket two ways:
 
   bare      obstore.put of each segment file's bytes, two at a time (the archiver's default
-            concurrency), with nothing else: the baseline
+            concurrency), with nothing else: multipart above 5 MiB, obstore's default
+  single    the same with use_multipart=False: one PUT per segment, as the archiver makes them
   archiver  recorder.archive's Archiver from start to the index naming every segment: reading,
             its MD5, the entity-tag check and the index puts included
-  single    obstore.put with use_multipart=False (one PUT per segment, as the archiver makes
-            them): for information only, the archiver's own overhead; the target stays on bare
+
+The baseline is the faster of bare and single (their medians): the best the library does with
+the same files, so the archiver's choice of put cannot flatter its ratio.
 
 and compacts it two ways, each a real `recorder compact --format json` subprocess:
 
@@ -168,16 +170,17 @@ def main() -> int:
         server.terminate()
         server.wait(15)
     medians = {way: statistics.median(seconds) for way, seconds in runs.items()}
-    upload_ratio = medians["bare"] / medians["archiver"]
+    baseline = min(medians["bare"], medians["single"])
+    upload_ratio = baseline / medians["archiver"]
     compact_ratio = medians["local"] / medians["archive"]
     checks = {"upload": upload_ratio >= 0.8, "compact": compact_ratio >= 0.5}
     report = [
         f"segments {len(files)}, {total / 1e6:.1f} MB, medians of {args.repeat} runs",
-        f"upload   bare {total / 1e6 / medians['bare']:.1f} MB/s  archiver "
-        f"{total / 1e6 / medians['archiver']:.1f} MB/s  ratio {upload_ratio:.2f} (>= 0.80) "
+        f"upload   bare {total / 1e6 / medians['bare']:.1f} MB/s  single PUTs "
+        f"{total / 1e6 / medians['single']:.1f} MB/s  archiver "
+        f"{total / 1e6 / medians['archiver']:.1f} MB/s",
+        f"         ratio to the faster baseline {upload_ratio:.2f} (>= 0.80) "
         f"{verdict(checks['upload'])}",
-        f"         single-PUT baseline {total / 1e6 / medians['single']:.1f} MB/s  archiver/single "
-        f"{medians['single'] / medians['archiver']:.2f} (information: the archiver's own cost)",
         f"compact  local {medians['local']:.2f} s  archive {medians['archive']:.2f} s  "
         f"ratio {compact_ratio:.2f} (>= 0.50) {verdict(checks['compact'])}",
     ]
@@ -186,7 +189,6 @@ def main() -> int:
         "segments": len(files),
         "seconds": runs,
         "upload_ratio": round(upload_ratio, 3),
-        "upload_ratio_to_single_put": round(medians["single"] / medians["archiver"], 3),
         "compact_ratio": round(compact_ratio, 3),
         "passed": checks,
     }
