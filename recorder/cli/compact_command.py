@@ -1,6 +1,5 @@
 """`recorder compact`: journals -> a deduplicated snapshot of cluster state."""
 
-import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, cast
@@ -19,7 +18,7 @@ from recorder.cli.options import (
     Output,
     Quiet,
 )
-from recorder.cli.progress import wanted
+from recorder.cli.progress import CompactProgress, wanted
 from recorder.cli.render import examples, print_json, wants_json
 from recorder.errors import UsageError
 from recorder.timeparse import format_time, parse_time
@@ -168,23 +167,23 @@ def _check_arguments(
 
 
 def _run(request: "CompactRequest", directories: list[Path], *, quiet: bool) -> "CompactResult":
-    """The compaction, with a bar over segments read (and an ETA) for a person watching; several
-    journals are merged instead (no bar: their records are read interleaved)."""
+    """The compaction, with bars for a person watching: segments read (several journals are
+    read interleaved, so a merge has none), then objects written."""
     from recorder.compact.run import run_compaction
-    from recorder.journal.segment import list_segments
 
     if len(directories) > 1:
         from recorder.compact.merge import run_merged_compaction
 
-        return run_merged_compaction(request, directories)
+        if not wanted(quiet):
+            return run_merged_compaction(request, directories)
+        with CompactProgress(segments=None) as bars:
+            return run_merged_compaction(request, directories, writing=bars.write)
     if not wanted(quiet):
         return run_compaction(request)
-    total = len(list_segments(request.directory))
-    bar = typer.progressbar(
-        length=total, label="reading segments", show_pos=True, show_eta=True, file=sys.stderr
-    )
-    with bar:
-        return run_compaction(request, progress=lambda _segment: bar.update(1))
+    from recorder.journal.segment import list_segments
+
+    with CompactProgress(segments=len(list_segments(request.directory))) as bars:
+        return run_compaction(request, progress=bars.read, writing=bars.write)
 
 
 def summary(result: "CompactResult") -> list[str]:
