@@ -19,7 +19,7 @@ from recorder.cli.options import (
     Quiet,
 )
 from recorder.cli.progress import CompactProgress, wanted
-from recorder.cli.render import examples, print_json, wants_json
+from recorder.cli.render import examples, say_summary, wants_json
 from recorder.errors import UsageError
 from recorder.timeparse import format_time, parse_time
 
@@ -133,12 +133,8 @@ def _local_journals(
 
 
 def _report(request: "CompactRequest", result: "CompactResult", *, as_json: bool) -> None:
-    """The summary on stderr (or the `-o json` document), then the gaps: an error unless allowed."""
-    if as_json:
-        print_json(result_document(result))
-    else:
-        for line in summary(result):
-            typer.echo(line, err=True)
+    """The summary (see say_summary), then the gaps: an error unless allowed."""
+    say_summary("compact_summary", result_document(result), summary(result), as_json=as_json)
     hint = "the snapshot records them; --allow-gaps accepts them"
     if request.checkpoint:
         hint += " and moves the checkpoint on"

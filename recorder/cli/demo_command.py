@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from recorder.cli.app import app
-from recorder.cli.render import examples, table
+from recorder.cli.render import examples, notice, table
 
 if TYPE_CHECKING:
     from recorder.demo.run import DemoStats
@@ -64,7 +64,7 @@ def demo(
     try:
         stats = run_demo(request)
     except KeyboardInterrupt:
-        typer.echo("interrupted: nats-server and recorder stopped", err=True)
+        notice("demo_interrupted", "interrupted: nats-server and recorder stopped")
         raise typer.Exit(130) from None
     for line in report(stats):
         typer.echo(line)

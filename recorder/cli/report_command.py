@@ -10,6 +10,7 @@ import typer
 from recorder.cli.app import app
 from recorder.cli.journal_commands import build_query
 from recorder.cli.options import JournalDir, Since, Until
+from recorder.cli.render import say_summary
 from recorder.errors import UsageError
 
 
@@ -32,4 +33,4 @@ def report(
     data = gather_report(directory, build_query(since, until, None, None, None))
     page = render_report(data, f"Journal {directory.resolve().name}")
     write_atomic(out, [page.encode()])
-    typer.echo(f"wrote {out}", err=True)
+    say_summary("report_written", {"out": str(out)}, [f"wrote {out}"], as_json=False)

@@ -223,9 +223,7 @@ def _gaps(reader: JournalReader, resumed: int | None) -> list[Gap]:
     inside = any(gap.inside for gap in gaps)  # a hole in the numbering says it better
     if resumed is not None and first is not None and first > resumed + 1 and not inside:
         gaps.insert(0, Gap(None, None, resumed + 1, first - 1, "missing after the checkpoint"))
-    for gap in gaps:
-        log.warning("journal_gap", gap=gap.describe(), inside=gap.inside)
-    return gaps
+    return gaps  # reported by the caller (the CLI's warnings), not logged here a second time
 
 
 @dataclass(slots=True)
