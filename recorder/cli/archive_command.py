@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -90,6 +89,8 @@ def local_journal(source: str, endpoint: str | None, query: Query | None = None)
     if not names_archive(source):
         yield Path(source)
         return
+    import tempfile
+
     from recorder.archive.index import Bounds
     from recorder.archive.restore import choose_journal, open_archive
     from recorder.archive.restore import restore as copy_back

@@ -4,7 +4,6 @@ import os
 import shlex
 import shutil
 import signal
-import tempfile
 import time
 from pathlib import Path
 from types import FrameType
@@ -50,6 +49,8 @@ def demo(
     ] = True,
 ) -> None:
     """Show the whole recorder on loopback: record simulated churn, verify, compact, replay, check."""
+    import tempfile
+
     from recorder.demo.run import DemoRequest, run_demo
 
     existed = directory is not None and directory.exists()  # the user's: only emptied by --no-keep
