@@ -43,7 +43,7 @@ log = get_logger("compact")
 CHECKPOINT_NAME: Final = "checkpoint.compact"
 Format = Literal["yaml", "json", "meshsync"]
 _SUFFIX: Final = {"yaml": ".yaml", "json": ".json"}
-# Told (objects written, objects to write) while a snapshot is written.
+# `writing`: told (objects written, objects to write) while a snapshot is written.
 WriteProgress = Callable[[int, int], None]
 WRITE_PROGRESS_EVERY: Final = 256
 
@@ -92,9 +92,7 @@ def run_compaction(
     progress: Callable[[int], None] | None = None,
     writing: WriteProgress | None = None,
 ) -> CompactResult:
-    """Compact the journal into the requested snapshot; `progress` is told each segment number
-    as reading reaches it, `writing` (objects written, objects to write) as the snapshot is
-    written."""
+    """Compact the journal into a snapshot; `progress` is told each segment it reaches."""
     _check_request(request)
     options = CompactOptions(
         until_seq=request.until_seq,
