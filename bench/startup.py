@@ -10,7 +10,11 @@ order so that a burst of load on the shared machine hits every case alike:
   version   recorder version
   inspect   recorder inspect DIR                 DIR: a small journal (2 segments, 6 messages)
 
-`recorder` is the console script installed next to the interpreter, as a user runs it. Wall time
+`recorder` is the console script installed next to the interpreter, as a user runs it. Every
+case runs with its bytecode cached, as an installed package has it: PYTHONDONTWRITEBYTECODE is
+dropped and the .pyc files go to a scratch PYTHONPYCACHEPREFIX, written by the warm-up runs.
+`--no-pyc` keeps the environment as it is (with PYTHONDONTWRITEBYTECODE set, each start compiles
+the recorder's own modules from source, which site-packages and a bare interpreter never do). Wall time
 is measured around the process; CPU time (user + system, from wait4) is reported beside it since
 it suffers less from other processes on the machine. The table shows the median and the range.
 Target: each command's median wall time at most 150 ms above the bare interpreter's. When the
@@ -72,10 +76,10 @@ def make_journal(directory: Path) -> None:
     writer.close()
 
 
-def run_once(argv: list[str]) -> Sample:
+def run_once(argv: list[str], env: dict[str, str]) -> Sample:
     """Start `argv`, wait for it, and return its wall and CPU time; it must exit 0."""
     started = time.perf_counter()
-    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     _pid, status, usage = os.wait4(process.pid, 0)
     wall = time.perf_counter() - started
     process.returncode = os.waitstatus_to_exitcode(status)
@@ -85,16 +89,27 @@ def run_once(argv: list[str]) -> Sample:
     return Sample(wall * 1000, (usage.ru_utime + usage.ru_stime) * 1000)
 
 
-def measure(cases: dict[str, list[str]], repeat: int) -> dict[str, list[Sample]]:
+def child_env(pycache: Path | None) -> dict[str, str]:
+    """The environment of every case: bytecode cached under `pycache`, or left as it is."""
+    env = dict(os.environ)
+    if pycache is not None:
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env["PYTHONPYCACHEPREFIX"] = str(pycache)
+    return env
+
+
+def measure(
+    cases: dict[str, list[str]], repeat: int, env: dict[str, str]
+) -> dict[str, list[Sample]]:
     samples: dict[str, list[Sample]] = {name: [] for name in cases}
     names = list(cases)
     for _ in range(2):  # warm the page cache and the bytecode caches
         for name in names:
-            run_once(cases[name])
+            run_once(cases[name], env)
     for round_ in range(repeat):
         shift = round_ % len(names)
         for name in names[shift:] + names[:shift]:
-            samples[name].append(run_once(cases[name]))
+            samples[name].append(run_once(cases[name], env))
     return samples
 
 
@@ -159,6 +174,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeat", type=int, default=15, help="runs of each case")
     parser.add_argument("--json", action="store_true", help="JSON results on stdout")
+    parser.add_argument(
+        "--no-pyc", action="store_true", help="no bytecode cache when the environment has none"
+    )
     args = parser.parse_args(argv)
     recorder = console_script()
     quiet_logs()
@@ -172,9 +190,12 @@ def main(argv: list[str] | None = None) -> int:
             "inspect": [recorder, "inspect", str(journal)],
         }
         log(f"startup: {len(cases)} cases x {args.repeat} runs, interpreter {sys.executable}")
-        samples = measure(cases, args.repeat)
+        env = child_env(None if args.no_pyc else base / "pycache")
+        samples = measure(cases, args.repeat, env)
     lines, results, outcomes = report(samples)
-    document = {"repeat": args.repeat, "cpus": os.cpu_count(), "cases": results}
+    pyc = not args.no_pyc or "PYTHONDONTWRITEBYTECODE" not in os.environ
+    lines.append(f"bytecode: {'cached' if pyc else 'compiled from source at each start'}")
+    document = {"repeat": args.repeat, "cpus": os.cpu_count(), "pyc": pyc, "cases": results}
     emit(lines, document if args.json else None)
     return exit_status(outcomes)
 

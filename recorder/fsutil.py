@@ -6,7 +6,6 @@ import contextlib
 import errno
 import io
 import os
-import secrets
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO
@@ -72,7 +71,8 @@ def fsync_dir(directory: Path) -> None:
 def atomic_file(path: Path, mode: int = PRIVATE_FILE_MODE) -> Iterator[IO[bytes]]:
     """A binary file written as tmp -> fsync -> rename -> fsync(dir)."""
     # Unpredictable and exclusive: nobody can plant a link at the name before we create it.
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
+    # os.urandom, not secrets: the same bytes, without hashlib and hmac loaded at every start.
+    tmp = path.with_name(f".{path.name}.{os.urandom(8).hex()}.tmp")
     fd = open_nofollow(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     try:
         with os.fdopen(fd, "wb", buffering=1 << 20) as handle:

@@ -42,6 +42,8 @@ _SECRET_KEY: Final = re.compile(r"password|passwd|secret|token|seed|creds|creden
 _installed: logging.Handler | None = None
 # (level, format) asked for by defer_logging and not yet applied.
 _deferred: tuple[str, str] | None = None
+# Whether configure_logging chose JSON lines; None until it has run.
+_json_lines: bool | None = None
 
 
 class _Failures:
@@ -103,8 +105,14 @@ _GONE: Final = frozenset({errno.EPIPE, errno.EIO, errno.EBADF, errno.ENXIO, errn
 
 
 def _mask(key: str, value: Any) -> Any:
-    # File names of secrets are useful in logs; the secrets themselves never are.
-    if _SECRET_KEY.search(key) and not key.endswith(("_file", "_path")) and value not in (None, ""):
+    # File names of secrets are useful in logs; the secrets themselves never are. Numbers are
+    # counts (objects of kind Secret), never secrets: the config takes those only as strings.
+    if (
+        _SECRET_KEY.search(key)
+        and not key.endswith(("_file", "_path"))
+        and value not in (None, "")
+        and not isinstance(value, int | float)
+    ):
         return MASK
     if isinstance(value, str):
         return mask_url(value) if "@" in value else value
@@ -141,14 +149,14 @@ def configure_logging(level: str = "info", fmt: str = "auto", stream: TextIO | N
 
     `fmt` "auto" writes JSON lines unless the stream is a terminal; "json" and "console" force one.
     """
-    global _deferred
+    global _deferred, _json_lines
     _check(level, fmt)
     _deferred = None
     import structlog
 
     # Resolved at call time, not import time, so a replaced sys.stderr (pytest, the CLI) is used.
     out = SafeStream(stream if stream is not None else sys.stderr)
-    json_lines = fmt == "json" or (fmt == "auto" and not out.isatty())
+    json_lines = _json_lines = fmt == "json" or (fmt == "auto" and not out.isatty())
     shared: list[Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
@@ -213,6 +221,14 @@ def defer_logging(level: str = "info", fmt: str = "auto") -> None:
     _deferred = (level, fmt)
 
 
+def logs_json_lines() -> bool:
+    """Whether log events are (or, once something logs, will be) written as JSON lines."""
+    if _deferred is None and _json_lines is not None:
+        return _json_lines
+    fmt = _deferred[1] if _deferred is not None else "auto"
+    return fmt == "json" or (fmt == "auto" and not _isatty(sys.stderr))
+
+
 def start_logging() -> None:
     """Apply what defer_logging asked for; before handing control to a library that logs itself."""
     if _deferred is not None:
@@ -243,8 +259,9 @@ def get_logger(subsystem: str) -> FilteringBoundLogger:
 
 def reset_logging() -> None:
     """Undo configure_logging: structlog defaults, and our stdlib handler removed (for tests)."""
-    global _installed, _deferred
+    global _installed, _deferred, _json_lines
     _deferred = None
+    _json_lines = None
     if _installed is not None:
         import logging
 

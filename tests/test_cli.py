@@ -27,10 +27,12 @@ def _restore_logging() -> object:
     reset_logging()
 
 
-def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+def run_cli(
+    capsys: pytest.CaptureFixture[str], *args: str, log_format: str = "json"
+) -> tuple[int, str, str]:
     capsys.readouterr()  # drop whatever the set-up printed
     with pytest.raises(SystemExit) as exit_info:
-        main(["--log-format", "json", *args])
+        main(["--log-format", log_format, *args])
     captured = capsys.readouterr()
     code = exit_info.value.code
     return (code if isinstance(code, int) else 0), captured.out, captured.err

@@ -184,7 +184,7 @@ def test_inspect_and_replay_print_sizes_the_same_way(
     size = sum(info.bytes for info in inspect_journal(tmp_path / "j"))
     _, out, _ = run_cli(capsys, "inspect", str(tmp_path / "j"))
     assert f"  {human_size(size)}  " in out.splitlines()[-1]
-    _, _, err = run_cli(capsys, "replay", str(tmp_path / "j"), "--dry-run")
+    _, _, err = run_cli(capsys, "replay", str(tmp_path / "j"), "--dry-run", log_format="console")
     assert err.startswith(f"would send 3 messages ({human_size(7 + 2 + 3)})")
 
 

@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 import pytest
 import yaml
+from cli_streams import human_lines, summary_event
 
 from recorder.cli import main
 from recorder.demo.simulator import SimMessage, Simulator
@@ -107,7 +108,9 @@ def standard(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Simulator]
 def run_cli(capsys: pytest.CaptureFixture[str], *args: str | Path) -> tuple[int, str, str]:
     capsys.readouterr()  # drop whatever the set-up printed
     with pytest.raises(SystemExit) as exit_info:
-        main(["--log-format", "json", "compact", *map(str, args)])
+        # Console logs: the summary for people is what these tests read (JSON logs carry it as
+        # a record instead, see test_cli_summaries.py).
+        main(["--log-format", "console", "compact", *map(str, args)])
     captured = capsys.readouterr()
     code = exit_info.value.code
     return (code if isinstance(code, int) else 0), captured.out, captured.err
@@ -119,11 +122,6 @@ def compact_ok(capsys: pytest.CaptureFixture[str], *args: str | Path) -> list[st
     summary = human_lines(err)
     assert code == 0, err
     return summary
-
-
-def human_lines(err: str) -> list[str]:
-    """stderr without the JSON log lines."""
-    return [line for line in err.splitlines() if line and not line.startswith("{")]
 
 
 def without_created(data: bytes | str) -> str:
@@ -626,7 +624,7 @@ def test_meshsync_output_that_is_a_file_is_refused(
 
 
 def test_console_script_compacts_to_stdout(standard: tuple[Path, Simulator]) -> None:
-    """The installed `recorder` script streams a JSON List to stdout and the summary to stderr."""
+    """The installed `recorder` script streams a JSON List to stdout, the summary as a log record."""
     journal, sim = standard
     script = Path(sys.executable).with_name("recorder")
     result = subprocess.run(
@@ -652,4 +650,5 @@ def test_console_script_compacts_to_stdout(standard: tuple[Path, Simulator]) -> 
         (item["metadata"]["annotations"][CLUSTER_ANNOTATION], item["metadata"]["uid"])
         for item in listing["items"]
     } == set(sim.truth())
-    assert f"read {EVENTS} messages" in result.stderr.decode()
+    summary = summary_event(result.stderr.decode(), "compact_summary")
+    assert summary["read"]["messages"] == EVENTS

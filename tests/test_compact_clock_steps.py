@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from cli_streams import human_lines
 
 from recorder.cli import main
 from recorder.demo.simulator import SimMessage, Simulator
@@ -80,12 +81,12 @@ def _compact(capsys: pytest.CaptureFixture[str], *args: str | Path) -> tuple[lis
     capsys.readouterr()
     with pytest.raises(SystemExit) as exit_info:
         main(
-            ["--log-format", "json", "compact", "--format", "json", "--out", str(out)]
+            ["--log-format", "console", "compact", "--format", "json", "--out", str(out)]
             + [str(arg) for arg in args]
         )
     err = capsys.readouterr().err
     assert exit_info.value.code in (0, None), err
-    return [line for line in err.splitlines() if line and not line.startswith("{")], out
+    return human_lines(err), out
 
 
 def _items(out: Path) -> list[object]:

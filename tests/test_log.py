@@ -128,6 +128,12 @@ def test_secret_looking_keys_are_masked() -> None:
     }  # fmt: skip
 
 
+def test_counts_under_secret_looking_names_are_kept() -> None:
+    """A count of objects of kind Secret is a number, not a secret: summaries keep it."""
+    event = {"event": "compact_summary", "per_kind": {"Secret": 4, "Pod": 2}, "token": 7}
+    assert mask_secrets(None, "info", event) == event
+
+
 def test_rendered_logs_never_contain_secrets() -> None:
     """Secrets passed as values or held in a traceback's locals never reach the output."""
     stream = io.StringIO()

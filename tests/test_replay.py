@@ -548,7 +548,7 @@ def test_bad_speed_is_a_usage_error(text: str) -> None:
 def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
     capsys.readouterr()
     with pytest.raises(SystemExit) as exit_info:
-        main(["--log-format", "json", *args])
+        main(["--log-format", "console", *args])  # the summary for people, not as a record
     captured = capsys.readouterr()
     code = exit_info.value.code
     return (code if isinstance(code, int) else 0), captured.out, captured.err

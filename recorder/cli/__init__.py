@@ -8,36 +8,12 @@ from typing import NoReturn
 
 import typer
 
-from recorder import __version__
-
-# Importing the command modules registers their commands on `app`.
-from recorder.cli import (  # noqa: F401
-    archive_command,
-    compact_command,
-    completion_command,
-    config_commands,
-    demo_command,
-    diff_command,
-    health_command,
-    history_command,
-    journal_commands,
-    replay_command,
-    report_command,
-    run_command,
-    stats_command,
-    tail_command,
-)
+# Commands register on `app` when their module is imported, which happens when the command is
+# asked for (see COMMAND_MODULES in app.py), not here.
 from recorder.cli.app import app
-from recorder.cli.render import examples
 from recorder.errors import OutputClosedError, PathAccessError, RecorderError
 
 __all__ = ["app", "main"]
-
-
-@app.command(epilog=examples("recorder version", "recorder --version"))
-def version() -> None:
-    """Print the recorder's version."""
-    typer.echo(f"meshsync-recorder {__version__}")
 
 
 def reopen_closed_standard_fds() -> None:

@@ -4,20 +4,23 @@ The CLI modules do without `from __future__ import annotations`: typer evaluates
 annotations twice per command, for every command, at each start-up.
 """
 
+import importlib
 import os
-from collections.abc import Callable
-from typing import Annotated, Any
+from collections.abc import Callable, Iterable
+from typing import Annotated, Any, Final
 
 import typer
 from typer.core import TyperCommand, TyperGroup
 from typer.models import CommandFunctionType
 
+from recorder.cli.render import examples
 from recorder.errors import OutputClosedError
 from recorder.log import defer_logging
 
 
 class _Group(TyperGroup):
-    """Turns a closed standard output, wherever it is written, into OutputClosedError.
+    """The root group: loads a command's module only when that command is asked for, and turns
+    a closed standard output, wherever it is written, into OutputClosedError.
 
     click would exit 1 on a broken pipe; `recorder dump DIR | head -1` has done nothing wrong.
     """
@@ -33,6 +36,70 @@ class _Group(TyperGroup):
             return super().invoke(ctx)
         except BrokenPipeError as exc:
             raise OutputClosedError() from exc
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return list(COMMAND_MODULES)
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        if cmd_name not in self.commands:
+            # Not in the table: a typo. Load them all, for typer's "Did you mean ...?".
+            module = COMMAND_MODULES.get(cmd_name)
+            load_commands(self, [module] if module else COMMAND_MODULES.values())
+        return super().get_command(ctx, cmd_name)
+
+
+# The module that registers each command, in the order help lists them. A command line imports
+# only its command's module and builds only its click command (typer would build all of them at
+# every start, each module bringing its imports); help, completion and a mistyped name load
+# them all. tests/test_cli_startup.py checks the table against what the modules register.
+COMMAND_MODULES: Final = {
+    "restore": "archive_command",
+    "inspect": "journal_commands",
+    "verify": "journal_commands",
+    "repair": "journal_commands",
+    "dump": "journal_commands",
+    "compact": "compact_command",
+    "completion": "completion_command",
+    "demo": "demo_command",
+    "diff": "diff_command",
+    "health": "health_command",
+    "history": "history_command",
+    "replay": "replay_command",
+    "report": "report_command",
+    "run": "run_command",
+    "stats": "stats_command",
+    "tail": "tail_command",
+    "version": "app",
+    "config": "config_commands",
+}
+
+
+def load_commands(group: TyperGroup, modules: Iterable[str] = COMMAND_MODULES.values()) -> None:
+    """Import `modules` (their commands register on `app`) and add what they registered to
+    `group`, the click group typer built from `app`."""
+    import typer.main
+
+    for module in modules:
+        importlib.import_module(f"recorder.cli.{module}")
+    for info in app.registered_commands:
+        assert info.callback is not None  # typer's own requirement
+        name = info.name or typer.main.get_command_name(info.callback.__name__)
+        if name not in group.commands:
+            command = typer.main.get_command_from_info(
+                info,
+                pretty_exceptions_short=app.pretty_exceptions_short,
+                rich_markup_mode=app.rich_markup_mode,
+            )
+            group.add_command(command, name)
+    for sub_group in app.registered_groups:
+        if sub_group.name and sub_group.name not in group.commands:
+            built = typer.main.get_group_from_info(
+                sub_group,
+                pretty_exceptions_short=app.pretty_exceptions_short,
+                rich_markup_mode=app.rich_markup_mode,
+                suggest_commands=app.suggest_commands,
+            )
+            group.add_command(built, sub_group.name)
 
 
 class _Command(TyperCommand):
@@ -99,10 +166,16 @@ LOG_FORMATS = ("auto", "json", "console")
 
 def _print_version(value: bool) -> None:
     if value:
-        from recorder import __version__
-
-        typer.echo(f"meshsync-recorder {__version__}")
+        version()
         raise typer.Exit()
+
+
+@app.command(epilog=examples("recorder version", "recorder --version"))
+def version() -> None:
+    """Print the recorder's version."""
+    from recorder import __version__
+
+    typer.echo(f"meshsync-recorder {__version__}")
 
 
 @app.callback()

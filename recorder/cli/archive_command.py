@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -90,6 +89,8 @@ def local_journal(
             raise UsageError(f"--journal: names a journal of an archive URL, and {source} is none")
         yield Path(source)
         return
+    import tempfile
+
     from recorder.archive.index import Bounds
     from recorder.archive.restore import choose_journal, load_index, open_archive
     from recorder.archive.stream import streamed_journal

@@ -1,6 +1,5 @@
 """`recorder compact`: journals -> a deduplicated snapshot of cluster state."""
 
-import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, cast
@@ -20,8 +19,8 @@ from recorder.cli.options import (
     Output,
     Quiet,
 )
-from recorder.cli.progress import wanted
-from recorder.cli.render import examples, print_json, wants_json
+from recorder.cli.progress import CompactProgress, wanted
+from recorder.cli.render import examples, say_summary, wants_json
 from recorder.errors import UsageError
 from recorder.timeparse import format_time, parse_time
 
@@ -144,12 +143,8 @@ def _local_journals(
 
 
 def _report(request: "CompactRequest", result: "CompactResult", *, as_json: bool) -> None:
-    """The summary on stderr (or the `-o json` document), then the gaps: an error unless allowed."""
-    if as_json:
-        print_json(result_document(result))
-    else:
-        for line in summary(result):
-            typer.echo(line, err=True)
+    """The summary (see say_summary), then the gaps: an error unless allowed."""
+    say_summary("compact_summary", result_document(result), summary(result), as_json=as_json)
     hint = "the snapshot records them; --allow-gaps accepts them"
     if request.checkpoint:
         hint += " and moves the checkpoint on"
@@ -178,23 +173,22 @@ def _check_arguments(
 
 
 def _run(request: "CompactRequest", directories: list[Path], *, quiet: bool) -> "CompactResult":
-    """The compaction, with a bar over segments read (and an ETA) for a person watching; several
-    journals are merged instead (no bar: their records are read interleaved)."""
+    """The compaction, with bars for a person watching: segments read (several journals are
+    read interleaved, so a merge has none), then objects written."""
     from recorder.compact.run import run_compaction
     from recorder.journal.directory import journal_segments
 
     if len(directories) > 1:
         from recorder.compact.merge import run_merged_compaction
 
-        return run_merged_compaction(request, directories)
+        if not wanted(quiet):
+            return run_merged_compaction(request, directories)
+        with CompactProgress(segments=None) as bars:
+            return run_merged_compaction(request, directories, writing=bars.write)
     if not wanted(quiet):
         return run_compaction(request)
-    total = len(journal_segments(request.directory))
-    bar = typer.progressbar(
-        length=total, label="reading segments", show_pos=True, show_eta=True, file=sys.stderr
-    )
-    with bar:
-        return run_compaction(request, progress=lambda _segment: bar.update(1))
+    with CompactProgress(segments=len(journal_segments(request.directory))) as bars:
+        return run_compaction(request, progress=bars.read, writing=bars.write)
 
 
 def summary(result: "CompactResult") -> list[str]:

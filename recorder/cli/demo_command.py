@@ -4,7 +4,6 @@ import os
 import shlex
 import shutil
 import signal
-import tempfile
 import time
 from pathlib import Path
 from types import FrameType
@@ -13,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from recorder.cli.app import app
-from recorder.cli.render import examples, table
+from recorder.cli.render import examples, notice, table
 
 if TYPE_CHECKING:
     from recorder.demo.run import DemoStats
@@ -50,6 +49,8 @@ def demo(
     ] = True,
 ) -> None:
     """Show the whole recorder on loopback: record simulated churn, verify, compact, replay, check."""
+    import tempfile
+
     from recorder.demo.run import DemoRequest, run_demo
 
     existed = directory is not None and directory.exists()  # the user's: only emptied by --no-keep
@@ -64,7 +65,7 @@ def demo(
     try:
         stats = run_demo(request)
     except KeyboardInterrupt:
-        typer.echo("interrupted: nats-server and recorder stopped", err=True)
+        notice("demo_interrupted", "interrupted: nats-server and recorder stopped")
         raise typer.Exit(130) from None
     for line in report(stats):
         typer.echo(line)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
-import orjson
 import typer
 
 from recorder.cli.app import app
@@ -13,6 +12,7 @@ from recorder.cli.archive_command import local_journal, names_archive
 from recorder.cli.compact_command import parse_until
 from recorder.cli.investigate_options import output_format
 from recorder.cli.options import ArchiveJournal, Endpoint, JournalSource, Output
+from recorder.cli.render import print_json
 from recorder.errors import RecorderError, UsageError
 
 if TYPE_CHECKING:
@@ -63,7 +63,7 @@ def diff(
         exc.exit_code = 2  # 1 says "changed" here: trouble is 2, as with diff(1)
         raise
     if fmt == "json":
-        typer.echo(orjson.dumps(diff_json(result), option=orjson.OPT_INDENT_2).decode())
+        print_json(diff_json(result))
     else:
         for line in _text(result):
             typer.echo(line)
@@ -87,6 +87,8 @@ def _name(obj: LiveObject) -> str:
 
 
 def _text(result: StateDiff) -> list[str]:
+    import orjson
+
     lines = [f"+ {_name(obj)} rv={obj.resource_version}" for obj in result.added]
     lines += [f"- {_name(obj)} rv={obj.resource_version}" for obj in result.deleted]
     for change in result.changed:

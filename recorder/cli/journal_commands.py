@@ -32,7 +32,7 @@ from recorder.cli.options import (
     ToSeq,
     Until,
 )
-from recorder.cli.render import examples, print_json, table, wants_json
+from recorder.cli.render import examples, print_json, table, wants_json, warn
 from recorder.errors import GapError, UsageError
 from recorder.timeparse import format_time, parse_time
 from recorder.units import human_size
@@ -348,8 +348,13 @@ def dump(
     out.flush()
     for damage in reader.stats.damages:
         what = "torn tail" if damage.torn else "skipped damage"
-        typer.echo(
-            f"warning: {damage.segment} offset {damage.offset}: {what}: {damage.reason}", err=True
+        warn(
+            "journal_damage_skipped",
+            f"{damage.segment} offset {damage.offset}: {what}: {damage.reason}",
+            segment=damage.segment,
+            offset=damage.offset,
+            torn=damage.torn,
+            reason=damage.reason,
         )
     report_gaps(directory, reader.stats.gaps, allow=True)
 
@@ -359,7 +364,14 @@ def report_gaps(directory: Path, gaps: "Sequence[Gap]", *, allow: bool, hint: st
     inside = [gap.describe() for gap in gaps if gap.inside]
     for gap in gaps:
         if allow or not gap.inside:
-            typer.echo(f"warning: {directory}: {gap.describe()}", err=True)
+            message = f"{directory}: {gap.describe()}"
+            warn(
+                "journal_gap",
+                message,
+                journal=str(directory),
+                gap=gap.describe(),
+                inside=gap.inside,
+            )
     if inside and not allow:
         error = GapError(str(directory), inside)
         error.hint = hint or None

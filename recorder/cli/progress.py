@@ -1,7 +1,8 @@
-"""Progress on the terminal for replay: sent of total, the recorded time reached, and an ETA.
+"""Progress on the terminal: replay's sent of total, the recorded time reached and an ETA;
+compact's segments read, then objects written.
 
-Drawn on stderr, one line rewritten in place, at most ten times a second; never when stderr is
-not a terminal, nor with --quiet (the caller decides, see `wanted`).
+Drawn on stderr, one line rewritten in place; never when stderr is not a terminal, nor with
+--quiet (the caller decides, see `wanted`).
 """
 
 import sys
@@ -11,6 +12,8 @@ from typing import TYPE_CHECKING, TextIO
 from recorder.timeparse import format_time
 
 if TYPE_CHECKING:
+    from typer._click._termui_impl import ProgressBar
+
     from recorder.replay.run import ReplayStats
 
 REDRAW_S = 0.1
@@ -87,3 +90,54 @@ class ReplayProgress:
     def finish(self) -> None:
         self.stream.write("\n")
         self.stream.flush()
+
+
+class CompactProgress:
+    """Two bars on stderr, one after the other: segments read, then objects written, each with
+    its position and an ETA. The writing bar opens when the library says how many objects it
+    will write; the reading bar (none for a merge, whose journals are read interleaved) closes
+    then. Used as a context manager, so an error leaves the terminal on a fresh line.
+    """
+
+    def __init__(self, segments: int | None, stream: TextIO | None = None) -> None:
+        self.segments = segments
+        self.stream = stream or sys.stderr
+        self._bar: ProgressBar[int] | None = None
+        self._writing = False
+        self._written = 0
+
+    def __enter__(self) -> "CompactProgress":
+        if self.segments is not None:
+            self._open("reading segments", self.segments)
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._close()
+
+    def read(self, _segment: int) -> None:
+        """Reading has reached the next segment."""
+        if self._bar is not None and not self._writing:
+            self._bar.update(1)
+
+    def write(self, written: int, total: int) -> None:
+        """`written` of the snapshot's `total` objects are written."""
+        if not self._writing:
+            self._close()
+            self._writing = True
+            self._open("writing objects", total)
+        assert self._bar is not None
+        self._bar.update(written - self._written)
+        self._written = written
+
+    def _open(self, label: str, length: int) -> None:
+        import typer
+
+        self._bar = typer.progressbar(
+            length=length, label=label, show_pos=True, show_eta=True, file=self.stream
+        )
+        self._bar.__enter__()  # draws it at 0
+
+    def _close(self) -> None:
+        if self._bar is not None:
+            self._bar.__exit__(None, None, None)  # ends its line
+            self._bar = None

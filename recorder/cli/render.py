@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import typer
 
 from recorder.errors import UsageError
+from recorder.log import get_logger, logs_json_lines
+
+log = get_logger("cli")
 
 OUTPUTS = ("text", "json")
 
@@ -23,6 +27,41 @@ def print_json(document: Any) -> None:
     import orjson
 
     typer.echo(orjson.dumps(document, default=str, option=orjson.OPT_INDENT_2).decode())
+
+
+def say_summary(
+    event: str, document: dict[str, Any], lines: Iterable[str], *, as_json: bool
+) -> None:
+    """A command's summary, said once and in one place, the same for every command:
+
+    with `-o json`, the document on stdout and nothing else; when logs are JSON lines (asked
+    for, or auto with stderr not a terminal), one `event` log record carrying the document's
+    facts, so stderr stays JSON lines only; otherwise the lines, for people, on stderr.
+    """
+    if as_json:
+        print_json(document)
+    elif logs_json_lines():
+        log.info(event, **document)
+    else:
+        for line in lines:
+            typer.echo(line, err=True)
+
+
+def notice(event: str, message: str, **facts: Any) -> None:
+    """Something a person at the terminal wants to know: a log record in JSON log mode, else
+    the message on stderr."""
+    if logs_json_lines():
+        log.info(event, **facts)
+    else:
+        typer.echo(message, err=True)
+
+
+def warn(event: str, message: str, **facts: Any) -> None:
+    """A warning about the input: a log record in JSON log mode, else a `warning:` line."""
+    if logs_json_lines():
+        log.warning(event, **facts)
+    else:
+        typer.echo(f"warning: {message}", err=True)
 
 
 def examples(*lines: str) -> str:

@@ -28,7 +28,7 @@ from recorder.cli.options import (
     Until,
 )
 from recorder.cli.progress import ReplayProgress, wanted
-from recorder.cli.render import examples, print_json, wants_json
+from recorder.cli.render import examples, say_summary, wants_json
 from recorder.errors import UsageError
 from recorder.timeparse import format_time
 from recorder.units import human_size
@@ -185,10 +185,8 @@ def _report(
     stats: "ReplayStats", directory: Path | None, *, allow_gaps: bool, dry_run: bool, as_json: bool
 ) -> None:
     """The summary (or `-o json` document), the gaps met while reading, then the exit code."""
-    if as_json:
-        print_json(stats_document(stats, dry_run=dry_run))
-    else:
-        _summary(stats, dry_run=dry_run)
+    document = stats_document(stats, dry_run=dry_run)
+    say_summary("replay_summary", document, _summary(stats, dry_run=dry_run), as_json=as_json)
     if directory is not None:
         _report_removed(directory, stats, allow_gaps=allow_gaps)
     if stats.interrupted:
@@ -304,19 +302,19 @@ def _send(
     return asyncio.run(publish())
 
 
-def _summary(stats: "ReplayStats", *, dry_run: bool) -> None:
+def _summary(stats: "ReplayStats", *, dry_run: bool) -> list[str]:
     verb = "would send" if dry_run else "sent"
     span = ""
     if stats.first_time_ns is not None and stats.last_time_ns is not None and stats.first_time_ns:
         span = f", recorded {format_time(stats.first_time_ns)} .. {format_time(stats.last_time_ns)}"
-    typer.echo(f"{verb} {stats.sent} messages ({human_size(stats.bytes)}){span}", err=True)
-    for name, count in sorted(stats.subjects.items()):
-        typer.echo(f"  {name}: {count}", err=True)
-    typer.echo(f"skipped by filters: {stats.skipped}", err=True)
+    lines = [f"{verb} {stats.sent} messages ({human_size(stats.bytes)}){span}"]
+    lines += [f"  {name}: {count}" for name, count in sorted(stats.subjects.items())]
+    lines.append(f"skipped by filters: {stats.skipped}")
     if not dry_run:
-        typer.echo(f"elapsed {stats.elapsed_s:.2f} s, {stats.rate:.0f} msg/s", err=True)
+        lines.append(f"elapsed {stats.elapsed_s:.2f} s, {stats.rate:.0f} msg/s")
     if stats.interrupted:
-        typer.echo(f"interrupted: resume with --from-seq {_resume_seq(stats)}", err=True)
+        lines.append(f"interrupted: resume with --from-seq {_resume_seq(stats)}")
+    return lines
 
 
 def _resume_seq(stats: "ReplayStats") -> int:

@@ -11,6 +11,7 @@ from recorder.cli.app import app
 from recorder.cli.archive_command import local_journal, names_archive
 from recorder.cli.journal_commands import build_query
 from recorder.cli.options import ArchiveJournal, Endpoint, JournalSource, Since, Until
+from recorder.cli.render import say_summary
 from recorder.errors import UsageError
 
 
@@ -38,4 +39,4 @@ def report(
     name = journal if names_archive(journal) else directory.resolve().name
     page = render_report(gather_report(directory, query), f"Journal {name}")
     write_atomic(out, [page.encode()])
-    typer.echo(f"wrote {out}", err=True)
+    say_summary("report_written", {"out": str(out)}, [f"wrote {out}"], as_json=False)

@@ -14,7 +14,7 @@ from recorder.cli.config_commands import (
     load_effective_config,
     urls_from_flag,
 )
-from recorder.cli.render import examples
+from recorder.cli.render import examples, notice
 from recorder.log import get_logger
 
 if TYPE_CHECKING:
@@ -83,7 +83,8 @@ def run(
             overrides["nats.urls"] = [broker.url]
             overrides["jetstream.create_stream"] = True if cfg.mode == "jetstream" else None
             cfg = load_effective_config(config, overrides)
-            typer.echo(f"embedded broker listening on {broker.url}", err=True)
+            message = f"embedded broker listening on {broker.url}"
+            notice("embedded_broker_listening", message, url=broker.url)
         result = run_daemon(cfg, os.environ, _archiver(cfg))
     raise typer.Exit(result.exit_code)
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import IO
 
 from recorder.compact.model import CompactOptions
-from recorder.compact.run import CompactRequest, CompactResult, write_outputs
+from recorder.compact.run import CompactRequest, CompactResult, WriteProgress, write_outputs
 from recorder.compact.state import Compactor
 from recorder.errors import UsageError
 from recorder.journal.query import Query
@@ -18,7 +18,10 @@ from recorder.journal.record import Record
 
 
 def run_merged_compaction(
-    request: CompactRequest, directories: list[Path], stdout: IO[bytes] | None = None
+    request: CompactRequest,
+    directories: list[Path],
+    stdout: IO[bytes] | None = None,
+    writing: WriteProgress | None = None,
 ) -> CompactResult:
     """Fold every journal's records in receive-time order into one state keyed by (cluster,
     uid), so for an object that several journals saw, the newest event wins.
@@ -46,7 +49,8 @@ def run_merged_compaction(
     )
     result.gaps = [gap for reader in readers for gap in reader.stats.gaps]
     compactor.gaps += [gap.describe() for gap in result.inside_gaps]
-    write_outputs(request, compactor, stats, None, result, stdout or sys.stdout.buffer)
+    out = stdout or sys.stdout.buffer
+    write_outputs(request, compactor, stats, None, result, out, writing)
     return result
 
 

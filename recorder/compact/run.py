@@ -7,15 +7,16 @@ around them: reading segments, the checkpoint file, the output files, and prunin
 from __future__ import annotations
 
 import contextlib
+import itertools
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Final, Literal
 
-from recorder.compact.model import CompactOptions, CompactStats
+from recorder.compact.model import CompactOptions, CompactStats, LiveObject
 from recorder.compact.snapshot import (
     extended_documents,
     iter_json,
@@ -42,6 +43,9 @@ log = get_logger("compact")
 CHECKPOINT_NAME: Final = "checkpoint.compact"
 Format = Literal["yaml", "json", "meshsync"]
 _SUFFIX: Final = {"yaml": ".yaml", "json": ".json"}
+# `writing`: told (objects written, objects to write) while a snapshot is written.
+WriteProgress = Callable[[int, int], None]
+WRITE_PROGRESS_EVERY: Final = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,8 +90,9 @@ def run_compaction(
     request: CompactRequest,
     stdout: IO[bytes] | None = None,
     progress: Callable[[int], None] | None = None,
+    writing: WriteProgress | None = None,
 ) -> CompactResult:
-    """Compact the journal into the requested snapshot; `progress` gets bytes of segments read."""
+    """Compact the journal into a snapshot; `progress` is told each segment it reaches."""
     _check_request(request)
     options = CompactOptions(
         until_seq=request.until_seq,
@@ -133,7 +138,7 @@ def run_compaction(
         compactor.gaps += [gap.describe() for gap in result.inside_gaps]
         _log_damage(reader)
         stdout = stdout or sys.stdout.buffer
-        write_outputs(request, compactor, stats, meshsync_paths, result, stdout)
+        write_outputs(request, compactor, stats, meshsync_paths, result, stdout, writing)
     if request.checkpoint and (request.allow_gaps or not result.inside_gaps):
         # Never past a gap unasked: the next compaction would start after it, none the wiser.
         write_atomic(checkpoint_path, [compactor.to_bytes()])
@@ -216,9 +221,7 @@ def _gaps(reader: JournalReader, resumed: int | None) -> list[Gap]:
     inside = any(gap.inside for gap in gaps)  # a hole in the numbering says it better
     if resumed is not None and first is not None and first > resumed + 1 and not inside:
         gaps.insert(0, Gap(None, None, resumed + 1, first - 1, "missing after the checkpoint"))
-    for gap in gaps:
-        log.warning("journal_gap", gap=gap.describe(), inside=gap.inside)
-    return gaps
+    return gaps  # reported by the caller (the CLI's warnings), not logged here a second time
 
 
 @dataclass(slots=True)
@@ -288,17 +291,17 @@ def write_outputs(
     meshsync_paths: tuple[Path, Path] | None,
     result: CompactResult,
     stdout: IO[bytes],
+    writing: WriteProgress | None = None,
 ) -> None:
     kinds = request.kinds or None
     namespaces = request.namespaces or None
-    clusters = [request.cluster] if request.cluster else list(compactor.clusters()) or [""]
     created = time.time_ns()
     journal = str(request.directory)
     gaps = tuple(compactor.gaps)
     if meshsync_paths is not None:
         objects = compactor.objects(request.cluster, kinds, namespaces)
         main, extended_path = meshsync_paths  # the caller writes the extended file
-        write_atomic(main, iter_meshsync(objects))
+        write_atomic(main, iter_meshsync(_told(objects, writing, 0, len(objects))))
         result.outputs += [main, extended_path]
         result.objects_written = len(objects)
         return
@@ -306,7 +309,7 @@ def write_outputs(
     if request.to_stdout:
         objects = compactor.objects(request.cluster, kinds, namespaces)
         meta = snapshot_meta(objects, stats, journal=journal, created_ns=created, gaps=gaps)
-        for chunk in render(objects, meta):
+        for chunk in render(_told(objects, writing, 0, len(objects)), meta):
             stdout.write(chunk)
         stdout.flush()
         result.objects_written = len(objects)
@@ -314,15 +317,39 @@ def write_outputs(
     base = request.out or Path(f"snapshot{_SUFFIX[request.format]}")
     if not stats.messages and base.exists():
         raise EmptyJournalError(journal, str(base))
-    for cluster in clusters:
-        objects = compactor.objects(cluster or None, kinds, namespaces)
+    clusters = [request.cluster] if request.cluster else list(compactor.clusters()) or [""]
+    # Every file's objects up front (references only), so progress can count to the total.
+    batches = [
+        (cluster, compactor.objects(cluster or None, kinds, namespaces)) for cluster in clusters
+    ]
+    total = sum(len(objects) for _cluster, objects in batches)
+    for cluster, objects in batches:
         meta = snapshot_meta(objects, stats, journal=journal, created_ns=created, gaps=gaps)
         path = base if len(clusters) == 1 else _per_cluster(base, cluster)
         with atomic_file(path) as handle:
-            for chunk in render(objects, meta):
+            for chunk in render(_told(objects, writing, result.objects_written, total), meta):
                 handle.write(chunk)
         result.outputs.append(path)
         result.objects_written += len(objects)
+
+
+def _told(
+    objects: list[LiveObject], writing: WriteProgress | None, done: int, total: int
+) -> Iterable[LiveObject]:
+    """`objects`, telling `writing` how far the snapshot has got every WRITE_PROGRESS_EVERY."""
+    if writing is None:
+        return objects
+    return _telling(objects, writing, done, total)
+
+
+def _telling(
+    objects: list[LiveObject], writing: WriteProgress, done: int, total: int
+) -> Iterator[LiveObject]:
+    # Told per batch, not per object: a call per object would cost more than a small one writes.
+    for start in range(0, len(objects), WRITE_PROGRESS_EVERY):
+        writing(done + start, total)
+        yield from itertools.islice(objects, start, start + WRITE_PROGRESS_EVERY)
+    writing(done + len(objects), total)
 
 
 def _per_cluster(base: Path, cluster: str) -> Path:

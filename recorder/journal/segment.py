@@ -12,8 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-import zstandard
-
 from recorder.errors import JournalError, JournalWriteError, PathAccessError, SegmentGoneError
 from recorder.fsutil import (
     PRIVATE_FILE_MODE,
@@ -280,6 +278,8 @@ def _read_skippable(data: bytes) -> bytes | None:
 
 def _decompress(raw: bytes) -> bytes:
     """Decompress a .seg.zst's bytes; a damaged stream gives the bytes that did decompress."""
+    import zstandard  # only for compressed segments: inspect and verify of others never load it
+
     output = bytearray()
     reader = zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True)
     try:
@@ -299,6 +299,8 @@ def write_file_atomically(path: Path, data: bytes) -> None:
 
 def compress_segment(segment: SegmentFile, level: int = 3) -> SegmentFile:
     """Replace a sealed segment by its zstd form; the skippable frame keeps it summarisable."""
+    import zstandard
+
     data = read_file(segment.path)
     head = data[:HEADER_SIZE] + data[-FOOTER_SIZE:]
     compressor = zstandard.ZstdCompressor(level=level, write_checksum=True)

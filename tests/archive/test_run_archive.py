@@ -7,10 +7,12 @@ import contextlib
 import json
 import shutil
 import signal
+import subprocess
 from pathlib import Path
 
 import pytest
 from broker import Broker
+from cli_streams import summary_event
 from meshsync_samples import sample
 from polling import wait_until
 from run_helpers import Outgoing, RecorderProcess, Recorders, publish, run_cli
@@ -87,14 +89,20 @@ def test_compact_from_the_archive_equals_compact_from_the_deleted_journal(
     for (command, *args), local_read in zip(reads, local_reads, strict=True):
         remote = run_cli(command, url, "--endpoint", s3.endpoint, *args)
         assert (remote.returncode, local_read.returncode) == (0, 0), remote.stderr.decode()
-        # replay --dry-run says what it would send on stderr; the others print on stdout
-        said = [out.stderr if command == "replay" else out.stdout for out in (remote, local_read)]
+        # replay --dry-run logs what it would send as its summary; the others print on stdout
+        said = [_said(command, out) for out in (remote, local_read)]
         assert said[0], command
         assert said[0] == said[1], command
     restored = tmp_path / "restored"
     result = run_cli("restore", url, str(restored), "--endpoint", s3.endpoint)
     assert result.returncode == 0, result.stderr.decode()
     assert run_cli("verify", str(restored)).returncode == 0
+
+
+def _said(command: str, result: subprocess.CompletedProcess[bytes]) -> object:
+    if command == "replay":
+        return summary_event(result.stderr.decode(), "replay_summary")
+    return result.stdout
 
 
 def test_a_recorder_killed_between_seal_and_upload_uploads_after_restart(

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import json
 import random
-import re
 from pathlib import Path
 
 import orjson
 from broker import Broker
+from cli_streams import summary_event
 from run_helpers import (
     Outgoing,
     Recorders,
@@ -140,14 +140,15 @@ def test_bad_payloads_are_recorded_byte_for_byte_and_compaction_reports_them(
         stderr = result.stderr.decode()
         assert result.returncode == 0, stderr[-3000:]
         assert "Traceback" not in stderr
-        assert f"skipped: {expected.undecodable} undecodable" in stderr, stderr[-3000:]
-        reported = {
-            int(seq)
-            for seq in re.findall(rf"^  seq (\d+) on {re.escape(CORE_SUBJECT)}: ", stderr, re.M)
-        }
+        summary = summary_event(stderr, "compact_summary")  # RECORDER asks for JSON logs
+        assert summary["skipped"]["undecodable"] == expected.undecodable, stderr[-3000:]
+        issues = summary["issues"]
+        reported = {issue["seq"] for issue in issues if issue["subject"] == CORE_SUBJECT}
         assert set(unusable) <= reported, stderr[-3000:]
-        assert re.search(
-            rf"seq \d+ on {re.escape(STORE_SUBJECT)}: dump item 'deep-item' cannot be kept", stderr
+        assert any(
+            issue["subject"] == STORE_SUBJECT
+            and issue["reason"].startswith("dump item 'deep-item' cannot be kept")
+            for issue in issues
         )
     snapshot = orjson.loads((tmp_path / "s.json").read_bytes())
     uids = {item["metadata"]["uid"] for item in snapshot["items"]}

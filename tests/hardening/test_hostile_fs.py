@@ -172,8 +172,8 @@ def test_a_link_at_the_temporary_name_is_refused(
     tmp_path: Path, victim: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Had a link been planted at the temporary name, O_EXCL and O_NOFOLLOW refuse it; its target is untouched."""
-    monkeypatch.setattr("recorder.fsutil.secrets.token_hex", lambda _n: "guessed")
-    planted = tmp_path / ".snapshot.yaml.guessed.tmp"
+    monkeypatch.setattr("recorder.fsutil.os.urandom", bytes)  # eight zero bytes: "0000..."
+    planted = tmp_path / f".snapshot.yaml.{'00' * 8}.tmp"
     planted.symlink_to(victim)
     with pytest.raises(PathAccessError) as caught, atomic_file(tmp_path / "snapshot.yaml") as out:
         out.write(b"never written")

@@ -19,6 +19,7 @@ from broker import NatsServer
 from run_helpers import RECORDER, Recorders, clean_env
 
 from recorder.cli import app
+from recorder.cli.app import load_commands
 
 USER = "recorder-user"
 PASSWORD = "pw-Exposure-3kQ9"
@@ -34,7 +35,9 @@ def _options(command: Any, path: str) -> Iterator[tuple[str, Any]]:
 
 def test_no_flag_takes_a_secret_value() -> None:
     """No option of any command is named for a password, token, seed, key or credentials: secrets come from files or the environment."""
-    options = list(_options(typer.main.get_command(app), "recorder"))
+    root = typer.main.get_command(app)
+    load_commands(root)  # commands are loaded when asked for; this walk asks for them all
+    options = list(_options(root, "recorder"))
     assert len(options) > 40  # the walk did reach every command
     secret_flags = [
         f"{path} {opt}"

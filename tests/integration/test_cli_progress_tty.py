@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 from broker import Broker
-from run_helpers import RECORDER, clean_env
+from cli_streams import summary_event
+from run_helpers import RECORDER, clean_env, run_cli
+from test_compact_progress import two_cluster_journal
 from test_replay_support import build_journal
 
 T0 = 1_795_000_000 * 10**9
@@ -59,7 +61,46 @@ def test_compact_shows_segments_read_on_a_terminal(journal: Path, tmp_path: Path
     code, shown = on_a_terminal("compact", journal, "--out", tmp_path / "s.yaml", "--quiet")
     assert code == 0, shown
     assert "reading segments" not in shown
-    assert "read 40 messages" in shown
+    # The summary is a log record: RECORDER asks for JSON logs (see test_cli_summaries.py).
+    assert summary_event(shown, "compact_summary")["read"]["messages"] == 40
+
+
+@pytest.fixture(scope="module")
+def meshsync_journal(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return two_cluster_journal(tmp_path_factory.mktemp("meshsync") / "journal")
+
+
+@pytest.mark.parametrize("journals", [1, 2], ids=["one-journal", "merged"])
+def test_compact_shows_objects_written_after_segments_read(
+    meshsync_journal: Path, tmp_path: Path, journals: int
+) -> None:
+    """After the segments read, a second bar counts objects written up to the snapshot's total;
+    a merge of journals, read interleaved, shows only that one."""
+    sources = [meshsync_journal] * journals
+    code, shown = on_a_terminal("compact", *sources, "--format", "json", "--out", tmp_path / "s")
+    assert code == 0, shown
+    written = summary_event(shown, "compact_summary")["objects"]["written"]
+    assert written > 0
+    assert "writing objects" in shown and f"{written}/{written}" in shown
+    if journals == 1:
+        assert "3/3" in shown
+        assert shown.index("reading segments") < shown.index("writing objects")
+    else:
+        assert "reading segments" not in shown
+
+
+def test_compact_draws_nothing_with_quiet_or_on_a_pipe(
+    meshsync_journal: Path, tmp_path: Path
+) -> None:
+    """--quiet on a terminal, or stderr on a pipe: no bar and no carriage return."""
+    args = ("compact", meshsync_journal, "--out", tmp_path / "s.yaml")
+    _, on_terminal = on_a_terminal(*args, "-q")
+    piped = run_cli(*map(str, args))
+    assert piped.returncode == 0, piped.stderr
+    for shown in (on_terminal, piped.stderr.decode()):
+        assert "segments" not in shown
+        assert "writing" not in shown
+        assert "\r" not in shown.replace("\r\n", "\n")  # a terminal sends \n as \r\n
 
 
 def test_replay_shows_sent_of_total_and_an_eta(nats_server: Broker, journal: Path) -> None:
@@ -72,4 +113,4 @@ def test_replay_shows_sent_of_total_and_an_eta(nats_server: Broker, journal: Pat
     code, shown = on_a_terminal(*args, "-q")
     assert code == 0, shown
     assert " of 40" not in shown
-    assert "sent 40 messages" in shown
+    assert summary_event(shown, "replay_summary")["messages"] == 40

@@ -10,6 +10,7 @@ from pathlib import Path
 import msgpack
 import pytest
 from broker import Broker
+from cli_streams import log_records
 from run_helpers import run_cli
 from test_replay_support import Collector, build_journal, replay_cli, sent_count
 
@@ -73,7 +74,8 @@ def test_compact_with_a_missing_segment_fails_but_records_the_gap(
     assert _header(out)["gaps"] == described
     code, _, err = _cli("compact", journal, "--out", out, "--allow-gaps")
     assert code == 0, err
-    assert f"warning: {journal}: {described}" in err.splitlines()
+    warnings = [r for r in log_records(err) if r["event"] == "journal_gap"]
+    assert [(w["journal"], w["gap"]) for w in warnings] == [(str(journal), described)]
     assert _header(out)["gaps"] == described
     listing = tmp_path / "snapshot.json"
     code, _, err = _cli("compact", journal, "--format", "json", "--out", listing, "--allow-gaps")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import re
 import subprocess
 import threading
 import time
@@ -15,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import nats
+from cli_streams import summary_event
 from polling import wait_until
 from run_helpers import RECORDER, clean_env, run_cli
 
@@ -49,17 +49,13 @@ def start_replay(*args: str | Path) -> subprocess.Popen[str]:
 
 
 def sent_count(stderr: str) -> int:
-    """The N of the summary's `sent N messages` line."""
-    match = re.search(r"^(?:would send|sent) (\d+) messages", stderr, re.MULTILINE)
-    assert match, stderr
-    return int(match[1])
+    """How many messages the replay sent (or would send), from its summary log record."""
+    return int(summary_event(stderr, "replay_summary")["messages"])
 
 
 def elapsed_s(stderr: str) -> float:
     """The replay's own elapsed time from its summary (publishing only, no process start-up)."""
-    match = re.search(r"^elapsed ([0-9.]+) s", stderr, re.MULTILINE)
-    assert match, stderr
-    return float(match[1])
+    return float(summary_event(stderr, "replay_summary")["elapsed_s"])
 
 
 def build_journal(

@@ -98,13 +98,13 @@ def test_embedded_broker_records_what_is_published_to_it(
     journal = tmp_path / "journal"
     recorder = recorders.start(journal, None, subjects=[CORE_SUBJECT], args=["--embedded-broker"])
     recorder.wait_ready()
-    found = re.search(r"embedded broker listening on (nats://127\.0\.0\.1:\d+)", recorder.stderr())
-    assert found, recorder.stderr()
-    publish(found.group(1), numbered(CORE_SUBJECT, 30))
+    url = recorder.wait_event("embedded_broker_listening")["url"]
+    assert re.fullmatch(r"nats://127\.0\.0\.1:\d+", url), url
+    publish(url, numbered(CORE_SUBJECT, 30))
     recorder.wait_written(30)
     assert recorder.stop() == 0
     assert len(messages_of(read_records(journal))) == 30
-    port = int(found.group(1).rsplit(":", 1)[1])
+    port = int(url.rsplit(":", 1)[1])
     wait_until(lambda: not _listening(port), 5, "the embedded broker to stop")
 
 
@@ -114,8 +114,9 @@ def test_embedded_broker_dies_with_a_killed_recorder(recorders: Recorders, tmp_p
         tmp_path / "journal", None, subjects=[CORE_SUBJECT], args=["--embedded-broker"]
     )
     recorder.wait_ready()
-    found = re.search(r"embedded broker listening on nats://127\.0\.0\.1:(\d+)", recorder.stderr())
-    assert found, recorder.stderr()
+    url = recorder.wait_event("embedded_broker_listening")["url"]
+    found = re.fullmatch(r"nats://127\.0\.0\.1:(\d+)", url)
+    assert found, url
     brokers = wait_until(
         lambda: _children_named(recorder.proc.pid, "nats-server"), 10, "its nats-server child"
     )
