@@ -173,7 +173,9 @@ def _progress(
     infos = inspect_journal(directory)  # footers: cheap even for a large journal
     query = selection.query
     filtered = any((query.since_ns, query.until_ns, query.from_seq, query.to_seq, query.subjects))
-    ends = [info.last_time_ns for info in infos if info.last_time_ns is not None]
+    # Segments of markers only (a recorder left running idle, restarts) would put the end far
+    # beyond the last message; within a segment, markers after its last message still count.
+    ends = [info.last_time_ns for info in infos if info.last_time_ns is not None and info.messages]
     end_ns = min(filter(None, (max(ends, default=None), query.until_ns)), default=None)
     # Filters make the count unknowable without reading everything; then the ETA uses time.
     whole = not (filtered or selection.kinds or selection.namespaces)
