@@ -12,8 +12,10 @@ repeat, in alternating order, uploads its sealed segments to a fresh bucket two 
   archiver  recorder.archive's Archiver from start to the index naming every segment: reading,
             its MD5, the entity-tag check and the index puts included
 
-The baseline is the faster of bare and single (their medians): the best the library does with
-the same files, so the archiver's choice of put cannot flatter its ratio.
+The target is on bare, the issue's baseline (a bare put with the library's defaults). The
+archiver makes single PUTs (their entity tag is the MD5 it checks), which moto serves faster
+than multipart, so the ratio to single is printed beside it: that one is the archiver's own
+cost, mostly the MD5 of every byte, computed on the same two cores as the server's.
 
 and compacts it two ways, each a real `recorder compact --format json` subprocess:
 
@@ -170,8 +172,8 @@ def main() -> int:
         server.terminate()
         server.wait(15)
     medians = {way: statistics.median(seconds) for way, seconds in runs.items()}
-    baseline = min(medians["bare"], medians["single"])
-    upload_ratio = baseline / medians["archiver"]
+    upload_ratio = medians["bare"] / medians["archiver"]
+    own_cost_ratio = medians["single"] / medians["archiver"]
     compact_ratio = medians["local"] / medians["archive"]
     checks = {"upload": upload_ratio >= 0.8, "compact": compact_ratio >= 0.5}
     report = [
@@ -179,8 +181,8 @@ def main() -> int:
         f"upload   bare {total / 1e6 / medians['bare']:.1f} MB/s  single PUTs "
         f"{total / 1e6 / medians['single']:.1f} MB/s  archiver "
         f"{total / 1e6 / medians['archiver']:.1f} MB/s",
-        f"         ratio to the faster baseline {upload_ratio:.2f} (>= 0.80) "
-        f"{verdict(checks['upload'])}",
+        f"         ratio to bare {upload_ratio:.2f} (>= 0.80) {verdict(checks['upload'])}; "
+        f"to single PUTs {own_cost_ratio:.2f} (information: the archiver's own cost)",
         f"compact  local {medians['local']:.2f} s  archive {medians['archive']:.2f} s  "
         f"ratio {compact_ratio:.2f} (>= 0.50) {verdict(checks['compact'])}",
     ]
@@ -189,6 +191,7 @@ def main() -> int:
         "segments": len(files),
         "seconds": runs,
         "upload_ratio": round(upload_ratio, 3),
+        "upload_ratio_to_single_puts": round(own_cost_ratio, 3),
         "compact_ratio": round(compact_ratio, 3),
         "passed": checks,
     }
