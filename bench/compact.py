@@ -208,7 +208,7 @@ def phase_dedup(journal: Path, _out: Path) -> dict[str, Any]:
 
 
 def _write_phase(journal: Path, out: Path, fmt: str) -> dict[str, Any]:
-    from recorder.compact.snapshot import iter_json, iter_yaml, snapshot_meta
+    from recorder.compact.snapshot import YAML_EMITTER, iter_json, iter_yaml, snapshot_meta
     from recorder.compact.state import Compactor
     from recorder.fsutil import atomic_file
     from recorder.journal.reader import JournalReader
@@ -245,6 +245,7 @@ def _write_phase(journal: Path, out: Path, fmt: str) -> dict[str, Any]:
         "objects_per_s": objects / seconds,
         "rss_mb": peak_rss_mb(),
         "base_rss_mb": base,
+        "emitter": YAML_EMITTER if fmt == "yaml" else "orjson",
     }
 
 
@@ -348,7 +349,7 @@ def report(results: dict[str, Any]) -> list[str]:
         f"{results['verdicts']['yaml_speed']}: YAML writing MB/s / JSON writing MB/s = "
         f"{yaml_phase['write_mb_per_s']:.1f} / {phases['json']['write_mb_per_s']:.1f} = "
         f"{results['yaml_speed']:.0%} (target >= {TARGET_YAML_SPEED:.0%}; in objects/s "
-        f"{results['yaml_objects_speed']:.0%})"
+        f"{results['yaml_objects_speed']:.0%}; {yaml_phase['emitter']} YAML emitter)"
     )
     dominant = max(
         ("dedup", phases["dedup"]["seconds"]),
