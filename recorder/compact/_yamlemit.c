@@ -152,11 +152,35 @@ classify(const unsigned char *s, Py_ssize_t n)
     return seen;
 }
 
+/* One of YAML 1.1's booleans or nulls in any case (go-yaml v2 adds y and n): yaml_emit._WORDS.
+ * A switch on the length, not a loop of strcmp: most keys and many values are this short. */
+static int
+is_keyword(const unsigned char *s, Py_ssize_t n)
+{
+    char w[5];
+    for (Py_ssize_t i = 0; i < n; i++) {
+        w[i] = (char)(s[i] | 0x20); /* lower case for letters; a non-letter matches no word */
+    }
+    switch (n) {
+    case 1:
+        return w[0] == 'y' || w[0] == 'n';
+    case 2:
+        return memcmp(w, "no", 2) == 0 || memcmp(w, "on", 2) == 0;
+    case 3:
+        return memcmp(w, "yes", 3) == 0 || memcmp(w, "off", 3) == 0;
+    case 4:
+        return memcmp(w, "true", 4) == 0 || memcmp(w, "null", 4) == 0;
+    case 5:
+        return memcmp(w, "false", 5) == 0;
+    default:
+        return 0;
+    }
+}
+
 /* _PLAIN.fullmatch and _plain_ok: no `: `, no trailing `:` or space, not a YAML 1.1 keyword. */
 static int
 is_plain(const unsigned char *s, Py_ssize_t n, unsigned seen)
 {
-    static const char *const words[] = {"y", "n", "yes", "no", "on", "off", "true", "false", "null"};
     if (n == 0 || (seen & NOT_PLAIN) || !(CLASS[s[0]] & PLAIN_FIRST)) {
         return 0;
     }
@@ -168,19 +192,7 @@ is_plain(const unsigned char *s, Py_ssize_t n, unsigned seen)
             return 0;
         }
     }
-    if (n <= 5) {
-        char lower[6];
-        for (Py_ssize_t i = 0; i < n; i++) {
-            lower[i] = (char)((s[i] >= 'A' && s[i] <= 'Z') ? s[i] + 32 : s[i]);
-        }
-        lower[n] = '\0';
-        for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++) {
-            if (strcmp(lower, words[i]) == 0) {
-                return 0;
-            }
-        }
-    }
-    return 1;
+    return !(n <= 5 && is_keyword(s, n));
 }
 
 /* -- scalars -------------------------------------------------------------------------------- */
@@ -315,9 +327,14 @@ put_literal(Buf *b, const unsigned char *s, Py_ssize_t n, Py_ssize_t indent)
 }
 
 /* A str's UTF-8 (kept by CPython inside the str, so not encoded twice), or NOT_HANDLED. */
-static int
+static inline int
 utf8_of(PyObject *text, const unsigned char **s, Py_ssize_t *n)
 {
+    if (PyUnicode_IS_COMPACT_ASCII(text)) { /* nearly every string: its bytes are its UTF-8 */
+        *s = (const unsigned char *)PyUnicode_DATA(text);
+        *n = PyUnicode_GET_LENGTH(text);
+        return 0;
+    }
     const char *data = PyUnicode_AsUTF8AndSize(text, n);
     if (data == NULL) {
         if (PyErr_ExceptionMatches(PyExc_UnicodeEncodeError)) {
