@@ -113,6 +113,14 @@ def test_same_bytes_as_the_python_emitter(document: Any, sort_keys: bool) -> Non
     assert_same_bytes(document, sort_keys)
 
 
+@pytest.mark.slow
+@settings(max_examples=30_000, deadline=None)
+@given(document=DOCUMENTS, sort_keys=st.booleans())
+def test_same_bytes_as_the_python_emitter_long_run(document: Any, sort_keys: bool) -> None:
+    """The property above over twenty times as many documents (--run-slow)."""
+    assert_same_bytes(document, sort_keys)
+
+
 def test_same_bytes_for_every_tricky_string_in_every_position() -> None:
     """Each tricky string as a key, a value, a list item, nested, and as the whole document."""
     for text in [*TRICKY, *SHAPES, *LONG]:
