@@ -85,6 +85,7 @@ enum {
     NOT_TEXT = 8,    /* outside _TEXT: CONTROL but tab and newline */
     NEWLINE = 16,
     MAYBE_EXTRA = 32, /* the lead byte of \x80-\x9f, \u2028, \u2029, \ufeff, \ufffe or \uffff */
+    COLON = 64,       /* only a string with one can hold `: ` */
 };
 
 static unsigned char CLASS[256];
@@ -109,6 +110,9 @@ init_classes(void)
         }
         if (c == '\n') {
             cls |= NEWLINE;
+        }
+        if (c == ':') {
+            cls |= COLON;
         }
         if (c == 0xc2 || c == 0xe2 || c == 0xef) {
             cls |= MAYBE_EXTRA;
@@ -137,16 +141,29 @@ extra_at(const unsigned char *s)
     }
 }
 
-/* The classes of all the string's bytes, OR-ed; an _EXTRA character counts as NOT_TEXT. */
+/* The classes of all the string's bytes, OR-ed; an _EXTRA character counts as NOT_TEXT.
+ * The hot loop of the emitter: four bytes a step into independent accumulators and no branch
+ * per byte; only a string holding a possible lead byte of an _EXTRA character is walked again. */
 static inline unsigned
 classify(const unsigned char *s, Py_ssize_t n)
 {
-    unsigned seen = 0;
-    for (const unsigned char *end = s + n; s < end; s++) {
-        unsigned cls = CLASS[*s];
-        seen |= cls;
-        if ((cls & MAYBE_EXTRA) && extra_at(s)) {
-            seen |= CONTROL | NOT_TEXT;
+    unsigned a = 0, b = 0, c = 0, d = 0;
+    Py_ssize_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        a |= CLASS[s[i]];
+        b |= CLASS[s[i + 1]];
+        c |= CLASS[s[i + 2]];
+        d |= CLASS[s[i + 3]];
+    }
+    for (; i < n; i++) {
+        a |= CLASS[s[i]];
+    }
+    unsigned seen = a | b | c | d;
+    if (seen & MAYBE_EXTRA) {
+        for (i = 0; i < n; i++) {
+            if ((CLASS[s[i]] & MAYBE_EXTRA) && extra_at(s + i)) {
+                return seen | CONTROL | NOT_TEXT;
+            }
         }
     }
     return seen;
@@ -187,9 +204,11 @@ is_plain(const unsigned char *s, Py_ssize_t n, unsigned seen)
     if (s[n - 1] == ':' || s[n - 1] == ' ') {
         return 0;
     }
-    for (const unsigned char *p = s; (p = memchr(p, ':', (size_t)(s + n - p))) != NULL; p++) {
-        if (p[1] == ' ') { /* p is not the last byte: that was checked above */
-            return 0;
+    if (seen & COLON) {
+        for (const unsigned char *p = s; (p = memchr(p, ':', (size_t)(s + n - p))) != NULL; p++) {
+            if (p[1] == ' ') { /* p is not the last byte: that was checked above */
+                return 0;
+            }
         }
     }
     return !(n <= 5 && is_keyword(s, n));
@@ -265,11 +284,17 @@ put_single_quoted(Buf *b, const unsigned char *s, Py_ssize_t n)
         return -1;
     }
     b->data[b->len++] = '\'';
-    for (const unsigned char *end = s + n; s < end; s++) {
-        if (*s == '\'') {
-            b->data[b->len++] = '\'';
+    const unsigned char *end = s + n;
+    for (;;) { /* runs up to and including each quote, which is then written once more */
+        const unsigned char *quote = memchr(s, '\'', (size_t)(end - s));
+        size_t run = (size_t)((quote ? quote + 1 : end) - s);
+        memcpy(b->data + b->len, s, run);
+        b->len += run;
+        if (quote == NULL) {
+            break;
         }
-        b->data[b->len++] = (char)*s;
+        b->data[b->len++] = '\'';
+        s = quote + 1;
     }
     b->data[b->len++] = '\'';
     return 0;
