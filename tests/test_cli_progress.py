@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 from recorder.cli.progress import ReplayProgress, format_eta, wanted
-from recorder.replay.run import ReplayStats
+from recorder.cli.replay_command import _progress
+from recorder.journal.record import Incoming
+from recorder.journal.writer import JournalWriter
+from recorder.meshsync import CORE_SUBJECT
+from recorder.replay.run import ReplayStats, Selection
 
 T0 = 1_795_000_000 * 10**9
 
@@ -70,3 +76,20 @@ def test_only_a_terminal_without_quiet_gets_progress() -> None:
     assert wanted(False, _Terminal())
     assert not wanted(True, _Terminal())
     assert not wanted(False, io.StringIO())
+
+
+def test_replay_progress_ends_at_the_last_segment_with_messages(tmp_path: Path) -> None:
+    """A recorder restarted a day later and stopped at once leaves a segment of markers only:
+    the ETA at a speed runs to the last message's time, not to a day later."""
+    first = JournalWriter(tmp_path, clock=lambda: T0)
+    first.open()
+    first.append_messages(
+        [Incoming(T0 + i * 10**9, CORE_SUBJECT, "", None, b"{}", None) for i in range(10)]
+    )
+    first.close()
+    later = JournalWriter(tmp_path, clock=lambda: T0 + 86_400 * 10**9)
+    later.open()
+    later.close()
+    progress = _progress(iter(()), tmp_path, Selection(), SimpleNamespace(speed=1.0))  # type: ignore[arg-type]
+    assert progress.total == 10
+    assert progress.end_ns == T0 + 9 * 10**9
