@@ -8,18 +8,10 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Final
 
 from recorder.errors import ArchiveError
+from recorder.journal.query import Query
+from recorder.journal.record import Footer
 
 FORMAT: Final = 1
-
-
-@dataclass(frozen=True, slots=True)
-class Bounds:
-    """Inclusive time and sequence bounds a reader wants; None is open."""
-
-    since_ns: int | None = None
-    until_ns: int | None = None
-    from_seq: int | None = None
-    to_seq: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,17 +29,17 @@ class IndexEntry:
     records: int
     messages: int | None = None  # None in an index written before it kept message counts
 
-    def overlaps(self, bounds: Bounds) -> bool:
-        """Whether any record may fall in the bounds; a segment without records never does."""
-        if not self.records:
-            return False
-        if bounds.since_ns is not None and self.last_time_ns < bounds.since_ns:
-            return False
-        if bounds.until_ns is not None and self.first_time_ns > bounds.until_ns:
-            return False
-        if bounds.from_seq is not None and self.last_seq < bounds.from_seq:
-            return False
-        return bounds.to_seq is None or self.first_seq <= bounds.to_seq
+    @property
+    def footer(self) -> Footer:
+        """The footer it was archived with (no message count in an index that kept none)."""
+        return Footer(
+            self.first_seq,
+            self.last_seq,
+            self.first_time_ns,
+            self.last_time_ns,
+            self.records,
+            self.messages or 0,
+        )
 
 
 @dataclass(slots=True)
@@ -63,10 +55,11 @@ class ArchiveIndex:
     def ordered(self) -> list[IndexEntry]:
         return [self.entries[number] for number in sorted(self.entries)]
 
-    def select(self, bounds: Bounds | None = None) -> list[IndexEntry]:
-        """Segments in write order that may hold records within `bounds`."""
-        wanted = bounds or Bounds()
-        return [entry for entry in self.ordered() if entry.overlaps(wanted)]
+    def select(self, query: Query | None = None) -> list[IndexEntry]:
+        """Segments in write order that may hold records `query` wants (a segment without
+        records never does), judged from their footers as a local read judges its segments."""
+        wanted = query or Query()
+        return [entry for entry in self.ordered() if not wanted.excludes_segment(entry.footer)]
 
     def encode(self) -> bytes:
         body = {

@@ -5,11 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from recorder.archive.index import ArchiveIndex, Bounds, decode_index
+from recorder.archive.index import ArchiveIndex, decode_index
 from recorder.archive.location import parse_archive_url
 from recorder.archive.store import ArchiveStore
 from recorder.archive.uploader import index_key, md5_hex, segment_key
 from recorder.errors import ArchiveError
+from recorder.journal.query import Query
 from recorder.journal.segment import ensure_dir, list_segments, write_file_atomically
 from recorder.log import get_logger
 
@@ -63,9 +64,9 @@ def restore(
     store: ArchiveStore,
     name: str,
     directory: Path,
-    bounds: Bounds | None = None,
+    query: Query | None = None,
 ) -> RestoreStats:
-    """Copy the archived segments that may hold records within `bounds` into `directory`.
+    """Copy the archived segments that may hold records `query` wants into `directory`.
 
     Each object is checked against the index's MD5 before it is written (atomically), so
     a restored journal holds only what was archived; `directory` must not hold a journal yet.
@@ -76,7 +77,7 @@ def restore(
             str(directory), "not_empty", "already holds a journal; restore into a new directory"
         )
     index = load_index(store, name)
-    chosen = index.select(bounds)
+    chosen = index.select(query)
     total = 0
     for entry in chosen:
         key = segment_key(name, entry.number)

@@ -76,15 +76,7 @@ class ArchiveStream:
         entry = self._entries.get(segment.number)
         if entry is None or entry.messages is None:
             return None  # an index written before it kept message counts
-        footer = Footer(
-            entry.first_seq,
-            entry.last_seq,
-            entry.first_time_ns,
-            entry.last_time_ns,
-            entry.records,
-            entry.messages,
-        )
-        return footer, entry.size
+        return entry.footer, entry.size
 
     def close(self) -> None:
         self._fetcher.shutdown(wait=True, cancel_futures=True)

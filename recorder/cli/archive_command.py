@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -14,19 +13,9 @@ from recorder.cli.app import app
 from recorder.cli.options import ArchiveJournal, Endpoint
 from recorder.cli.render import examples
 from recorder.errors import UsageError
-from recorder.timeparse import parse_time
 
 if TYPE_CHECKING:
     from recorder.journal.query import Query
-
-
-def _time(option: str, text: str | None) -> int | None:
-    if text is None:
-        return None
-    try:
-        return parse_time(text, time.time_ns())
-    except ValueError as exc:
-        raise UsageError(f"{option}: {exc}") from None
 
 
 @app.command(
@@ -52,13 +41,13 @@ def restore(
     endpoint: Endpoint = None,
 ) -> None:
     """Copy an archived journal, or the segments of a time range, to a local journal."""
-    from recorder.archive.index import Bounds
     from recorder.archive.restore import choose_journal, open_archive
     from recorder.archive.restore import restore as copy_back
+    from recorder.cli.journal_commands import build_query  # it imports this module
 
-    bounds = Bounds(since_ns=_time("--since", since), until_ns=_time("--until", until))
+    query = build_query(since, until, None, None, None)
     store = open_archive(url, endpoint)
-    stats = copy_back(store, choose_journal(store, journal), directory, bounds)
+    stats = copy_back(store, choose_journal(store, journal), directory, query)
     typer.echo(
         f"restored {stats.segments} segments ({stats.bytes} bytes) of journal {stats.journal} "
         f"to {directory}; {stats.skipped} outside the range"
@@ -91,16 +80,12 @@ def local_journal(
         return
     import tempfile
 
-    from recorder.archive.index import Bounds
     from recorder.archive.restore import choose_journal, load_index, open_archive
     from recorder.archive.stream import streamed_journal
-    from recorder.journal.query import Query
 
     store = open_archive(source, endpoint)
     name = choose_journal(store, journal)
-    wanted = query or Query()
-    bounds = Bounds(wanted.since_ns, wanted.until_ns, wanted.from_seq, wanted.to_seq)
-    entries = load_index(store, name).select(bounds)
+    entries = load_index(store, name).select(query)
     with (
         tempfile.TemporaryDirectory(prefix="recorder-archive-") as scratch,
         streamed_journal(store, name, entries, Path(scratch)),

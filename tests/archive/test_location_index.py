@@ -6,11 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from recorder.archive.index import ArchiveIndex, Bounds, IndexEntry, decode_index
+from recorder.archive.index import ArchiveIndex, IndexEntry, decode_index
 from recorder.archive.location import is_archive_url, parse_archive_url
 from recorder.archive.metrics import ArchiveStatus, render_archive_metrics
 from recorder.archive.naming import journal_name
 from recorder.errors import ArchiveError
+from recorder.journal.query import Query
 
 
 def _entry(number: int, first_ns: int, last_ns: int, records: int = 3) -> IndexEntry:
@@ -66,9 +67,9 @@ def test_the_index_round_trips_and_selects_by_time() -> None:
     again = decode_index(index.encode(), "j1/index.json")
     assert again.ordered() == index.ordered()
     assert [entry.number for entry in again.ordered()] == [1, 2, 3]
-    assert [entry.number for entry in again.select(Bounds(since_ns=250))] == [2]
-    assert [entry.number for entry in again.select(Bounds(until_ns=150))] == [1]
-    assert [entry.number for entry in again.select(Bounds(from_seq=2, to_seq=2))] == [2]
+    assert [entry.number for entry in again.select(Query(since_ns=250))] == [2]
+    assert [entry.number for entry in again.select(Query(until_ns=150))] == [1]
+    assert [entry.number for entry in again.select(Query(from_seq=2, to_seq=2))] == [2]
     assert [entry.number for entry in again.select()] == [1, 2]
 
 

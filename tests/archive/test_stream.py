@@ -13,11 +13,11 @@ from polling import wait_until
 from run_helpers import run_cli
 from s3server import S3Server
 
-from recorder.archive.index import Bounds
 from recorder.archive.restore import load_index, open_archive
 from recorder.archive.setup import build_archiver
 from recorder.archive.stream import streamed_journal
 from recorder.journal.options import Compression, WriterOptions
+from recorder.journal.query import Query
 from recorder.journal.reader import JournalReader
 from recorder.journal.record import Incoming
 from recorder.journal.segment import list_segments
@@ -87,7 +87,7 @@ def test_a_read_holds_at_most_two_segments_on_disk_and_returns_every_record(
     counted at every record, never holds more than the segment read and the next."""
     journal, _other, url, sealed = archived
     store = open_archive(url, s3.endpoint)
-    entries = load_index(store, "cluster-a").select(Bounds())
+    entries = load_index(store, "cluster-a").select(Query())
     assert len(entries) == sealed > BOUND * 3
     local = [record for _position, record in JournalReader(journal, markers=True)]
     with (
@@ -114,7 +114,7 @@ def test_a_read_stopping_early_fetches_no_more_than_one_segment_ahead(
     and a read begun again afterwards still holds at most two segments."""
     url = archived.url
     store = open_archive(url, s3.endpoint)
-    entries = load_index(store, "cluster-a").select(Bounds())
+    entries = load_index(store, "cluster-a").select(Query())
     with (
         tempfile.TemporaryDirectory() as scratch,
         streamed_journal(store, "cluster-a", entries, Path(scratch)) as stream,
