@@ -72,19 +72,16 @@ def health(
 
 def _get(host: str, port: int, path: str, timeout: float) -> str:
     """`URL answered BODY` for a 200; anything else raises UnhealthyError naming the URL."""
-    import http.client
+    from http.client import HTTPException
+
+    from recorder.localhttp import http_get
 
     url = f"http://{f'[{host}]' if ':' in host else host}:{port}{path}"
-    connection = http.client.HTTPConnection(host, port, timeout=timeout)
     try:
-        connection.request("GET", path)
-        response = connection.getresponse()
-        body = response.read(4096).decode("utf-8", "replace").strip()
-    except (OSError, http.client.HTTPException) as exc:
+        status, body = http_get(host, port, path, timeout, limit=4096)
+    except (OSError, HTTPException) as exc:
         reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
         raise UnhealthyError(url, f"no answer ({reason})") from None
-    finally:
-        connection.close()
-    if response.status != 200:
-        raise UnhealthyError(url, f"answered {response.status}: {body}")
-    return f"{url} answered {body}"
+    if status != 200:
+        raise UnhealthyError(url, f"answered {status}: {body.strip()}")
+    return f"{url} answered {body.strip()}"

@@ -13,6 +13,7 @@ from typing import Final
 
 from recorder.demo.embedded import free_port
 from recorder.errors import RecorderError
+from recorder.localhttp import http_get
 from recorder.log import get_logger
 from recorder.meshsync import CORE_SUBJECT, REQUEST_SUBJECT, STORE_SUBJECT
 
@@ -71,15 +72,10 @@ class RecorderChild:
         return RecorderError(f"recorder run {what}; last log lines:\n" + "\n".join(tail))
 
     def _get(self, path: str) -> tuple[int, str] | None:
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
         try:
-            conn.request("GET", path)
-            response = conn.getresponse()
-            return response.status, response.read().decode()
-        except OSError:
+            return http_get("127.0.0.1", self.port, path, timeout=2)
+        except (OSError, http.client.HTTPException):
             return None
-        finally:
-            conn.close()
 
     def wait_ready(self, timeout: float) -> None:
         process = self.process

@@ -25,6 +25,7 @@ from polling import wait_until
 
 from recorder.journal.reader import JournalReader
 from recorder.journal.record import Marker, MarkerType, Message, Record
+from recorder.localhttp import http_get as get
 from recorder.meshsync import CORE_SUBJECT
 
 READY_TIMEOUT = 15.0
@@ -41,15 +42,10 @@ def free_port() -> int:
 
 def http_get(port: int, path: str, timeout: float = 2.0) -> tuple[int, str] | None:
     """(status, body) of GET http://127.0.0.1:port/path, or None when nothing answers."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
-        conn.request("GET", path)
-        response = conn.getresponse()
-        return response.status, response.read().decode()
-    except OSError:
+        return get("127.0.0.1", port, path, timeout)
+    except (OSError, http.client.HTTPException):
         return None
-    finally:
-        conn.close()
 
 
 _SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+(\S+)$")
