@@ -24,6 +24,7 @@ from recorder.journal.record import (
     encode_footer,
     encode_marker,
     encode_message_parts,
+    join_parts,
 )
 from recorder.journal.recovery import Recovery, recover
 from recorder.journal.retention import SteadyNow
@@ -199,8 +200,8 @@ class JournalWriter:
             )
             self._after_write()
         else:
-            frames = [parts[index] + parts[index + 1] for index in range(0, len(parts), 2)]
-            self._append_from(frames, [item.time_ns for item in items], messages=True)
+            times = [item.time_ns for item in items]
+            self._append_from(join_parts(parts), times, messages=True)
 
     def append_marker(self, marker_type: MarkerType, fields: dict[str, Any] | None = None) -> int:
         """Append a marker; on JournalWriteError `written` (0 or 1) says whether it was kept."""
