@@ -42,8 +42,8 @@ def journaled_stream_seqs(directory: Path, above: int) -> set[int]:
     below `above`: anything older was acknowledged and will not be redelivered.
     """
     found: set[int] = set()
+    reader = JournalReader(directory, salvage=True)
     for segment in reversed(list_segments(directory)):
-        reader = JournalReader(directory, salvage=True)
         seqs = [
             record.stream_seq
             for _position, record in reader.segment_records(segment)
