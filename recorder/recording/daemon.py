@@ -35,7 +35,6 @@ from recorder.recording.jetstream import JetStreamIntake
 from recorder.recording.metrics import JournalSize, Metrics
 from recorder.recording.pump import Pump, PumpOptions
 from recorder.recording.sdnotify import Notifier
-from recorder.units import mask_url
 
 log = get_logger("daemon")
 
@@ -156,7 +155,7 @@ class Daemon:
         started = {
             "subjects": list(self.cfg.subjects),
             "mode": self.cfg.mode,
-            "urls": [mask_url(url) for url in self.cfg.nats.urls],  # may carry user:password@
+            "urls": self.bridge.servers,
         }
         try:
             recovery = await asyncio.to_thread(self.writer.open, started)
@@ -247,9 +246,7 @@ class Daemon:
         elif metrics.connected:
             broker = "connected, not subscribed"
         else:
-            broker = "waiting for the broker at " + ", ".join(
-                mask_url(url) for url in self.cfg.nats.urls
-            )
+            broker = "waiting for the broker at " + ", ".join(self.bridge.servers)
         written = sum(metrics.written_msgs.values())
         return (
             f"{broker}; written={written} dropped={metrics.dropped_total()} "
