@@ -59,10 +59,6 @@ class JetStreamIntake:
     """Fetch a batch, hand it to the writer, wait for the fsync barrier, then ack the batch."""
 
     def __init__(self, bridge: Bridge, intake: Intake, metrics: Metrics, cfg: Config) -> None:
-        if cfg.queue_max_messages < cfg.jetstream.batch:
-            raise ConfigError(
-                "jetstream.batch", f"must not exceed queue_max_messages ({cfg.queue_max_messages})"
-            )
         self.bridge = bridge
         self.intake = intake
         self.metrics = metrics
