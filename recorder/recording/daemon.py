@@ -1,9 +1,9 @@
 """`recorder run`: lifecycle of the recording daemon.
 
 Start: open the journal (repairing what a crash left), start the writer thread and the HTTP
-listener, tell systemd we are ready, connect and subscribe (STATUS and /readyz say when). Stop (SIGTERM/SIGINT): stop intake,
-drain the subscription, write what is queued, fsync, seal, exit 0. A second signal skips the
-drain, never the fsync. SIGHUP rotates the segment.
+listener, tell systemd we are ready, connect and subscribe (STATUS and /readyz say when).
+Stop (SIGTERM/SIGINT): stop intake, drain the subscription, write what is queued, fsync, seal,
+exit 0. A second signal skips the drain, never the fsync. SIGHUP rotates the segment.
 """
 
 from __future__ import annotations
