@@ -250,6 +250,10 @@ def validate(cfg: Config, sources: Mapping[str, str] | None = None) -> Config:
         raise fail("nats.tls.cert_file", "needs nats.tls.key_file too (and the other way round)")
     if n.max_reconnect_wait < n.reconnect_wait:
         raise fail("nats.max_reconnect_wait", "must not be less than nats.reconnect_wait")
+    if cfg.mode == "jetstream" and cfg.queue_max_messages < cfg.jetstream.batch:
+        raise fail(
+            "jetstream.batch", f"must not exceed queue_max_messages ({cfg.queue_max_messages})"
+        )
     return cfg
 
 

@@ -86,11 +86,15 @@ class Schema(Generic[T]):
         leaves: dict[str, Leaf] = {}
         sections: dict[str, type] = {}
         _walk(root, "", leaves, sections)
-        env_vars = {env_prefix + p.upper().replace(".", "_"): p for p in leaves}
+        env_vars = {_env_name(env_prefix, p): p for p in leaves}
         env_vars |= env_aliases or {}
         gone = dict(removed or {})
-        gone |= {env_prefix + p.upper().replace(".", "_"): why for p, why in gone.items()}
+        gone |= {_env_name(env_prefix, p): why for p, why in gone.items()}
         return cls(root, leaves, sections, env_prefix, env_vars, frozenset(env_ignored), gone)
+
+
+def _env_name(prefix: str, path: str) -> str:
+    return prefix + path.upper().replace(".", "_")
 
 
 # -- converting raw values -----------------------------------------------------------------------

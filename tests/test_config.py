@@ -365,11 +365,18 @@ def test_alias_and_generic_variable_together_are_rejected() -> None:
      ({"nats.user": "u", "nats.password": "p", "nats.token": "t"}, "nats.token"),
      ({"nats.creds_file": "/c", "nats.nkey_seed_file": "/n"}, "nats.creds_file"),
      ({"nats.tls.cert_file": "/c"}, "nats.tls.cert_file"),
-     ({"nats.reconnect_wait": "1m", "nats.max_reconnect_wait": "30s"}, "nats.max_reconnect_wait")],
+     ({"nats.reconnect_wait": "1m", "nats.max_reconnect_wait": "30s"}, "nats.max_reconnect_wait"),
+     ({"mode": "jetstream", "jetstream.batch": 10, "queue_max_messages": 5}, "jetstream.batch")],
 )  # fmt: skip
 def test_conflicting_settings_are_rejected(overrides: dict[str, object], field: str) -> None:
     """Settings that cannot work together are rejected, naming one of them."""
     assert _error(overrides=overrides).field == field
+
+
+def test_jetstream_batch_is_not_held_against_core_mode() -> None:
+    """A JetStream batch above queue_max_messages is only refused where it is used."""
+    cfg = load_config(overrides={"jetstream.batch": 10, "queue_max_messages": 5})
+    assert (cfg.mode, cfg.jetstream.batch) == ("core", 10)
 
 
 # -- secrets and rendering -----------------------------------------------------------------------

@@ -42,13 +42,17 @@ class DirectoryLock:
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         self._fd = fd
 
+    @property
+    def held(self) -> bool:
+        return self._fd is not None
+
     def release(self) -> None:
-        if self._fd is None:
+        fd, self._fd = self._fd, None  # not held any more even if close fails: never closed twice
+        if fd is None:
             return
         with contextlib.suppress(OSError):
-            os.ftruncate(self._fd, 0)
-        os.close(self._fd)  # closing drops the flock
-        self._fd = None
+            os.ftruncate(fd, 0)
+        os.close(fd)  # closing drops the flock
 
     def __enter__(self) -> DirectoryLock:
         self.acquire()

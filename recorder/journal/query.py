@@ -27,12 +27,10 @@ class Query:
 
     def excludes_segment(self, footer: Footer) -> bool:
         """Whether a sealed segment's range lies wholly outside the query."""
-        if footer.records == 0:
-            return True
         return (
-            (self.from_seq is not None and footer.last_seq < self.from_seq)
+            footer.records == 0
+            or self.before_segment(footer)
             or (self.to_seq is not None and footer.first_seq > self.to_seq)
-            or (self.since_ns is not None and footer.last_time_ns < self.since_ns)
             or (self.until_ns is not None and footer.first_time_ns > self.until_ns)
         )
 

@@ -46,8 +46,6 @@ from recorder.journal.segment import (
 from recorder.journal.source import present
 from recorder.subjects import matches_any
 
-# Query and ReadStats are part of the reader's interface; they live in `query` for size's sake.
-
 
 class Position(NamedTuple):
     segment: int

@@ -375,7 +375,11 @@ def encode_message_parts(first_seq: int, items: list[Incoming]) -> list[bytes]:
     return parts
 
 
+def join_parts(parts: list[bytes]) -> list[bytes]:
+    """The complete frames of `encode_message_parts`'s alternating headers and bodies."""
+    return [parts[index] + parts[index + 1] for index in range(0, len(parts), 2)]
+
+
 def encode_messages(first_seq: int, items: list[Incoming]) -> list[bytes]:
     """One complete frame per incoming message, numbered from `first_seq`."""
-    parts = encode_message_parts(first_seq, items)
-    return [parts[index] + parts[index + 1] for index in range(0, len(parts), 2)]
+    return join_parts(encode_message_parts(first_seq, items))

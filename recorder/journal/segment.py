@@ -116,9 +116,8 @@ def remove_segment(segment: SegmentFile) -> None:
     twin. list_segments shows the plain one, so deleting only that would bring the twin back as
     an old segment once newer ones are gone: a gap in the numbering.
     """
-    plain = segment.path.with_name(segment_name(segment.number))
-    plain.unlink(missing_ok=True)
-    plain.with_name(plain.name + ".zst").unlink(missing_ok=True)
+    segment.path.with_name(segment_name(segment.number)).unlink(missing_ok=True)
+    compressed_twin(segment).path.unlink(missing_ok=True)
 
 
 def find_gaps(segments: list[SegmentFile]) -> list[tuple[int, int]]:
@@ -305,8 +304,8 @@ def compress_segment(segment: SegmentFile, level: int = 3) -> SegmentFile:
     head = data[:HEADER_SIZE] + data[-FOOTER_SIZE:]
     compressor = zstandard.ZstdCompressor(level=level, write_checksum=True)
     compressed = _SKIPPABLE.pack(_SKIPPABLE_MAGIC, len(head)) + head + compressor.compress(data)
-    target = segment.path.with_name(segment_name(segment.number) + ".zst")
-    write_file_atomically(target, compressed)
+    target = compressed_twin(segment)
+    write_file_atomically(target.path, compressed)
     segment.path.unlink()
     fsync_dir(segment.path.parent)
-    return SegmentFile(segment.number, target)
+    return target

@@ -57,9 +57,7 @@ def retreat(active: ActiveSegment) -> None:
     segment left per failed attempt would pile up during a long fault.
     """
     if active.synced.records == 0:
-        if active.fd >= 0:
-            os.close(active.fd)
-            active.fd = -1
+        abandon(active)
         active.file.path.unlink(missing_ok=True)
         fsync_dir(active.file.path.parent)
         return

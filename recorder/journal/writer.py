@@ -24,6 +24,7 @@ from recorder.journal.record import (
     encode_footer,
     encode_marker,
     encode_message_parts,
+    join_parts,
 )
 from recorder.journal.recovery import Recovery, recover
 from recorder.journal.retention import SteadyNow
@@ -63,7 +64,6 @@ class JournalWriter:
         self._monotonic = monotonic
         self._steady_now = SteadyNow(clock, monotonic)
         self._lock = DirectoryLock(directory)
-        self._lock_held = False
         self._active: ActiveSegment | None = None
         self._next_seq = 1
         self._unsynced = Unsynced()  # what a failed fsync would lose; see unsynced.py
@@ -89,7 +89,6 @@ class JournalWriter:
         """Lock the directory, repair what a crashed writer left, start a new segment."""
         ensure_dir(self.directory)
         self._lock.acquire()
-        self._lock_held = True
         try:
             recovery = recover(self.directory)
             self._next_seq = recovery.previous_last_seq + 1
@@ -103,7 +102,6 @@ class JournalWriter:
             fields = {**instance, "version": __version__, **(started_fields or {})}
             self.append_marker(MarkerType.STARTED, fields)
         except BaseException:
-            self._lock_held = False
             self._lock.release()
             raise
         self.recovery = recovery
@@ -111,7 +109,7 @@ class JournalWriter:
 
     def close(self, *, clean: bool = True, fields: dict[str, Any] | None = None) -> None:
         """Write the stop marker, seal and fsync the segment, finish background work, unlock."""
-        if not self._lock_held:
+        if not self._lock.held:
             return
         try:
             self._resume_or_give_up()
@@ -119,7 +117,6 @@ class JournalWriter:
                 self._close_active(clean, fields or {})
         finally:
             self._post_seal.shutdown()
-            self._lock_held = False
             self._lock.release()
 
     def _close_active(self, clean: bool, fields: dict[str, Any]) -> None:
@@ -149,7 +146,6 @@ class JournalWriter:
                 abandon(active)
         self._active = self._unsynced.failed = None
         self._post_seal.shutdown()
-        self._lock_held = False
         self._lock.release()
 
     # -- appending --------------------------------------------------------------------------
@@ -199,8 +195,8 @@ class JournalWriter:
             )
             self._after_write()
         else:
-            frames = [parts[index] + parts[index + 1] for index in range(0, len(parts), 2)]
-            self._append_from(frames, [item.time_ns for item in items], messages=True)
+            times = [item.time_ns for item in items]
+            self._append_from(join_parts(parts), times, messages=True)
 
     def append_marker(self, marker_type: MarkerType, fields: dict[str, Any] | None = None) -> int:
         """Append a marker; on JournalWriteError `written` (0 or 1) says whether it was kept."""
@@ -377,7 +373,7 @@ class JournalWriter:
 
     def _ensure_active(self) -> ActiveSegment:
         """The active segment, opening the next one if a failed rotation left none."""
-        if self._active is None and self._lock_held:
+        if self._active is None and self._lock.held:
             try:
                 number = self._next_number()
             except PathAccessError as exc:  # the directory's read permission was taken away

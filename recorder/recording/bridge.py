@@ -75,7 +75,8 @@ class Bridge:
         # While a first connect is tried, nats-py's own errors are summed up in one
         # broker_unreachable line per attempt rather than logged each on their own.
         self._connecting = False
-        self._servers = [mask_url(url) for url in nats_cfg.urls]  # URLs may hold passwords
+        # The configured URLs as they may be shown: a URL may carry user:password@.
+        self.servers = [mask_url(url) for url in nats_cfg.urls]
 
     async def connect(self, *, retry: bool, stop: asyncio.Event | None = None) -> None:
         """Connect, retrying with backoff while `retry` (until `stop` is set); else fail fast."""
@@ -97,14 +98,14 @@ class Bridge:
                 reason = natsclient.describe_error(self._last_error or exc)
                 if _is_auth_error(reason) or not retry:
                     raise BrokerError(
-                        f"cannot connect to {', '.join(map(mask_url, self.cfg.urls))}: {reason}"
+                        f"cannot connect to {', '.join(self.servers)}: {reason}"
                     ) from None
                 delay = backoff_delay(
                     attempt, self.cfg.reconnect_wait, self.cfg.max_reconnect_wait, rng
                 )
                 log.warning(
                     "broker_unreachable",
-                    servers=self._servers,
+                    servers=self.servers,
                     error=reason,
                     retry_in_s=round(delay, 2),
                 )
@@ -217,8 +218,8 @@ class Bridge:
         self.metrics.disconnects += 1
         if self._closing:
             return
-        log.warning("broker_disconnected", url=_url(self.nc), servers=self._servers)
-        self.intake.mark(MarkerType.DISCONNECTED, {"servers": self._servers})
+        log.warning("broker_disconnected", url=_url(self.nc), servers=self.servers)
+        self.intake.mark(MarkerType.DISCONNECTED, {"servers": self.servers})
 
     async def _on_reconnected(self) -> None:
         self.metrics.connected = True

@@ -1,9 +1,9 @@
 """`recorder run`: lifecycle of the recording daemon.
 
 Start: open the journal (repairing what a crash left), start the writer thread and the HTTP
-listener, tell systemd we are ready, connect and subscribe (STATUS and /readyz say when). Stop (SIGTERM/SIGINT): stop intake,
-drain the subscription, write what is queued, fsync, seal, exit 0. A second signal skips the
-drain, never the fsync. SIGHUP rotates the segment.
+listener, tell systemd we are ready, connect and subscribe (STATUS and /readyz say when).
+Stop (SIGTERM/SIGINT): stop intake, drain the subscription, write what is queued, fsync, seal,
+exit 0. A second signal skips the drain, never the fsync. SIGHUP rotates the segment.
 """
 
 from __future__ import annotations
@@ -35,7 +35,6 @@ from recorder.recording.jetstream import JetStreamIntake
 from recorder.recording.metrics import JournalSize, Metrics
 from recorder.recording.pump import Pump, PumpOptions
 from recorder.recording.sdnotify import Notifier
-from recorder.units import mask_url
 
 log = get_logger("daemon")
 
@@ -156,7 +155,7 @@ class Daemon:
         started = {
             "subjects": list(self.cfg.subjects),
             "mode": self.cfg.mode,
-            "urls": [mask_url(url) for url in self.cfg.nats.urls],  # may carry user:password@
+            "urls": self.bridge.servers,
         }
         try:
             recovery = await asyncio.to_thread(self.writer.open, started)
@@ -247,9 +246,7 @@ class Daemon:
         elif metrics.connected:
             broker = "connected, not subscribed"
         else:
-            broker = "waiting for the broker at " + ", ".join(
-                mask_url(url) for url in self.cfg.nats.urls
-            )
+            broker = "waiting for the broker at " + ", ".join(self.bridge.servers)
         written = sum(metrics.written_msgs.values())
         return (
             f"{broker}; written={written} dropped={metrics.dropped_total()} "

@@ -42,8 +42,8 @@ def journaled_stream_seqs(directory: Path, above: int) -> set[int]:
     below `above`: anything older was acknowledged and will not be redelivered.
     """
     found: set[int] = set()
+    reader = JournalReader(directory, salvage=True)
     for segment in reversed(list_segments(directory)):
-        reader = JournalReader(directory, salvage=True)
         seqs = [
             record.stream_seq
             for _position, record in reader.segment_records(segment)
@@ -59,10 +59,6 @@ class JetStreamIntake:
     """Fetch a batch, hand it to the writer, wait for the fsync barrier, then ack the batch."""
 
     def __init__(self, bridge: Bridge, intake: Intake, metrics: Metrics, cfg: Config) -> None:
-        if cfg.queue_max_messages < cfg.jetstream.batch:
-            raise ConfigError(
-                "jetstream.batch", f"must not exceed queue_max_messages ({cfg.queue_max_messages})"
-            )
         self.bridge = bridge
         self.intake = intake
         self.metrics = metrics

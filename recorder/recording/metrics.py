@@ -135,10 +135,15 @@ class Metrics:
         _family(out, "bytes_written_total", "counter", "Payload bytes journaled, by subject.")
         _by_subject(out, "bytes_written_total", self.written_bytes)
         _family(out, "messages_dropped_total", "counter", "Messages lost, by reason.")
-        for reason in ("queue_full", "write_error", "slow_consumer", *sorted(self.dropped)):
-            line = f'meshsync_recorder_messages_dropped_total{{reason="{reason}"}}'
-            if line not in out:
-                out.append(f"{line} {self.dropped.get(reason, 0)}")
+        # The three known reasons always (at 0 too), then any other; each reason once.
+        reasons = dict.fromkeys(
+            ("queue_full", "write_error", "slow_consumer", *sorted(self.dropped))
+        )
+        for reason in reasons:
+            out.append(
+                f'meshsync_recorder_messages_dropped_total{{reason="{reason}"}} '
+                f"{self.dropped.get(reason, 0)}"
+            )
         _family(out, "markers_total", "counter", "Marker records written (gaps, drops, stops).")
         for marker in MarkerType:
             out.append(
