@@ -7,7 +7,6 @@ around them: reading segments, the checkpoint file, the output files, and prunin
 from __future__ import annotations
 
 import contextlib
-import itertools
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -346,9 +345,10 @@ def _telling(
     objects: list[LiveObject], writing: WriteProgress, done: int, total: int
 ) -> Iterator[LiveObject]:
     # Told per batch, not per object: a call per object would cost more than a small one writes.
+    # A slice, not islice: islice walks the list from its start for every batch.
     for start in range(0, len(objects), WRITE_PROGRESS_EVERY):
         writing(done + start, total)
-        yield from itertools.islice(objects, start, start + WRITE_PROGRESS_EVERY)
+        yield from objects[start : start + WRITE_PROGRESS_EVERY]
     writing(done + len(objects), total)
 
 
