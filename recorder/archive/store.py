@@ -47,7 +47,7 @@ class ArchiveStore:
         try:
             result = obstore.put(self._store, key, data, use_multipart=len(data) > _SINGLE_PUT_MAX)
         except Exception as exc:  # noqa: BLE001 - obstore raises builtins and its own types
-            raise classify(self._where(key), exc) from None
+            raise classify(self.where(key), exc) from None
         tag = result.get("e_tag")
         return str(tag) if tag is not None else None
 
@@ -57,7 +57,7 @@ class ArchiveStore:
         try:
             return bytes(obstore.get(self._store, key).bytes())
         except Exception as exc:  # noqa: BLE001
-            raise classify(self._where(key), exc) from None
+            raise classify(self.where(key), exc) from None
 
     def list(self, prefix: str) -> Iterator[StoredObject]:
         import obstore
@@ -67,9 +67,10 @@ class ArchiveStore:
                 for meta in batch:
                     yield StoredObject(str(meta["path"]), int(meta["size"]), meta.get("e_tag"))
         except Exception as exc:  # noqa: BLE001
-            raise classify(self._where(prefix), exc) from None
+            raise classify(self.where(prefix), exc) from None
 
-    def _where(self, key: str) -> str:
+    def where(self, key: str) -> str:
+        """The object's full address, as errors name it."""
         return f"{self.location.url.rstrip('/')}/{key}"
 
 
