@@ -190,10 +190,9 @@ def _feed(
     extended: IO[bytes] | None,
 ) -> tuple[int, int] | None:
     """Fold the journal into `compactor`; (seq, time) of the record that ended it at `until_ns`."""
-    seen = _Seen()
     stopped_at = None
-    if not compactor.feed_many(_records(reader, progress, seen), _extended_writer(extended)):
-        past = seen.last
+    if not compactor.feed_many(_records(reader, progress), _extended_writer(extended)):
+        past = compactor.stopped_by
         if past is not None and until_ns is not None and past.time_ns > until_ns:
             log.info("compaction_stopped_at_time", seq=past.seq, time=format_time(past.time_ns))
             stopped_at = (past.seq, past.time_ns)
@@ -223,20 +222,12 @@ def _gaps(reader: JournalReader, resumed: int | None) -> list[Gap]:
     return gaps  # reported by the caller (the CLI's warnings), not logged here a second time
 
 
-@dataclass(slots=True)
-class _Seen:
-    last: Record | None = None  # the last record handed to the Compactor
-
-
-def _records(
-    reader: JournalReader, progress: Callable[[int], None] | None, seen: _Seen
-) -> Iterator[Record]:
+def _records(reader: JournalReader, progress: Callable[[int], None] | None) -> Iterator[Record]:
     segment = None
     for position, record in reader:
         if progress is not None and position.segment != segment:
             segment = position.segment
             progress(segment)
-        seen.last = record
         yield record
 
 
