@@ -135,7 +135,7 @@ def run_compaction(
         )
         result.gaps = _gaps(reader, resumed)
         compactor.gaps += [gap.describe() for gap in result.inside_gaps]
-        _log_damage(reader)
+        log_damage(reader)
         stdout = stdout or sys.stdout.buffer
         write_outputs(request, compactor, stats, meshsync_paths, result, stdout, writing)
     if request.checkpoint and (request.allow_gaps or not result.inside_gaps):
@@ -201,7 +201,8 @@ def _feed(
     return stopped_at
 
 
-def _log_damage(reader: JournalReader) -> None:
+def log_damage(reader: JournalReader) -> None:
+    """Every stretch the reader skipped (a torn tail, damage it salvaged past), one event each."""
     for damage in reader.stats.damages:
         log.warning(
             "journal_damage_skipped",
