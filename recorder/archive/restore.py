@@ -31,11 +31,7 @@ def open_archive(url: str, endpoint: str | None = None) -> ArchiveStore:
 
 def journal_names(store: ArchiveStore) -> list[str]:
     """The journals under the archive's prefix: each one that has an index object."""
-    names = {
-        obj.key.rsplit("/", 2)[-2]
-        for obj in store.list("")
-        if obj.key.endswith("/index.json") and obj.key.count("/") >= 1
-    }
+    names = {key.rsplit("/", 2)[-2] for key in store.keys("") if key.endswith("/index.json")}
     return sorted(names)
 
 

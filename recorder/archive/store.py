@@ -7,7 +7,6 @@ archive never load it.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -24,13 +23,6 @@ _TIMEOUTS = {"connect_timeout": "5s", "timeout": "60s"}
 # (a multipart tag is not, and cost a whole GET per segment), and a killed upload leaves no
 # hidden parts behind.
 _SINGLE_PUT_MAX = 5 << 30
-
-
-@dataclass(frozen=True, slots=True)
-class StoredObject:
-    key: str
-    size: int
-    e_tag: str | None
 
 
 class ArchiveStore:
@@ -59,13 +51,14 @@ class ArchiveStore:
         except Exception as exc:  # noqa: BLE001
             raise classify(self.where(key), exc) from None
 
-    def list(self, prefix: str) -> Iterator[StoredObject]:
+    def keys(self, prefix: str) -> Iterator[str]:
+        """The keys of every object under `prefix`."""
         import obstore
 
         try:
             for batch in obstore.list(self._store, prefix=prefix):
                 for meta in batch:
-                    yield StoredObject(str(meta["path"]), int(meta["size"]), meta.get("e_tag"))
+                    yield str(meta["path"])
         except Exception as exc:  # noqa: BLE001
             raise classify(self.where(prefix), exc) from None
 

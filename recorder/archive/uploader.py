@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from recorder.archive.index import ArchiveIndex, IndexEntry, decode_index
-from recorder.archive.location import ArchiveLocation
 from recorder.archive.metrics import ArchiveStatus, render_archive_metrics
 from recorder.archive.store import ArchiveStore
 from recorder.errors import ArchiveError, JournalError, SegmentGoneError
@@ -99,10 +98,6 @@ class Archiver:
         self._threads: list[threading.Thread] = []
         self._index_stored_at = 0.0
         self._hasher = ThreadPoolExecutor(options.concurrency, thread_name_prefix="archive-hash")
-
-    @property
-    def location(self) -> ArchiveLocation:
-        return self.store.location
 
     # -- lifecycle --------------------------------------------------------------------------
 
