@@ -187,7 +187,7 @@ class Archiver:
     def _load_index(self) -> ArchiveIndex:
         key = index_key(self.options.name)
         try:
-            return decode_index(self.store.get(key), key)
+            return decode_index(self.store.get(key), self.store.where(key))
         except ArchiveError as exc:
             if exc.kind == "not_found":
                 return ArchiveIndex(self.options.name)
