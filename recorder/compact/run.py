@@ -100,10 +100,10 @@ def run_compaction(
         idle_ns=request.idle_ns,
     )
     checkpoint_path = request.directory / CHECKPOINT_NAME
-    compactor = _resumed_state(request, options, checkpoint_path)
-    before = compactor.stats() if compactor else None
-    resumed = before.last_seq if before else None
-    compactor = compactor or Compactor(options)
+    compactor = _resumed_state(request, options, checkpoint_path) or Compactor(options)
+    resumed = compactor.last_seq  # None unless a checkpoint covers records
+    # The checkpoint's counters, read off the state: stats() would walk every object for them.
+    messages_before, object_events_before = compactor.messages, compactor.object_events
     # No time bound in the query: a time filter picks records by stamp wherever they are, but
     # the state is a fold in sequence order, and a wall clock that stepped back stamps later
     # records earlier. So `until_ns` cuts the journal at the first record stamped past it (the
@@ -129,8 +129,8 @@ def run_compaction(
         result = CompactResult(
             stats,
             resumed_from_seq=resumed,
-            messages_read=stats.messages - (before.messages if before else 0),
-            object_events_read=stats.object_events - (before.object_events if before else 0),
+            messages_read=stats.messages - messages_before,
+            object_events_read=stats.object_events - object_events_before,
             stopped_at=stopped_at,
         )
         result.gaps = _gaps(reader, resumed)
@@ -167,7 +167,7 @@ def _resumed_state(
     compactor = _load_checkpoint(checkpoint_path, options)
     if compactor is None:
         return None
-    resumed = compactor.stats().last_seq
+    resumed = compactor.last_seq
     if resumed is not None and request.until_seq is not None and resumed > request.until_seq:
         raise UsageError(
             f"the checkpoint already covers up to seq {resumed}, after --until {request.until_seq}",
@@ -271,7 +271,7 @@ def _load_checkpoint(path: Path, options: CompactOptions) -> Compactor | None:
         raise UsageError(f"{path}: {exc}", hint=exc.hint) from None
     except (KeyError, TypeError, ValueError):  # msgpack, but not in the shape to_bytes writes
         raise UsageError(f"{path}: the checkpoint is not a compaction state", "delete it") from None
-    log.info("checkpoint_loaded", path=str(path), last_seq=compactor.stats().last_seq)
+    log.info("checkpoint_loaded", path=str(path), last_seq=compactor.last_seq)
     return compactor
 
 
