@@ -8,7 +8,10 @@ import sys
 from pathlib import Path
 
 from meshsync_samples import sample
+from structlog.testing import capture_logs
 
+from recorder.compact.merge import run_merged_compaction
+from recorder.compact.run import CompactRequest
 from recorder.journal.record import Incoming
 from recorder.journal.writer import JournalWriter
 from recorder.meshsync import CORE_SUBJECT
@@ -58,3 +61,28 @@ def test_a_delete_seen_later_by_another_journal_removes_the_object(tmp_path: Pat
     first = _journal(tmp_path / "a", [(1, _event("core-added-pod", "100"))])
     second = _journal(tmp_path / "b", [(5, _event("core-deleted-pod", "300"))])
     assert _compact(tmp_path / "out.json", first, second) == {}
+
+
+def test_a_torn_tail_in_one_journal_is_logged_not_skipped_silently(
+    tmp_path: Path,
+) -> None:
+    """A merge skips a crashed recorder's torn last record as compact does: never silently."""
+    first = _journal(tmp_path / "a", [(1, _event("core-added-service", "7"))])
+    second = tmp_path / "b"
+    writer = JournalWriter(second)
+    writer.open()
+    for offset, resource_version in ((2, "100"), (3, "200")):
+        payload = _event("core-added-pod", resource_version)
+        writer.append_messages([Incoming(T0 + offset, CORE_SUBJECT, "", None, payload, None)])
+    active = writer.active_segment
+    assert active is not None
+    writer.abandon()  # the recorder died: the segment is left unsealed
+    active.path.write_bytes(active.path.read_bytes()[:-3])  # its last record cut short
+    request = CompactRequest(first, format="json", out=tmp_path / "out.json")
+    with capture_logs() as logs:
+        run_merged_compaction(request, [first, second])
+    damages = [e for e in logs if e["event"] == "journal_damage_skipped"]
+    assert [(e["segment"], e["torn"]) for e in damages] == [(active.path.name, True)]
+    items = json.loads((tmp_path / "out.json").read_text())["items"]
+    pod = next(item for item in items if item["kind"] == "Pod")
+    assert pod["metadata"]["resourceVersion"] == "100"  # the record before the torn one

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from recorder.archive.index import ArchiveIndex, decode_index
+from recorder.archive.index import ArchiveIndex, IndexEntry, decode_index
 from recorder.archive.location import parse_archive_url
 from recorder.archive.store import ArchiveStore
 from recorder.archive.uploader import index_key, md5_hex, segment_key
@@ -31,11 +31,7 @@ def open_archive(url: str, endpoint: str | None = None) -> ArchiveStore:
 
 def journal_names(store: ArchiveStore) -> list[str]:
     """The journals under the archive's prefix: each one that has an index object."""
-    names = {
-        obj.key.rsplit("/", 2)[-2]
-        for obj in store.list("")
-        if obj.key.endswith("/index.json") and obj.key.count("/") >= 1
-    }
+    names = {key.rsplit("/", 2)[-2] for key in store.keys("") if key.endswith("/index.json")}
     return sorted(names)
 
 
@@ -57,7 +53,18 @@ def choose_journal(store: ArchiveStore, name: str | None) -> str:
 
 def load_index(store: ArchiveStore, name: str) -> ArchiveIndex:
     key = index_key(name)
-    return decode_index(store.get(key), f"{store.location.url.rstrip('/')}/{key}")
+    return decode_index(store.get(key), store.where(key))
+
+
+def fetch_segment(store: ArchiveStore, name: str, entry: IndexEntry) -> bytes:
+    """An archived segment's bytes, once they match the index's MD5."""
+    key = segment_key(name, entry.number)
+    data = store.get(key)
+    if md5_hex(data) != entry.md5:
+        raise ArchiveError(
+            store.where(key), "mismatch", "object does not match the index's checksum"
+        )
+    return data
 
 
 def restore(
@@ -80,10 +87,7 @@ def restore(
     chosen = index.select(query)
     total = 0
     for entry in chosen:
-        key = segment_key(name, entry.number)
-        data = store.get(key)
-        if md5_hex(data) != entry.md5:
-            raise ArchiveError(key, "mismatch", "object does not match the index's checksum")
+        data = fetch_segment(store, name, entry)
         write_file_atomically(directory / entry.name, data)
         total += len(data)
         log.debug("segment_restored", segment=entry.number, bytes=len(data))

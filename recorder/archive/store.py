@@ -7,7 +7,6 @@ archive never load it.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -26,13 +25,6 @@ _TIMEOUTS = {"connect_timeout": "5s", "timeout": "60s"}
 _SINGLE_PUT_MAX = 5 << 30
 
 
-@dataclass(frozen=True, slots=True)
-class StoredObject:
-    key: str
-    size: int
-    e_tag: str | None
-
-
 class ArchiveStore:
     """Synchronous operations on one archive location; safe to call from several threads."""
 
@@ -47,7 +39,7 @@ class ArchiveStore:
         try:
             result = obstore.put(self._store, key, data, use_multipart=len(data) > _SINGLE_PUT_MAX)
         except Exception as exc:  # noqa: BLE001 - obstore raises builtins and its own types
-            raise classify(self._where(key), exc) from None
+            raise classify(self.where(key), exc) from None
         tag = result.get("e_tag")
         return str(tag) if tag is not None else None
 
@@ -57,19 +49,21 @@ class ArchiveStore:
         try:
             return bytes(obstore.get(self._store, key).bytes())
         except Exception as exc:  # noqa: BLE001
-            raise classify(self._where(key), exc) from None
+            raise classify(self.where(key), exc) from None
 
-    def list(self, prefix: str) -> Iterator[StoredObject]:
+    def keys(self, prefix: str) -> Iterator[str]:
+        """The keys of every object under `prefix`."""
         import obstore
 
         try:
             for batch in obstore.list(self._store, prefix=prefix):
                 for meta in batch:
-                    yield StoredObject(str(meta["path"]), int(meta["size"]), meta.get("e_tag"))
+                    yield str(meta["path"])
         except Exception as exc:  # noqa: BLE001
-            raise classify(self._where(prefix), exc) from None
+            raise classify(self.where(prefix), exc) from None
 
-    def _where(self, key: str) -> str:
+    def where(self, key: str) -> str:
+        """The object's full address, as errors name it."""
         return f"{self.location.url.rstrip('/')}/{key}"
 
 

@@ -16,8 +16,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from recorder.archive.index import IndexEntry
+from recorder.archive.restore import fetch_segment
 from recorder.archive.store import ArchiveStore
-from recorder.archive.uploader import md5_hex, segment_key
 from recorder.errors import ArchiveError
 from recorder.journal.record import Footer
 from recorder.journal.segment import SegmentFile, list_segments
@@ -110,11 +110,7 @@ class ArchiveStream:
 
     def _download(self, number: int) -> None:
         entry = self._entries[number]
-        key = segment_key(self.name, number)
-        data = self.store.get(key)
-        if md5_hex(data) != entry.md5:
-            where = f"{self.store.location.url.rstrip('/')}/{key}"
-            raise ArchiveError(where, "mismatch", "object does not match the index's checksum")
+        data = fetch_segment(self.store, self.name, entry)
         path = self._file(entry).path
         # Scratch space, never a journal to keep: a rename so no reader sees half a file,
         # and no fsync.

@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from recorder.archive.index import ArchiveIndex, IndexEntry, decode_index
-from recorder.archive.location import ArchiveLocation
 from recorder.archive.metrics import ArchiveStatus, render_archive_metrics
 from recorder.archive.store import ArchiveStore
 from recorder.errors import ArchiveError, JournalError, SegmentGoneError
@@ -99,10 +98,6 @@ class Archiver:
         self._threads: list[threading.Thread] = []
         self._index_stored_at = 0.0
         self._hasher = ThreadPoolExecutor(options.concurrency, thread_name_prefix="archive-hash")
-
-    @property
-    def location(self) -> ArchiveLocation:
-        return self.store.location
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -192,7 +187,7 @@ class Archiver:
     def _load_index(self) -> ArchiveIndex:
         key = index_key(self.options.name)
         try:
-            return decode_index(self.store.get(key), key)
+            return decode_index(self.store.get(key), self.store.where(key))
         except ArchiveError as exc:
             if exc.kind == "not_found":
                 return ArchiveIndex(self.options.name)

@@ -6,7 +6,7 @@ journal is read once, however far apart the points are.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -50,19 +50,6 @@ class StateDiff:
         return not (self.added or self.deleted or self.changed)
 
 
-class _Held:
-    """Records in order, remembering the last one handed out (the one a stop left unapplied)."""
-
-    def __init__(self, records: Iterator[Record]) -> None:
-        self.records = records
-        self.last: Record | None = None
-
-    def __iter__(self) -> Iterator[Record]:
-        for record in self.records:
-            self.last = record
-            yield record
-
-
 def diff_states(
     directory: Path,
     start: Point,
@@ -83,10 +70,11 @@ def diff_states(
         )
     )
     reader = JournalReader(directory, query=Query(to_seq=end.seq), markers=True)
-    records = _Held(record for _position, record in reader)
+    records = (record for _position, record in reader)
     pending: list[Record] = []
-    if not compactor.feed_many(records) and records.last is not None:
-        pending.append(records.last)  # read past `start`, not applied: the first of the rest
+    if not compactor.feed_many(records) and compactor.stopped_by is not None:
+        # Read past `start` and not applied: the first record of the rest.
+        pending.append(compactor.stopped_by)
     if start.time_ns is not None:
         compactor.close_idle_epoch(start.time_ns)
     before = _keyed(compactor.objects(None, kinds, namespaces))

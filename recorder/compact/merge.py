@@ -9,7 +9,13 @@ from pathlib import Path
 from typing import IO
 
 from recorder.compact.model import CompactOptions
-from recorder.compact.run import CompactRequest, CompactResult, WriteProgress, write_outputs
+from recorder.compact.run import (
+    CompactRequest,
+    CompactResult,
+    WriteProgress,
+    log_damage,
+    write_outputs,
+)
 from recorder.compact.state import Compactor
 from recorder.errors import UsageError
 from recorder.journal.query import Query
@@ -49,6 +55,8 @@ def run_merged_compaction(
     )
     result.gaps = [gap for reader in readers for gap in reader.stats.gaps]
     compactor.gaps += [gap.describe() for gap in result.inside_gaps]
+    for reader in readers:
+        log_damage(reader)
     out = stdout or sys.stdout.buffer
     write_outputs(request, compactor, stats, None, result, out, writing)
     return result

@@ -7,7 +7,6 @@ around them: reading segments, the checkpoint file, the output files, and prunin
 from __future__ import annotations
 
 import contextlib
-import itertools
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -101,10 +100,10 @@ def run_compaction(
         idle_ns=request.idle_ns,
     )
     checkpoint_path = request.directory / CHECKPOINT_NAME
-    compactor = _resumed_state(request, options, checkpoint_path)
-    before = compactor.stats() if compactor else None
-    resumed = before.last_seq if before else None
-    compactor = compactor or Compactor(options)
+    compactor = _resumed_state(request, options, checkpoint_path) or Compactor(options)
+    resumed = compactor.last_seq  # None unless a checkpoint covers records
+    # The checkpoint's counters, read off the state: stats() would walk every object for them.
+    messages_before, object_events_before = compactor.messages, compactor.object_events
     # No time bound in the query: a time filter picks records by stamp wherever they are, but
     # the state is a fold in sequence order, and a wall clock that stepped back stamps later
     # records earlier. So `until_ns` cuts the journal at the first record stamped past it (the
@@ -130,13 +129,13 @@ def run_compaction(
         result = CompactResult(
             stats,
             resumed_from_seq=resumed,
-            messages_read=stats.messages - (before.messages if before else 0),
-            object_events_read=stats.object_events - (before.object_events if before else 0),
+            messages_read=stats.messages - messages_before,
+            object_events_read=stats.object_events - object_events_before,
             stopped_at=stopped_at,
         )
         result.gaps = _gaps(reader, resumed)
         compactor.gaps += [gap.describe() for gap in result.inside_gaps]
-        _log_damage(reader)
+        log_damage(reader)
         stdout = stdout or sys.stdout.buffer
         write_outputs(request, compactor, stats, meshsync_paths, result, stdout, writing)
     if request.checkpoint and (request.allow_gaps or not result.inside_gaps):
@@ -168,7 +167,7 @@ def _resumed_state(
     compactor = _load_checkpoint(checkpoint_path, options)
     if compactor is None:
         return None
-    resumed = compactor.stats().last_seq
+    resumed = compactor.last_seq
     if resumed is not None and request.until_seq is not None and resumed > request.until_seq:
         raise UsageError(
             f"the checkpoint already covers up to seq {resumed}, after --until {request.until_seq}",
@@ -191,10 +190,9 @@ def _feed(
     extended: IO[bytes] | None,
 ) -> tuple[int, int] | None:
     """Fold the journal into `compactor`; (seq, time) of the record that ended it at `until_ns`."""
-    seen = _Seen()
     stopped_at = None
-    if not compactor.feed_many(_records(reader, progress, seen), _extended_writer(extended)):
-        past = seen.last
+    if not compactor.feed_many(_records(reader, progress), _extended_writer(extended)):
+        past = compactor.stopped_by
         if past is not None and until_ns is not None and past.time_ns > until_ns:
             log.info("compaction_stopped_at_time", seq=past.seq, time=format_time(past.time_ns))
             stopped_at = (past.seq, past.time_ns)
@@ -203,7 +201,8 @@ def _feed(
     return stopped_at
 
 
-def _log_damage(reader: JournalReader) -> None:
+def log_damage(reader: JournalReader) -> None:
+    """Every stretch the reader skipped (a torn tail, damage it salvaged past), one event each."""
     for damage in reader.stats.damages:
         log.warning(
             "journal_damage_skipped",
@@ -224,20 +223,12 @@ def _gaps(reader: JournalReader, resumed: int | None) -> list[Gap]:
     return gaps  # reported by the caller (the CLI's warnings), not logged here a second time
 
 
-@dataclass(slots=True)
-class _Seen:
-    last: Record | None = None  # the last record handed to the Compactor
-
-
-def _records(
-    reader: JournalReader, progress: Callable[[int], None] | None, seen: _Seen
-) -> Iterator[Record]:
+def _records(reader: JournalReader, progress: Callable[[int], None] | None) -> Iterator[Record]:
     segment = None
     for position, record in reader:
         if progress is not None and position.segment != segment:
             segment = position.segment
             progress(segment)
-        seen.last = record
         yield record
 
 
@@ -280,7 +271,7 @@ def _load_checkpoint(path: Path, options: CompactOptions) -> Compactor | None:
         raise UsageError(f"{path}: {exc}", hint=exc.hint) from None
     except (KeyError, TypeError, ValueError):  # msgpack, but not in the shape to_bytes writes
         raise UsageError(f"{path}: the checkpoint is not a compaction state", "delete it") from None
-    log.info("checkpoint_loaded", path=str(path), last_seq=compactor.stats().last_seq)
+    log.info("checkpoint_loaded", path=str(path), last_seq=compactor.last_seq)
     return compactor
 
 
@@ -346,9 +337,10 @@ def _telling(
     objects: list[LiveObject], writing: WriteProgress, done: int, total: int
 ) -> Iterator[LiveObject]:
     # Told per batch, not per object: a call per object would cost more than a small one writes.
+    # A slice, not islice: islice walks the list from its start for every batch.
     for start in range(0, len(objects), WRITE_PROGRESS_EVERY):
         writing(done + start, total)
-        yield from itertools.islice(objects, start, start + WRITE_PROGRESS_EVERY)
+        yield from objects[start : start + WRITE_PROGRESS_EVERY]
     writing(done + len(objects), total)
 
 

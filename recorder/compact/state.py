@@ -89,6 +89,7 @@ class Compactor:
         self._tombs: dict[str, set[str]] = {}
         self._issues: list[Issue] = []
         self.gaps: list[str] = []  # missing records accepted into this state, described
+        self.stopped_by: Record | None = None  # the record past `until` a feed last stopped at
         self._resume_seq = -1
         self.first_seq: int | None = None
         self.last_seq: int | None = None
@@ -133,6 +134,7 @@ class Compactor:
                 seq = record.seq
                 now = record.time_ns
                 if seq > until_seq or now > until_ns:
+                    self.stopped_by = record
                     return False
                 if seq <= resume:  # already covered by the checkpoint this state came from
                     continue

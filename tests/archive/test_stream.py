@@ -210,7 +210,7 @@ def test_an_archive_of_several_journals_needs_journal_and_gets_the_one_named(
 def test_a_segment_that_differs_from_the_index_is_one_error_naming_the_object(
     s3: S3Server, tmp_path: Path
 ) -> None:
-    """An archived segment changed after upload fails the read with its key, not its bytes."""
+    """An archived segment changed after upload fails a read or a restore with its address."""
     bucket = s3.new_bucket()
     url = f"s3://{bucket}/fleet"
     journal = tmp_path / "journal"
@@ -219,6 +219,11 @@ def test_a_segment_that_differs_from_the_index_is_one_error_naming_the_object(
     key = "fleet/cluster-a/segments/00000002"
     s3.client().put_object(Bucket=bucket, Key=key, Body=b"not the segment")  # type: ignore[attr-defined]
     result = run_cli("dump", url, "--endpoint", s3.endpoint)
+    assert result.returncode != 0
+    error = result.stderr.decode()
+    assert error.startswith(f"Error: {url}/cluster-a/segments/00000002: object does not match")
+    assert "Traceback" not in error
+    result = run_cli("restore", url, str(tmp_path / "restored"), "--endpoint", s3.endpoint)
     assert result.returncode != 0
     error = result.stderr.decode()
     assert error.startswith(f"Error: {url}/cluster-a/segments/00000002: object does not match")
